@@ -1,0 +1,1 @@
+"""Bridges to other model libraries (timm, torchvision), registered as model sources."""

@@ -1,0 +1,1 @@
+"""Placeholder: the timm bridge is being written."""

@@ -1,0 +1,1 @@
+"""Placeholder: the torchvision bridge is being written."""

@@ -1,0 +1,1 @@
+"""Placeholder: datasets are being written."""

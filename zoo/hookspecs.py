@@ -1,0 +1,100 @@
+"""The plugin contract: the hooks a zoo plugin may implement.
+
+A plugin is any module (or object) with functions marked ``@zoo.hookimpl`` whose names are the hooks below.
+Third-party plugins are found through the entry-point group ``zoo``::
+
+    # pyproject.toml of the plugin distribution
+    [project.entry-points.zoo]
+    my_plugin = "my_zoo_plugin"
+
+The host calls each hook once per plugin, the first time the registry is used, and passes a ``register``
+callback: the plugin only *declares* what it has, the host decides what to keep. The first registration of a
+name wins (built-ins first, then entry-point plugins in name order); a later one is refused with a warning
+naming both plugins. The built-in families, datasets and the timm/torchvision bridges register through these
+same hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+PROJECT = "zoo"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register model builders.
+
+    Args:
+        register: call ``register(name, builder, **metadata)`` once per architecture.
+
+            - ``name``: the registry name, lower case, no ``/`` (``"resnet18_cifar"``).
+            - ``builder``: a callable returning an ``nn.Module``; it must accept the keywords
+              ``num_classes``, ``in_chans`` and ``img_size`` (and should accept ``drop_rate``).
+            - ``metadata`` (all optional, all shown by ``zoo.info``): ``family``, ``paper``, ``year``,
+              ``input_size`` (the default ``(C, H, W)``), ``num_classes`` (the default), ``tags``
+              (strings), ``description`` (one line), ``url``, ``notes`` (how the model adapts, e.g. to small
+              inputs), ``num_params`` (the declared parameter count at defaults, checked by ``zoo.testing``),
+              ``convert_weights`` (a function mapping a reference implementation's state dict onto this
+              model's keys, used by ``zoo.create(name, weights=...)``).
+
+    Returns:
+        Nothing; return values are ignored.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_models(register):
+            register("resnet18_cifar", resnet18_cifar, family="resnet", paper="Deep Residual Learning for "
+                     "Image Recognition", year=2015, input_size=(3, 32, 32), num_classes=10)
+    """
+
+
+@hookspec
+def register_model_sources(register: Callable[..., None]) -> None:
+    """Register a catalogue of models that is only enumerated when asked for (a bridge to another library).
+
+    A source owns every name under its prefix (``"timm"`` owns ``"timm/resnet18"``), so names from two sources
+    cannot clash. Nothing of the source is imported until one of its names is listed or created.
+
+    Args:
+        register: call ``register(prefix, list_names, get_model, **metadata)``.
+
+            - ``prefix``: the source name, e.g. ``"timm"``.
+            - ``list_names()``: returns the model names of the source, without the prefix.
+            - ``get_model(name)``: returns ``(builder, metadata)`` for one name (same meaning as in
+              ``register_models``), or raises ``KeyError`` if the source has no such model.
+            - ``metadata`` (optional): ``description``, ``url``.
+
+    Returns:
+        Nothing; return values are ignored.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register datasets.
+
+    Args:
+        register: call ``register(name, loader, **metadata)`` once per dataset.
+
+            - ``name``: the dataset name (``"fashion-mnist"``).
+            - ``loader``: a callable ``loader(root=None, **options)`` returning a ``zoo.data.Dataset``
+              (train and test splits of uint8 images plus ``num_classes``, ``in_chans``, ``img_size``).
+            - ``metadata`` (optional): ``num_classes``, ``input_size`` ``(C, H, W)``, ``description``,
+              ``url``, ``tags``.
+
+    Returns:
+        Nothing; return values are ignored.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_datasets(register):
+            register("my-shapes", load_my_shapes, num_classes=4, input_size=(1, 32, 32))
+    """

@@ -1,0 +1,110 @@
+"""Layers shared by several families: conv-norm-activation, squeeze-excite, stochastic depth, size checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "silu": lambda: nn.SiLU(inplace=True),
+    "hardswish": lambda: nn.Hardswish(inplace=True),
+    "hardsigmoid": lambda: nn.Hardsigmoid(inplace=True),
+    "identity": nn.Identity,
+}
+
+
+def get_act(act: str | Callable[[], nn.Module] | None) -> nn.Module:
+    """An activation module from a name (``"relu"``, ``"gelu"``, ...), a module class or factory, or ``None``."""
+    if act is None:
+        return nn.Identity()
+    if isinstance(act, str):
+        try:
+            return _ACTIVATIONS[act.lower()]()
+        except KeyError:
+            raise ValueError(f"unknown activation '{act}'; accepted: {', '.join(_ACTIVATIONS)}") from None
+    return act()
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of ``divisor``, never going down by more than 10% (MobileNet, EfficientNet)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def check_img_size(name: str, img_size: int | tuple[int, int], min_size: int) -> int:
+    """Validate ``img_size`` at creation so a too-small input fails here, not deep inside ``forward``."""
+    size = img_size if isinstance(img_size, int) else min(img_size)
+    if not isinstance(size, int) or size < min_size:
+        raise ValueError(f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model")
+    return size
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv2d -> BatchNorm2d -> activation, with 'same' padding for odd kernels (torchvision's Conv2dNormActivation)."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | Callable[[], nn.Module] | None = "relu",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum),
+            get_act(act),
+        )
+        self.out_channels = out_chs
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation (Hu et al., 2018): channel gates from global context."""
+
+    def __init__(
+        self,
+        chs: int,
+        rd_chs: int,
+        act: str | Callable[[], nn.Module] = "relu",
+        gate: str | Callable[[], nn.Module] = "sigmoid",
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(chs, rd_chs, 1)
+        self.act = get_act(act)
+        self.fc2 = nn.Conv2d(rd_chs, chs, 1)
+        self.gate = get_act(gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)  # N x C x 1 x 1
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., 2016): drop whole residual branches per sample while training."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
