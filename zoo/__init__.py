@@ -52,7 +52,37 @@ _LAZY = {
     "Results": "zoo.compare",
 }
 
-__all__ = ["__version__", "hookimpl", "testing", *_LAZY]
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "testing",
+    "create",
+    "list_models",
+    "list_sources",
+    "list_datasets",
+    "info",
+    "plugins",
+    "register_model",
+    "register_dataset",
+    "register_plugin",
+    "unregister_plugin",
+    "ModelCard",
+    "UnknownModelError",
+    "UnknownDatasetError",
+    "load_dataset",
+    "Dataset",
+    "fit",
+    "evaluate",
+    "load",
+    "History",
+    "TrainConfig",
+    "Callback",
+    "EarlyStopping",
+    "CSVLogger",
+    "summary",
+    "compare",
+    "Results",
+]
 
 
 def __getattr__(name: str) -> Any:

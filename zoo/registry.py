@@ -283,9 +283,7 @@ def _entry_points() -> list[importlib_metadata.EntryPoint]:
     wanted = os.environ.get(ENV_LOAD_PLUGINS)
     if wanted is not None:
         names = {n.strip() for n in wanted.split(",") if n.strip()}
-        eps = {
-            n: ep for n, ep in eps.items() if n in names or (ep.dist is not None and ep.dist.name in names)
-        }
+        eps = {n: ep for n, ep in eps.items() if n in names or (ep.dist is not None and ep.dist.name in names)}
     return [eps[n] for n in sorted(eps)]
 
 
@@ -363,7 +361,9 @@ def _check_builder(name: str, builder: Any) -> str | None:
         return None
     missing = [k for k in UNIFORM_KEYWORDS if k not in params]
     if missing:
-        return f"builder for '{name}' must accept the keywords {', '.join(UNIFORM_KEYWORDS)}; missing {', '.join(missing)}"
+        return (
+            f"builder for '{name}' must accept the keywords {', '.join(UNIFORM_KEYWORDS)}; missing {', '.join(missing)}"
+        )
     return None
 
 
@@ -410,7 +410,8 @@ def _source_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
             problem = f"source '{prefix}': list_names and get_model must be callables"
         problem = problem or _check_metadata("source", metadata, SOURCE_METADATA)
         if problem is None and prefix in _REG.sources:
-            problem = f"source '{prefix}' from plugin '{info.name}' is already registered by plugin '{_REG.sources[prefix].plugin}'"
+            owner = _REG.sources[prefix].plugin
+            problem = f"source '{prefix}' from plugin '{info.name}' is already registered by plugin '{owner}'"
         if problem:
             return _refuse(info, problem, strict)
         _REG.sources[prefix] = SourceSpec(prefix, list_names, get_model, info.name, info.version, **metadata)

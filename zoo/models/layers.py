@@ -45,7 +45,9 @@ def check_img_size(name: str, img_size: int | tuple[int, int], min_size: int) ->
     """Validate ``img_size`` at creation so a too-small input fails here, not deep inside ``forward``."""
     size = img_size if isinstance(img_size, int) else min(img_size)
     if not isinstance(size, int) or size < min_size:
-        raise ValueError(f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model")
+        raise ValueError(
+            f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model"
+        )
     return size
 
 

@@ -92,7 +92,12 @@ def lenet5(
 ) -> LeNet5:
     """LeNet-5 (LeCun et al., 1998); 61,706 parameters at 1x32x32 and 10 classes."""
     return _create_lenet(
-        num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_rate=drop_rate, activation=activation, pool=pool
+        num_classes=num_classes,
+        in_chans=in_chans,
+        img_size=img_size,
+        drop_rate=drop_rate,
+        activation=activation,
+        pool=pool,
     )
 
 
@@ -109,5 +114,8 @@ def register_models(register):
         tags=("cnn", "classic", "small"),
         description="Two conv layers and three fully connected: the network that started CNNs on digits.",
         url="http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf",
-        notes="Any img_size >= 16; at 28 px the flatten is 16*4*4. Paper's tanh/avg-pool: activation='tanh', pool='avg'.",
+        notes=(
+            "Any img_size >= 16; at 28 px the flatten is 16*4*4. "
+            "The paper's tanh and average subsampling: activation='tanh', pool='avg'."
+        ),
     )

@@ -1,0 +1,154 @@
+"""A test kit for plugin authors: the checks every registered architecture should pass.
+
+In a plugin's own test suite::
+
+    import pytest
+    import zoo
+    from zoo.testing import check_architecture
+
+    @pytest.mark.parametrize("name", ["resnet20", "resnet56"])
+    def test_architecture(name):
+        check_architecture(name)
+
+Each check raises ``AssertionError`` with a message naming the model and what was wrong; on success a
+``CheckReport`` lists what was verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from zoo import registry
+
+__all__ = ["CheckReport", "check_architecture", "smaller_size"]
+
+CARD_FIELDS = ("family", "paper", "year", "input_size", "num_classes")
+
+
+@dataclass
+class CheckReport:
+    """What ``check_architecture`` verified for one model."""
+
+    name: str
+    passed: list[str] = field(default_factory=list)
+    num_params: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}: {len(self.passed)} checks passed\n" + "\n".join(f"  ok  {c}" for c in self.passed)
+
+
+def smaller_size(size: int) -> int:
+    """A different, cheaper input size to check that ``img_size`` is honoured: three quarters, rounded down to a
+    multiple of 16 for ImageNet-sized inputs (so patch-16 and stride-32 models stay valid), of 4 below that."""
+    target = size - size // 4
+    step = 16 if size >= 64 else 4
+    return max(step, target // step * step)
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if isinstance(out, (tuple, list)):  # e.g. auxiliary heads in training mode: the logits come first
+        out = out[0]
+    return out
+
+
+def _fail(name: str, what: str) -> AssertionError:
+    return AssertionError(f"{name}: {what}")
+
+
+def check_architecture(
+    name: str,
+    *,
+    batch_size: int = 2,
+    input_size: Sequence[int] | None = None,
+    check_img_size: bool = True,
+) -> CheckReport:
+    """Run the standard checks on a registered architecture.
+
+    Args:
+        name: the registry name.
+        batch_size: the batch for forward and backward.
+        input_size: ``(C, H, W)`` to check at instead of the declared input (for very large defaults).
+        check_img_size: also build at a smaller ``img_size`` and check the output there.
+
+    Checks: the model card is complete and the builder documented; the model builds with defaults and is an
+    ``nn.Module``; the declared parameter count (if any) holds; forward at the declared input gives
+    ``(batch, num_classes)`` finite logits and backward reaches every trainable parameter; ``num_classes``,
+    ``in_chans``, ``img_size`` and ``drop_rate`` are honoured.
+    """
+    spec = registry.get_spec(name)
+    report = CheckReport(name)
+
+    missing = [f for f in CARD_FIELDS if getattr(spec, f) in (None, "", ())]
+    if missing:
+        raise _fail(name, f"model card incomplete: register it with {', '.join(missing)}")
+    if not (spec.builder.__doc__ or "").strip():
+        raise _fail(name, "the builder has no docstring (say which paper and year it follows)")
+    report.passed.append("model card complete and builder documented")
+
+    model = registry.create(name)
+    if not isinstance(model, nn.Module):
+        raise _fail(name, f"builder returned {type(model).__name__}, not nn.Module")
+    n_params = sum(p.numel() for p in model.parameters())
+    report.num_params = n_params
+    if spec.num_params is not None and spec.num_params != n_params:
+        raise _fail(name, f"declared num_params={spec.num_params:,} but the model has {n_params:,}")
+    counted = registry.count_params(name)
+    if counted is not None and counted != n_params:
+        raise _fail(name, f"zoo.info reports {counted:,} parameters but the built model has {n_params:,}")
+    report.passed.append(f"builds with defaults ({n_params:,} parameters)")
+
+    c, h, w = input_size or spec.input_size
+    classes = spec.num_classes
+    if input_size is not None and tuple(input_size) != tuple(spec.input_size):
+        model = registry.create(name, in_chans=c, img_size=h)
+    model.train()
+    x = torch.randn(batch_size, c, h, w)
+    out = _forward(model, x)
+    if tuple(out.shape) != (batch_size, classes):
+        raise _fail(
+            name, f"output shape {tuple(out.shape)} at input {(batch_size, c, h, w)}; expected {(batch_size, classes)}"
+        )
+    if not torch.isfinite(out).all():
+        raise _fail(name, "non-finite logits at the declared input")
+    out.float().sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    if no_grad:
+        raise _fail(name, f"backward reaches no gradient for {len(no_grad)} parameters, e.g. {no_grad[:3]}")
+    report.passed.append(f"forward and backward at {c}x{h}x{w}")
+    del model, out
+
+    other_classes = classes + 3
+    model = registry.create(name, num_classes=other_classes, in_chans=c, img_size=h).eval()
+    with torch.no_grad():
+        out = _forward(model, torch.randn(1, c, h, w))
+    if out.shape[-1] != other_classes:
+        raise _fail(name, f"num_classes={other_classes} gives {out.shape[-1]} outputs")
+    report.passed.append("honours num_classes")
+
+    other_chans = 1 if c == 3 else 3
+    model = registry.create(name, in_chans=other_chans, img_size=h).eval()
+    with torch.no_grad():
+        out = _forward(model, torch.randn(1, other_chans, h, w))
+    if out.shape[-1] != classes:
+        raise _fail(name, f"in_chans={other_chans} changes the output to {tuple(out.shape)}")
+    report.passed.append("honours in_chans")
+
+    if check_img_size:
+        size = smaller_size(h)
+        model = registry.create(name, in_chans=c, img_size=size).eval()
+        with torch.no_grad():
+            out = _forward(model, torch.randn(1, c, size, size))
+        if tuple(out.shape) != (1, classes):
+            raise _fail(name, f"img_size={size} gives output {tuple(out.shape)}")
+        report.passed.append(f"honours img_size ({size})")
+
+    model = registry.create(name, drop_rate=0.1, in_chans=c, img_size=h)
+    if not isinstance(model, nn.Module):
+        raise _fail(name, "drop_rate=0.1 does not build")
+    report.passed.append("accepts drop_rate")
+    return report
