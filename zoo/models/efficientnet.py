@@ -1,1 +1,274 @@
-"""Placeholder: this family is being written."""
+"""EfficientNet B0-B7.
+
+Paper: "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", Tan and Le, 2019.
+
+B0 is a searched network of MBConv blocks (MobileNetV2's inverted residual with squeeze-excite and SiLU, the
+paper's "swish"). B1-B7 are not searched again: compound scaling multiplies every width by ``w`` (rounded to a
+multiple of 8) and every stage's depth by ``d`` (rounded up), and trains at a larger resolution ``r``. Here the
+eight variants are generated from ``EFFICIENTNET_B0`` (Table 1 of the paper) and ``SCALING`` (w, d, r, dropout),
+not written out eight times. Structure as torchvision's (stochastic depth rising linearly to ``drop_path_rate=0.2``,
+module names ``features.i.j.block.k``; batch norm as PyTorch's default, except B5-B7 which keep TensorFlow's eps
+1e-3 and momentum 0.01 as torchvision's do): parameter counts equal torchvision's
+``efficientnet_b0`` ... ``efficientnet_b7`` and its state dicts load through ``convert_weights``.
+
+Small inputs: the ImageNet layout downsamples 32x; below ``SMALL_INPUT`` pixels the stem runs at stride 1
+(output stride 16: 32 px ends at 2 x 2); ``output_stride=8`` also keeps stage 2 at stride 1 (4 x 4 at 32 px).
+The parameters are the same in every layout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from zoo.hookspecs import hookimpl
+from zoo.models.layers import (
+    ConvNormAct,
+    InvertedResidual,
+    check_img_size,
+    check_keywords,
+    keyword_only_params,
+    make_divisible,
+    reduce_strides,
+)
+
+PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
+URL = "https://arxiv.org/abs/1905.11946"
+SMALL_INPUT = 64  # below this many pixels (and without output_stride=) the stem runs at stride 1
+OUTPUT_STRIDES = (8, 16, 32)
+
+# B0, Table 1: (expansion, kernel, first stride, in_chs, out_chs, layers) per stage, after a 32-channel stem
+EFFICIENTNET_B0 = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
+# compound scaling: variant -> (width w, depth d, resolution r, dropout before the classifier)
+SCALING = {
+    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
+    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
+    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
+    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
+}
+# torchvision's B5-B7 were ported from TensorFlow checkpoints and keep TensorFlow's batch-norm settings
+TF_BATCHNORM = {"efficientnet_b5", "efficientnet_b6", "efficientnet_b7"}
+
+
+class EfficientNet(nn.Module):
+    """EfficientNet: stem -> 7 stages of MBConv -> 1x1 head conv (``features``) -> average pool -> dropout ->
+    ``classifier``.
+
+    Args:
+        width_mult: the width coefficient ``w`` (channels rounded to a multiple of 8).
+        depth_mult: the depth coefficient ``d`` (each stage's layers rounded up).
+        drop_path_rate: stochastic depth of the last block; earlier blocks drop proportionally less.
+        output_stride: total downsampling, 8, 16 or 32; ``None`` picks 32, or 16 below ``SMALL_INPUT`` px.
+        bn_eps, bn_momentum: batch-norm settings (B5-B7 use TensorFlow's 1e-3 and 0.01).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        img_size: int | tuple[int, int] = 224,
+        drop_rate: float = 0.2,
+        drop_path_rate: float = 0.2,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
+        output_stride: int | None = None,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        name: str = "efficientnet",
+    ) -> None:
+        super().__init__()
+        size = check_img_size(name, img_size, 1)
+        if output_stride is None:
+            output_stride = 32 if size >= SMALL_INPUT else 16
+        elif output_stride not in OUTPUT_STRIDES:
+            nearest = min(OUTPUT_STRIDES, key=lambda s: abs(s - output_stride))
+            raise ValueError(
+                f"{name}: output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}; try {nearest}"
+            )
+        check_img_size(f"{name} at output_stride={output_stride}", img_size, output_stride)  # >= 1 pixel at the end
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.output_stride = output_stride
+
+        def ch(c: int) -> int:
+            return make_divisible(c * width_mult, 8)
+
+        stages = [
+            (t, k, s, ch(c_in), ch(c_out), math.ceil(n * depth_mult)) for t, k, s, c_in, c_out, n in EFFICIENTNET_B0
+        ]
+        strides = [2] + [s if i == 0 else 1 for (_, _, s, _, _, n) in stages for i in range(n)]
+        strides = iter(reduce_strides(strides, output_stride))
+        total_blocks = sum(n for *_, n in stages)
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+
+        stem_chs = stages[0][3]
+        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_chs, 3, next(strides), act="silu", **bn)]
+        # N x stem x H/2 x W/2 (H x W in the small-input layouts)
+        block_id = 0
+        for t, k, _, c_in, c_out, n in stages:
+            stage = []
+            for i in range(n):
+                chs = c_in if i == 0 else c_out
+                stage.append(
+                    InvertedResidual(
+                        chs, c_out, exp_chs=make_divisible(chs * t, 8), kernel_size=k, stride=next(strides),
+                        act="silu", se_chs=max(1, chs // 4), se_act="silu", se_gate="sigmoid",
+                        drop_path=drop_path_rate * block_id / total_blocks, **bn,
+                    )
+                )  # fmt: skip
+                block_id += 1
+            layers.append(nn.Sequential(*stage))  # N x c_out x H/s x W/s
+        self.num_features = 4 * stages[-1][4]
+        layers.append(ConvNormAct(stages[-1][4], self.num_features, 1, act="silu", **bn))  # N x 4*C x H/32 x W/32
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(drop_rate)
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # torchvision's initialisation
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # N x num_features x H/os x W/os
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3))  # N x num_features
+        if pre_logits:
+            return x
+        return self.classifier(self.dropout(x))  # N x num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map torchvision's ``efficientnet_b*`` state dict onto zoo's names: only the classifier differs
+    (torchvision's ``classifier`` is ``Dropout, Linear``, so its Linear is ``classifier.1``)."""
+    return {k.replace("classifier.1.", "classifier."): v for k, v in state_dict.items()}
+
+
+def _create_efficientnet(variant: str, **kwargs) -> EfficientNet:
+    check_keywords(variant, kwargs, keyword_only_params(EfficientNet))
+    width, depth, resolution, dropout = SCALING[variant]
+    kwargs.setdefault("img_size", resolution)
+    kwargs.setdefault("drop_rate", dropout)
+    kwargs.setdefault("width_mult", width)
+    kwargs.setdefault("depth_mult", depth)
+    if variant in TF_BATCHNORM:
+        kwargs.setdefault("bn_eps", 1e-3)
+        kwargs.setdefault("bn_momentum", 0.01)
+    return EfficientNet(name=variant, **kwargs)
+
+
+def efficientnet_b0(**kwargs) -> EfficientNet:
+    """EfficientNet-B0 (Tan & Le, 2019): the searched base network, 224 px."""
+    return _create_efficientnet("efficientnet_b0", **kwargs)
+
+
+def efficientnet_b1(**kwargs) -> EfficientNet:
+    """EfficientNet-B1 (Tan & Le, 2019): B0 scaled by w=1.0, d=1.1, 240 px."""
+    return _create_efficientnet("efficientnet_b1", **kwargs)
+
+
+def efficientnet_b2(**kwargs) -> EfficientNet:
+    """EfficientNet-B2 (Tan & Le, 2019): B0 scaled by w=1.1, d=1.2, 260 px."""
+    return _create_efficientnet("efficientnet_b2", **kwargs)
+
+
+def efficientnet_b3(**kwargs) -> EfficientNet:
+    """EfficientNet-B3 (Tan & Le, 2019): B0 scaled by w=1.2, d=1.4, 300 px."""
+    return _create_efficientnet("efficientnet_b3", **kwargs)
+
+
+def efficientnet_b4(**kwargs) -> EfficientNet:
+    """EfficientNet-B4 (Tan & Le, 2019): B0 scaled by w=1.4, d=1.8, 380 px."""
+    return _create_efficientnet("efficientnet_b4", **kwargs)
+
+
+def efficientnet_b5(**kwargs) -> EfficientNet:
+    """EfficientNet-B5 (Tan & Le, 2019): B0 scaled by w=1.6, d=2.2, 456 px."""
+    return _create_efficientnet("efficientnet_b5", **kwargs)
+
+
+def efficientnet_b6(**kwargs) -> EfficientNet:
+    """EfficientNet-B6 (Tan & Le, 2019): B0 scaled by w=1.8, d=2.6, 528 px."""
+    return _create_efficientnet("efficientnet_b6", **kwargs)
+
+
+def efficientnet_b7(**kwargs) -> EfficientNet:
+    """EfficientNet-B7 (Tan & Le, 2019): B0 scaled by w=2.0, d=3.1, 600 px."""
+    return _create_efficientnet("efficientnet_b7", **kwargs)
+
+
+_BUILDERS = (
+    efficientnet_b0,
+    efficientnet_b1,
+    efficientnet_b2,
+    efficientnet_b3,
+    efficientnet_b4,
+    efficientnet_b5,
+    efficientnet_b6,
+    efficientnet_b7,
+)
+
+
+@hookimpl
+def register_models(register):
+    for builder in _BUILDERS:
+        name = builder.__name__
+        width, depth, resolution, dropout = SCALING[name]
+        register(
+            name,
+            builder,
+            family="efficientnet",
+            paper=PAPER,
+            year=2019,
+            input_size=(3, resolution, resolution),
+            num_classes=1000,
+            tags=("cnn", "efficient", "compound-scaling"),
+            description=f"EfficientNet-{name[-2:].upper()}: B0's MBConv blocks scaled by width {width}, depth "
+            f"{depth}, at {resolution} px.",
+            url=URL,
+            notes=(
+                f"Parameters equal torchvision/{name}'s; convert_weights loads its state dicts. Below {SMALL_INPUT} "
+                "px the stem runs at stride 1 (output stride 16: 32 px ends at 2x2, same parameters); "
+                "output_stride=8 also keeps stage 2 at stride 1 (4x4 at 32 px). Smallest img_size: the output "
+                f"stride. Dropout {dropout}, stochastic depth drop_path_rate=0.2. Keywords: width_mult, "
+                "depth_mult, drop_path_rate, output_stride."
+            ),
+            convert_weights=convert_weights,
+        )

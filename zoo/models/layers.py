@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import inspect
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -49,6 +51,22 @@ def check_img_size(name: str, img_size: int | tuple[int, int], min_size: int) ->
             f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model"
         )
     return size
+
+
+def check_keywords(name: str, kwargs: dict, accepted: Iterable[str]) -> None:
+    """Refuse unknown builder keywords with the accepted list and the closest match (``**kwargs`` builders)."""
+    accepted = list(accepted)
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise TypeError(f"{name}: unknown keyword '{key}'; accepted: {', '.join(accepted)}{hint}")
+
+
+def keyword_only_params(cls: type, exclude: Iterable[str] = ("name",)) -> list[str]:
+    """The keyword-only parameters of ``cls.__init__``: what a ``**kwargs`` builder of that class accepts."""
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in exclude]
 
 
 class ConvNormAct(nn.Sequential):
@@ -110,3 +128,71 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class InvertedResidual(nn.Module):
+    """The inverted residual with linear bottleneck (MobileNetV2, Sandler et al., 2018), also called MBConv.
+
+    1x1 expand (skipped when ``exp_chs == in_chs``) -> k x k depthwise -> optional squeeze-excite -> 1x1 linear
+    projection, plus the input when the shapes allow. MobileNetV3 adds SE with a hard-sigmoid gate; EfficientNet
+    adds SE with a sigmoid gate and stochastic depth. Sub-modules are named as in torchvision (``block.i``).
+
+    Args:
+        exp_chs: channels inside the block (``in_chs`` times the expansion ratio, rounded by the caller).
+        se_chs: squeeze-excite bottleneck channels; 0 for no SE.
+        drop_path: stochastic-depth probability of the residual branch.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        *,
+        exp_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        act: str | Callable[[], nn.Module] = "relu6",
+        se_chs: int = 0,
+        se_act: str | Callable[[], nn.Module] = "relu",
+        se_gate: str | Callable[[], nn.Module] = "sigmoid",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        layers: list[nn.Module] = []
+        if exp_chs != in_chs:
+            layers.append(ConvNormAct(in_chs, exp_chs, 1, act=act, **norm))  # N x exp x H x W
+        layers.append(ConvNormAct(exp_chs, exp_chs, kernel_size, stride, groups=exp_chs, act=act, **norm))
+        if se_chs:
+            layers.append(SqueezeExcite(exp_chs, se_chs, act=se_act, gate=se_gate))
+        layers.append(ConvNormAct(exp_chs, out_chs, 1, act=None, **norm))  # N x out x H/stride x W/stride
+        self.block = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and in_chs == out_chs
+        self.drop_path = DropPath(drop_path) if self.use_residual else nn.Identity()
+        self.out_channels = out_chs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_residual:
+            return x + self.drop_path(self.block(x))
+        return self.block(x)
+
+
+def reduce_strides(strides: list[int], output_stride: int) -> list[int]:
+    """Set the earliest stride-2 layers to stride 1 until the product of ``strides`` is at most ``output_stride``.
+
+    How the ImageNet layouts (output stride 32) become small-input layouts: output stride 16 makes the stem
+    stride 1, output stride 8 also the first downsampling stage, as the CIFAR versions of these networks do.
+    """
+    strides = list(strides)
+    total = 1
+    for s in strides:
+        total *= s
+    for i, s in enumerate(strides):
+        if total <= output_stride:
+            break
+        if s > 1:
+            strides[i] = 1
+            total //= s
+    return strides

@@ -1,1 +1,152 @@
-"""Placeholder: this family is being written."""
+"""Multilayer perceptron.
+
+Paper: "Learning representations by back-propagating errors", Rumelhart, Hinton and Williams, 1986.
+
+Fully connected layers on the flattened input: ``Linear -> [BatchNorm] -> activation -> [Dropout]`` per hidden
+layer, then a linear classifier (optionally followed by an output activation such as a sigmoid). Images are
+flattened to ``in_chans * img_size * img_size`` features; plain feature vectors are taken with ``in_features=``::
+
+    zoo.create("mlp")                                             # 1x28x28 -> 512 -> 256 -> 10
+    zoo.create("mlp", in_features=10, hidden_sizes=(5,), num_classes=1, out_activation="sigmoid")  # 10-5-1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from zoo.hookspecs import hookimpl
+from zoo.models.layers import get_act
+
+PAPER = "Learning representations by back-propagating errors"
+
+
+class MLP(nn.Module):
+    """Flatten -> (Linear -> [BatchNorm1d] -> activation -> [Dropout]) per hidden size -> Linear -> [out act]."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        img_size: int | tuple[int, int] = 28,
+        drop_rate: float = 0.0,
+        hidden_sizes: Sequence[int] = (512, 256),
+        activation: str | Callable[[], nn.Module] = "relu",
+        batch_norm: bool = False,
+        in_features: int | None = None,
+        out_activation: str | Callable[[], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(hidden_sizes, int):
+            hidden_sizes = (hidden_sizes,)
+        if any(not isinstance(h, int) or h < 1 for h in hidden_sizes):
+            raise ValueError(f"mlp: hidden_sizes must be positive integers, got {tuple(hidden_sizes)}")
+        if in_features is None:
+            h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+            if h < 1 or w < 1 or in_chans < 1:
+                raise ValueError(f"mlp needs img_size >= 1 and in_chans >= 1 (got {img_size}, {in_chans})")
+            in_features = in_chans * h * w
+        elif in_features < 1:
+            raise ValueError(f"mlp: in_features must be >= 1, got {in_features}")
+        self.in_features = in_features
+        self.num_classes = num_classes
+
+        layers: list[nn.Module] = [nn.Flatten()]  # N x in_features
+        width = in_features
+        for hidden in hidden_sizes:
+            layers.append(nn.Linear(width, hidden, bias=not batch_norm))  # N x hidden
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(get_act(activation))
+            if drop_rate > 0:
+                layers.append(nn.Dropout(drop_rate))
+            width = hidden
+        self.features = nn.Sequential(*layers)
+        self.num_features = width
+        self.fc = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+        self.out_act = get_act(out_activation)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x[0].numel() != self.in_features:
+            raise ValueError(
+                f"mlp was built for {self.in_features} input features per sample, got input of shape "
+                f"{tuple(x.shape)} ({x[0].numel()} features); build it with the matching in_chans/img_size "
+                "or in_features"
+            )
+        return self.features(x)  # N x hidden_sizes[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.out_act(self.fc(x))  # N x num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def _create_mlp(**kwargs) -> MLP:
+    return MLP(**kwargs)
+
+
+def mlp(
+    *,
+    num_classes: int = 10,
+    in_chans: int = 1,
+    img_size: int | tuple[int, int] = 28,
+    drop_rate: float = 0.0,
+    hidden_sizes: Sequence[int] = (512, 256),
+    activation: str | Callable[[], nn.Module] = "relu",
+    batch_norm: bool = False,
+    in_features: int | None = None,
+    out_activation: str | Callable[[], nn.Module] | None = None,
+) -> MLP:
+    """Multilayer perceptron (Rumelhart et al., 1986); 1x28x28 -> 512 -> 256 -> 10 by default.
+
+    Args:
+        hidden_sizes: widths of the hidden layers; ``()`` gives a linear (softmax regression) classifier.
+        activation: after each hidden layer (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``, ...).
+        batch_norm: BatchNorm1d between each hidden Linear and its activation.
+        in_features: take flat feature vectors of this length instead of images (``in_chans``/``img_size``
+            are then ignored).
+        out_activation: applied to the logits, e.g. ``"sigmoid"`` for one-output binary classification with
+            ``BCELoss``; leave ``None`` for ``CrossEntropyLoss`` or ``BCEWithLogitsLoss``.
+    """
+    return _create_mlp(
+        num_classes=num_classes,
+        in_chans=in_chans,
+        img_size=img_size,
+        drop_rate=drop_rate,
+        hidden_sizes=hidden_sizes,
+        activation=activation,
+        batch_norm=batch_norm,
+        in_features=in_features,
+        out_activation=out_activation,
+    )
+
+
+@hookimpl
+def register_models(register):
+    register(
+        "mlp",
+        mlp,
+        family="mlp",
+        paper=PAPER,
+        year=1986,
+        input_size=(1, 28, 28),
+        num_classes=10,
+        tags=("mlp", "classic", "small"),
+        description="Fully connected layers on the flattened image: the first network of every course.",
+        url="https://www.nature.com/articles/323533a0",
+        notes=(
+            "Any input size: images are flattened to in_chans*img_size*img_size features; feature vectors via "
+            "in_features=. hidden_sizes=(...) sets the layers, () gives softmax regression."
+        ),
+    )

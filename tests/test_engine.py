@@ -1,0 +1,323 @@
+"""zoo.fit / zoo.evaluate / zoo.load: learning, history, metrics, checkpoints, resume, errors, callbacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+import zoo
+from zoo import engine
+
+# ---------------------------------------------------------------------------------------------------------
+# fixtures: a tiny learnable problem and a tiny model
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny models gain nothing from a second thread, and on a shared 2-core machine two threads per process
+    # make every small op wait for a descheduled partner (measured: 0.17 s vs 1.5-9 s per tiny epoch)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=10, train_size=320, test_size=120)
+
+
+def tiny(num_classes=10, in_chans=1, drop_rate=0.0):
+    return zoo.create("lenet5", num_classes=num_classes, in_chans=in_chans, img_size=16, drop_rate=drop_rate)
+
+
+FAST = {"batch_size": 32, "progress": False}
+
+
+def states_equal(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# learning, history, evaluate
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_fit_learns_and_records_history(data, tmp_path):
+    model = tiny()
+    history = zoo.fit(model, data, epochs=3, seed=0, **FAST)
+    assert isinstance(history, zoo.History)
+    assert len(history.epochs) == 3 and [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    for record in history.epochs:
+        assert set(engine.EPOCH_FIELDS) <= set(record)
+        assert record["images_per_s"] > 0 and record["seconds"] > 0
+    assert history.last["val_accuracy"] > 0.5  # chance is 0.1
+    assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
+    assert history.device == "cpu" and history.precision == "fp32"
+    assert history.config["epochs"] == 3 and history.config["seed"] == 0 and history.config["lr"] == 1e-2
+    assert "epoch   3" in repr(history) and "precision=fp32" in repr(history)
+    # exports
+    csv_text = history.to_csv(tmp_path / "h.csv")
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0].split(",")[: len(engine.EPOCH_FIELDS)] == list(engine.EPOCH_FIELDS) and len(lines) == 4
+    assert csv_text.splitlines() == lines
+    history.to_json(tmp_path / "h.json")
+    loaded = json.loads((tmp_path / "h.json").read_text())
+    assert loaded == json.loads(json.dumps(history.to_dict()))
+    assert loaded["device"] == "cpu" and len(loaded["epochs"]) == 3
+    assert history["val_accuracy"] == [e["val_accuracy"] for e in history.epochs]
+    # the model comes back bare, on the device, in training mode
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_evaluate_metrics_are_consistent(data):
+    model = tiny()
+    zoo.fit(model, data, epochs=1, seed=0, **FAST)
+    m = zoo.evaluate(model, data)
+    assert m["num_samples"] == len(data.test)
+    cm = torch.tensor(m["confusion_matrix"])
+    assert cm.shape == (10, 10) and int(cm.sum()) == m["num_samples"]
+    labels = data.test.labels
+    assert cm.sum(1).tolist() == torch.bincount(labels, minlength=10).tolist()  # rows = true class
+    assert m["top1"] == m["accuracy"] == pytest.approx(float(cm.diag().sum()) / m["num_samples"])
+    for i, acc in enumerate(m["per_class_accuracy"]):
+        assert acc == pytest.approx(float(cm[i, i]) / float(cm[i].sum()))
+    assert m["top1"] <= m["top5"] <= 1.0
+    # the same numbers by hand
+    model.eval()
+    with torch.no_grad():
+        x = (data.test.images.float() / 255 - data.mean[0]) / data.std[0]
+        logits = model(x)
+    assert m.loss == pytest.approx(float(nn.functional.cross_entropy(logits, labels)), rel=1e-4)
+    assert m.top1 == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    # a plain (images, labels) pair; top5 is absent with 5 classes or fewer
+    few = zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=4, train_size=64, test_size=40)
+    m4 = zoo.evaluate(tiny(num_classes=4), (few.test.images, few.test.labels))
+    assert m4["top5"] is None and m4["num_samples"] == 40 and len(m4["per_class_accuracy"]) == 4
+
+
+def test_fit_accepts_tensors_factories_and_options(data):
+    model = tiny()
+    history = zoo.fit(
+        model,
+        (data.train.images, data.train.labels),
+        epochs=2,
+        optimizer=lambda params: torch.optim.Adam(params, lr=5e-3),
+        scheduler=lambda opt, total_steps: torch.optim.lr_scheduler.StepLR(opt, step_size=total_steps),
+        grad_accum=2,
+        clip_grad=1.0,
+        precision="bf16",
+        seed=1,
+        **FAST,
+    )
+    assert history.precision == "bf16" and history.last["val_accuracy"] is None
+    assert history.last["lr"] == pytest.approx(5e-4)  # 10 optimizer steps (grad_accum=2): one decay, at the last
+    assert history.last["accuracy"] > 0.2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checkpoints, resume, load
+# ---------------------------------------------------------------------------------------------------------
+
+
+class StopAfter(zoo.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, history, record):
+        if record["epoch"] == self.epoch:
+            history.request_stop("simulated kill")
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
+    opts = dict(epochs=3, seed=0, augment=True, **FAST)
+    straight = tiny(drop_rate=0.3)  # dropout: the RNG state must be restored too
+    zoo.fit(straight, data, **opts)
+
+    torch.manual_seed(123)  # a different init: resume must overwrite it
+    first = tiny(drop_rate=0.3)
+    h1 = zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    assert len(h1.epochs) == 1 and "simulated kill" in h1.stop_reason
+    torch.manual_seed(7)  # the "new process" draws other random numbers before resuming
+    torch.rand(100)
+    resumed = tiny(drop_rate=0.3)
+    h2 = zoo.fit(resumed, data, checkpoint_dir=tmp_path, resume=True, **opts)
+    assert [e["epoch"] for e in h2.epochs] == [1, 2, 3]
+    assert any("resumed" in n for n in h2.notes)
+    assert states_equal(straight, resumed)
+
+
+def test_checkpoint_contents_and_load(data, tmp_path):
+    model = tiny()
+    zoo.fit(model, data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
+    assert {p.name for p in tmp_path.iterdir()} == {"last.pt", "best.pt"}
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)  # no pickled code needed
+    assert ckpt["epoch"] == 1 and ckpt["model_config"]["name"] == "lenet5"
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt["model"])
+    assert {"optimizer", "scheduler", "rng", "step", "history"} <= set(ckpt)
+
+    rebuilt = zoo.load(tmp_path / "best.pt")
+    assert type(rebuilt) is type(model) and not rebuilt.training
+    assert rebuilt.zoo_config == model.zoo_config
+    assert states_equal(rebuilt, model)
+    # save/load round trip through safetensors
+    path = engine.save(model, tmp_path / "model.safetensors")
+    assert states_equal(zoo.load(path), model)
+    # a model without zoo_config loads into a model the user builds
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    engine.save(plain, tmp_path / "plain.pt")
+    with pytest.raises(engine.CheckpointError, match="model=model"):
+        zoo.load(tmp_path / "plain.pt")
+    assert states_equal(zoo.load(tmp_path / "plain.pt", model=nn.Sequential(nn.Flatten(), nn.Linear(4, 2))), plain)
+
+
+def test_load_strips_compile_and_ddp_prefixes(tmp_path):
+    model = tiny()
+    state = {f"module._orig_mod.{k}": v for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "prefixed.pt")
+    assert states_equal(zoo.load(tmp_path / "prefixed.pt", model=tiny()), model)
+
+
+def test_corrupt_checkpoint_gives_one_line_error(data, tmp_path):
+    zoo.fit(tiny(), data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
+    raw = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(engine.CheckpointError) as err:
+        zoo.load(tmp_path / "last.pt")
+    assert "truncated" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(engine.CheckpointError):
+        zoo.fit(tiny(), data, epochs=2, checkpoint_dir=tmp_path, resume=True, **FAST)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "last.pt"
+    engine._atomic_save({"a": torch.ones(3)}, target)
+    before = target.read_bytes()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        engine._atomic_save({"a": torch.zeros(3)}, target)
+    assert target.read_bytes() == before  # the old checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------------------
+
+
+class NaNAfter(nn.Module):
+    """Wraps a model; its output becomes NaN from the ``n``-th training forward on."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(data, tmp_path):
+    steps = -(-len(data.train) // FAST["batch_size"])  # 10 per epoch
+    model = NaNAfter(tiny(), steps + 3)  # the 3rd step of epoch 2
+    with pytest.raises(FloatingPointError, match=r"epoch 2, step 3 of 10"):
+        zoo.fit(model, data, epochs=3, seed=0, checkpoint_dir=tmp_path, **FAST)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_keyboard_interrupt_returns_history_and_writes_a_checkpoint(data, tmp_path):
+    class Interrupt(zoo.Callback):
+        def on_epoch_start(self, history, epoch):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    history = zoo.fit(tiny(), data, epochs=3, seed=0, checkpoint_dir=tmp_path, callbacks=[Interrupt()], **FAST)
+    assert len(history.epochs) == 1 and history.interrupted
+    assert any("interrupted" in n for n in history.notes)
+    assert (tmp_path / "interrupted.pt").exists() and (tmp_path / "last.pt").exists()
+    assert zoo.load(tmp_path / "interrupted.pt").zoo_config["name"] == "lenet5"
+
+
+@pytest.mark.parametrize(
+    "option, valid",
+    [
+        ({"optimizer": "adamx"}, "adamw"),
+        ({"scheduler": "cosin"}, "onecycle"),
+        ({"precision": "fp8"}, "bf16"),
+        ({"device": "gpu"}, "cuda"),
+        ({"precision": "fp16"}, "bf16"),  # fp16 needs CUDA
+    ],
+)
+def test_bad_names_list_the_valid_ones(data, option, valid):
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=valid) as err:
+        zoo.fit(model, data, epochs=1, **FAST, **option)
+    assert "\n" not in str(err.value)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_channel_and_size_mismatch_is_caught_before_training(data):
+    model = zoo.create("lenet5", in_chans=3, img_size=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"in_chans=3.*data has in_chans=1, img_size=16"):
+        zoo.fit(model, data, epochs=1, **FAST)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="img_size=16"):
+        zoo.fit(zoo.create("lenet5", in_chans=1, img_size=32), data, epochs=1, **FAST)
+    with pytest.raises(ValueError, match="num_classes=10"):
+        zoo.fit(tiny(num_classes=4), data, epochs=1, **FAST)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# callbacks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_early_stopping_and_csv_logger(data, tmp_path):
+    calls = []
+
+    class Recorder(zoo.Callback):
+        def on_fit_start(self, history):
+            calls.append(("start", self.model is not None))
+
+        def on_fit_end(self, history):
+            calls.append(("end", len(history.epochs)))
+
+    stopper = zoo.EarlyStopping(monitor="val_accuracy", patience=1, min_delta=2.0)  # nothing improves by 2.0
+    log = tmp_path / "log.csv"
+    history = zoo.fit(
+        tiny(), data, epochs=5, seed=0, callbacks=[stopper, zoo.CSVLogger(log), Recorder()], **FAST
+    )
+    assert len(history.epochs) == 2 and "early stopping" in history.stop_reason
+    assert calls == [("start", True), ("end", 2)]
+    rows = log.read_text().splitlines()
+    assert rows[0].startswith("epoch,loss,accuracy,val_loss,val_accuracy") and len(rows) == 3
+    with pytest.raises(ValueError, match="val_los"):
+        zoo.fit(tiny(), (data.train.images, data.train.labels), epochs=1, callbacks=[zoo.EarlyStopping()], **FAST)
+
+
+def test_train_config_documents_every_option():
+    import dataclasses
+    import inspect
+
+    fields = {f.name for f in dataclasses.fields(zoo.TrainConfig)}
+    params = set(inspect.signature(zoo.fit).parameters) - {"model", "data"}
+    assert fields == params
+    defaults = zoo.TrainConfig()
+    for name in params:
+        assert inspect.signature(zoo.fit).parameters[name].default == getattr(defaults, name), name

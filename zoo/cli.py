@@ -1,0 +1,503 @@
+"""The ``zoo`` command: a thin layer over the public functions.
+
+    zoo list [PATTERN] [--family F] [--tag T] [--source zoo|timm|torchvision|all] [--json]
+    zoo info NAME [--json]
+    zoo summary NAME [--input 3x32x32] [--json]
+    zoo train NAME --dataset D [--epochs N] [--out DIR]
+    zoo evaluate CHECKPOINT --dataset D
+    zoo compare NAME... --dataset D [--epochs N] [--format table|markdown|csv|json] [--plot FILE] [--run-dir DIR]
+    zoo bench NAME... [--input 3x224x224] [--batch 8]
+    zoo plugins [--json]
+
+Exit status: 0 on success, 2 on a usage error (bad option, unknown model or dataset, malformed ``--input``),
+1 when the work itself fails (missing checkpoint, training error). Errors are one line, without a traceback.
+Each subcommand imports only what it needs, so ``zoo list`` answers fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    """``"3x32x32" -> (3, 32, 32)``; also accepts ``3,32,32`` and ``32`` is refused."""
+    parts = text.lower().replace(",", "x").replace("×", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) <= 0:
+        raise UsageError(f"malformed --input '{text}': expected CxHxW like 3x32x32")
+    return values  # type: ignore[return-value]
+
+
+def _style() -> str:
+    return "box" if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" else "plain"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    from zoo.compare import render_table
+
+    return render_table(headers, rows, style=_style())
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _load_data(name: str, img_size: int | None):
+    from zoo.data import load_dataset
+
+    options = {"img_size": img_size} if img_size else {}
+    return load_dataset(name, **options)
+
+
+def _check_dataset(name: str) -> None:
+    """Unknown dataset names are usage errors, found before anything heavy runs."""
+    if os.path.isdir(name):
+        return
+    from zoo import registry
+
+    registry.get_dataset_spec(name)
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key in ("batch_size", "lr", "device", "precision", "optimizer", "scheduler", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+# ---------------------------------------------------------------------------------------------------------
+# subcommands
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    names = registry.list_models(args.pattern, family=args.family, tag=args.tag, source=args.source)
+    rows = []
+    for name in names:
+        spec = None if "/" in name else registry.get_spec(name)  # source models are described only on demand
+        size = "x".join(map(str, spec.input_size)) if spec and spec.input_size else ""
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family if spec else None,
+                "year": spec.year if spec else None,
+                "input_size": list(spec.input_size) if spec and spec.input_size else None,
+                "plugin": spec.plugin if spec else name.split("/", 1)[0],
+                "_size": size,
+            }
+        )
+    if args.json:
+        _print_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        return EXIT_OK
+    if args.names_only or not sys.stdout.isatty() and args.source not in (None, "zoo"):
+        print("\n".join(names))
+        return EXIT_OK
+    body = [(r["name"], r["family"] or "", r["year"] or "", r["_size"], r["plugin"]) for r in rows]
+    print(_table(("name", "family", "year", "input", "plugin"), body))
+    print(f"{len(rows)} model{'s' if len(rows) != 1 else ''}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    card = registry.info(args.name)
+    if args.json:
+        _print_json(card.to_dict())
+    else:
+        print(card)
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from zoo import registry
+    from zoo.compare import summary
+
+    size = parse_input(args.input) if args.input else None
+    registry.get_spec(args.name)
+    s = summary(args.name, size, batch_size=args.batch_size, depth=args.depth)
+    if args.json:
+        _print_json(s.to_dict())
+        return EXIT_OK
+    print(f"{s.name} at input {s.batch_size}x{'x'.join(map(str, s.input_size))}")
+    print(s.table(_style()))
+    print(s.totals())
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    registry.get_spec(args.name)
+    _check_dataset(args.dataset)
+    from zoo.engine import evaluate, fit
+
+    data = _load_data(args.dataset, args.img_size)
+    model = registry.create(
+        args.name,
+        num_classes=data.num_classes,
+        in_chans=data.in_chans,
+        img_size=data.img_size,
+        drop_rate=args.drop_rate,
+    )
+    os.makedirs(args.out, exist_ok=True)
+    history = fit(
+        model,
+        data,
+        epochs=args.epochs,
+        checkpoint_dir=args.out,
+        progress=None if args.progress else False,
+        **_fit_options(args),
+    )
+    history_path = os.path.join(args.out, "history.json")
+    if hasattr(history, "to_json"):
+        try:
+            history.to_json(history_path)
+        except TypeError:
+            with open(history_path, "w") as f:
+                f.write(history.to_json())
+    metrics = evaluate(model, data)
+    from zoo.engine import save
+
+    ckpt = os.path.join(args.out, "model.safetensors")
+    save(model, ckpt)
+    last = history.epochs[-1] if getattr(history, "epochs", None) else {}
+    seconds = sum(e.get("seconds", 0) for e in history.epochs)
+    print(
+        f"{args.name} on {args.dataset}: {len(history.epochs)} epochs in {seconds:.1f} s "
+        f"({last.get('images_per_s', 0):,.0f} img/s, {getattr(history, 'device', '?')}, "
+        f"{getattr(history, 'precision', '?')}); test top-1 {100 * metrics['top1']:.2f}%"
+    )
+    print(f"model: {ckpt}\nhistory: {history_path}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
+    _check_dataset(args.dataset)
+    from zoo.engine import evaluate, load
+
+    model = load(args.checkpoint)
+    data = _load_data(args.dataset, args.img_size)
+    metrics = evaluate(model, data, batch_size=args.batch_size)
+    result = {k: metrics[k] for k in ("loss", "top1", "top5") if metrics.get(k) is not None}
+    if args.json:
+        _print_json(result)
+    else:
+        name = getattr(model, "zoo_config", {}).get("name", type(model).__name__)
+        text = ", ".join(f"{k} {v:.4f}" if k == "loss" else f"{k} {100 * v:.2f}%" for k, v in result.items())
+        print(f"{name} on {args.dataset} (test, {len(data.test)} images): {text}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    for name in args.names:
+        registry.get_spec(name)
+    _check_dataset(args.dataset)
+    if args.plot and os.path.splitext(args.plot)[1].lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"--plot '{args.plot}': expected a .png, .svg or .pdf file")
+    from zoo.compare import compare
+
+    results = compare(
+        args.names,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        img_size=args.img_size,
+        throughput_batch=args.throughput_batch,
+        run_dir=args.run_dir,
+        progress=None if args.progress else False,
+        **_fit_options(args),
+    )
+    fmt = args.format
+    if fmt == "table":
+        print(results.table(_style()))
+    elif fmt == "markdown":
+        print(results.to_markdown())
+    elif fmt == "csv":
+        print(results.to_csv(), end="")
+    else:
+        print(results.to_json())
+    if args.plot:
+        try:
+            path = results.plot(args.plot)
+            print(f"plot: {path}", file=sys.stderr)
+        except ValueError as exc:  # every model failed: nothing to plot
+            print(f"zoo compare: no plot: {exc}", file=sys.stderr)
+    return EXIT_FAILURE if all(r.get("error") for r in results.rows) else EXIT_OK
+
+
+def bench_model(model, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict[str, float]:
+    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward."""
+    import statistics
+    import time
+
+    import torch
+
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = torch.randn(batch, *input_size, device=dev)
+
+    def timed(fn) -> float:
+        times = []
+        for i in range(runs + 1):  # one warm-up
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    def train_step() -> None:
+        out = model(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.float().sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    model.eval()
+    fwd = timed(forward)
+    model.train()
+    bwd = timed(train_step)
+    return {
+        "forward_ms": 1000 * fwd,
+        "forward_img_s": batch / fwd,
+        "train_step_ms": 1000 * bwd,
+        "train_step_img_s": batch / bwd,
+    }
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    size = parse_input(args.input) if args.input else None
+    for name in args.names:
+        registry.get_spec(name)
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = []
+    for name in args.names:
+        spec = registry.get_spec(name)
+        c, h, w = size or spec.input_size or (3, 224, 224)
+        row: dict[str, Any] = {"model": name, "input": f"{c}x{h}x{w}", "batch": args.batch}
+        try:
+            model = registry.create(name, in_chans=c, img_size=h if h == w else (h, w))
+            row.update(bench_model(model, (c, h, w), args.batch, args.runs, device))
+        except Exception as exc:
+            from zoo.compare import _one_line
+
+            row["error"] = _one_line(exc)
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+
+    def f(v: float | None, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    body = [
+        (
+            r["model"],
+            r["input"],
+            r["batch"],
+            f(r.get("forward_ms"), ".2f"),
+            f(r.get("forward_img_s"), ",.0f"),
+            f(r.get("train_step_ms"), ".2f"),
+            f(r.get("train_step_img_s"), ",.0f"),
+            r.get("error", ""),
+        )
+        for r in rows
+    ]
+    headers = ["model", "input", "batch", "fwd ms", "fwd img/s", "fwd+bwd ms", "fwd+bwd img/s", "error"]
+    if not any(r.get("error") for r in rows):
+        headers, body = headers[:-1], [b[:-1] for b in body]
+    print(_table(headers, body))
+    print(f"device {device}, median of {args.runs} runs after one warm-up")
+    return EXIT_FAILURE if all(r.get("error") for r in rows) else EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    infos = registry.plugins()
+    if args.json:
+        _print_json([i.to_dict() for i in infos])
+        return EXIT_OK
+    body = [
+        (
+            i.name,
+            i.version or "",
+            i.kind,
+            i.status,
+            len(i.models) or "",
+            len(i.datasets) or "",
+            ", ".join(i.sources),
+            "; ".join(i.errors),
+        )
+        for i in infos
+    ]
+    print(_table(("plugin", "version", "kind", "status", "models", "datasets", "sources", "errors"), body))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the parser
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _add_training(p: argparse.ArgumentParser, epochs: int) -> None:
+    p.add_argument("--dataset", "-d", required=True, help="dataset name (zoo.list_datasets()) or image folder")
+    p.add_argument("--epochs", "-e", type=int, default=epochs, help=f"training epochs (default {epochs})")
+    p.add_argument("--batch-size", "-b", type=int, default=None, help="training batch size (default: zoo.fit's, 256)")
+    p.add_argument("--img-size", type=int, default=None, help="resize the dataset to this size on load")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: zoo.fit's)")
+    p.add_argument("--optimizer", default=None, help="optimizer name (default: zoo.fit's)")
+    p.add_argument("--scheduler", default=None, help="learning-rate schedule (default: zoo.fit's)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16 (default auto)")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from zoo import __version__
+
+    parser = _Parser(prog="zoo", description="A plugin-based model zoo for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default=None, help="shell-style wildcard, e.g. 'efficientnet*'")
+    p.add_argument("--family", "-f", default=None, help="keep one family, e.g. densenet")
+    p.add_argument("--tag", "-t", default=None, help="keep models with this tag")
+    p.add_argument("--source", "-s", default=None, help="zoo, timm, torchvision or all (default: zoo's catalogue)")
+    p.add_argument("--names-only", "-1", action="store_true", help="one name per line")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="show a model card")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("summary", help="layers, parameters, FLOPs and activation memory at an input size")
+    p.add_argument("name")
+    p.add_argument("--input", "-i", default=None, help="CxHxW, e.g. 3x32x32 (default: the model card's)")
+    p.add_argument("--batch-size", "-b", type=int, default=1)
+    p.add_argument("--depth", type=int, default=3, help="nesting depth of the layer table (default 3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("train", help="train a model on a dataset; writes checkpoints and history to --out")
+    p.add_argument("name")
+    _add_training(p, epochs=5)
+    p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--out", "-o", default="runs/train", help="output directory (default runs/train)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", "-d", required=True)
+    p.add_argument("--img-size", type=int, default=None)
+    p.add_argument("--batch-size", "-b", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="train several models on one dataset and tabulate size, speed, accuracy")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    _add_training(p, epochs=2)
+    p.add_argument("--throughput-batch", type=int, default=256, help="batch of the inference throughput column")
+    p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    p.add_argument("--plot", default=None, metavar="FILE", help="save accuracy vs params/FLOPs (.png, .svg, .pdf)")
+    p.add_argument("--run-dir", default=None, help="save and reuse results in this directory")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("bench", help="forward and forward+backward latency and throughput")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--input", "-i", default=None, help="CxHxW (default: each model card's)")
+    p.add_argument("--batch", "-b", type=int, default=8)
+    p.add_argument("--runs", type=int, default=5, help="timed runs; the median is shown")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("plugins", help="the loaded plugins, their versions, models and errors")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``zoo`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if getattr(args, "progress", True) is False:
+            os.environ.setdefault("ZOO_PROGRESS", "0")
+        return args.func(args)
+    except UsageError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from zoo.registry import UnknownDatasetError, UnknownModelError
+
+        code = EXIT_USAGE if isinstance(exc, UnknownModelError | UnknownDatasetError) else EXIT_FAILURE
+        text = (str(exc).strip().splitlines() or [""])[0]
+        if isinstance(exc, UnknownModelError | UnknownDatasetError | FileNotFoundError | ValueError):
+            print(f"zoo: error: {text}", file=sys.stderr)
+        else:
+            print(f"zoo: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1351 @@
+"""The training engine: ``fit``, ``evaluate``, ``load`` and ``save``.
+
+One loop for a 2-core laptop and for many GPUs. Decided once, before the first step (nanoGPT style): the device
+(CUDA, then MPS, then CPU), the autocast context and gradient scaler, the process group under ``torchrun``, and
+the data loaders (whole uint8 splits on the device, normalised and augmented per batch by ``zoo.data``). The
+step itself does no host-device synchronisation: loss and accuracy accumulate on the device and are read a few
+times per epoch, so the framework costs next to nothing over a hand-written loop (``benchmarks/bench_fit.py``).
+
+Checkpoints are written atomically (temporary file, fsync, rename) and hold only tensors, numbers, strings, lists
+and dicts, so they load with ``torch.load(weights_only=True)``; they record how the model was created
+(``model.zoo_config``) so ``zoo.load(path)`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import difflib
+import gc
+import io
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "Metrics",
+    "Callback",
+    "EarlyStopping",
+    "CSVLogger",
+    "CheckpointError",
+    "fit",
+    "evaluate",
+    "load",
+    "save",
+    "resolve_device",
+    "resolve_precision",
+]
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+SCHEDULERS = ("onecycle", "cosine", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+CHECKPOINT_FORMAT = "zoo.checkpoint"
+CHECKPOINT_VERSION = 1
+_PRECISION_ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "16": "fp16"}
+_SYNC_EVERY = 25  # steps between reads of the on-device metrics while a progress bar is shown
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``zoo.fit``; ``history.config`` records the one a run used.
+
+    The defaults are a measured recipe, not torch's: AdamW with a one-cycle schedule spanning the run, peak
+    learning rate 1e-2 at batch 256 and light label smoothing take LeNet-5 over 90% on Fashion-MNIST in five
+    epochs (``docs/benchmarks/fit.md``).
+    """
+
+    epochs: int = 5  # passes over the training split
+    batch_size: int = 256  # images per optimizer step, per process (under torchrun the global batch is x world size)
+    # "adamw", "adam", "sgd" (momentum 0.9, Nesterov), "rmsprop", an Optimizer, or a function params -> Optimizer
+    optimizer: Any = "adamw"
+    lr: float | None = None  # peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None
+    weight_decay: float = 5e-4  # decoupled for AdamW; applied to weight matrices and kernels only, not biases/norms
+    # "onecycle" (lr is the peak), "cosine" (lr is the start), None, or a function (optimizer, total_steps) -> sched
+    scheduler: Any = "onecycle"
+    device: Any = "auto"  # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N", "mps" or a torch.device
+    precision: str = "auto"  # "auto" (bf16 on CUDA with bf16 support, else fp32), "fp32", "bf16", "fp16" (CUDA only)
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
+    clip_grad: float | None = None  # max global L2 norm of the gradients; None = no clipping
+    label_smoothing: float = 0.1  # cross-entropy label smoothing, in [0, 1)
+    augment: bool = False  # random crop (pad img_size // 8) and, where the dataset allows it, horizontal flips
+    channels_last: bool | None = None  # NHWC memory format; None -> True on CPU (measured faster for convnets)
+    compile: bool = False  # torch.compile the model (slow first step; pays off on long GPU runs)
+    seed: int | None = None  # seeds torch, python and the data order; None -> a random seed, recorded in history
+    checkpoint_dir: str | None = None  # where last.pt, best.pt (by val accuracy) and interrupted.pt go
+    resume: bool = False  # continue from checkpoint_dir/last.pt if it exists
+    progress: bool | None = True  # progress bar when stderr is a terminal; False or env ZOO_PROGRESS=0 silence it
+    eval_batch_size: int | None = None  # validation batch size; None -> 2 x batch_size
+    callbacks: Sequence[Any] = ()  # Callback objects, called at fit start, each epoch's end, and fit end
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and ``weights_only``-safe dict: objects and functions become their ``repr``."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, torch.device):
+        return str(value)
+    name = getattr(value, "__qualname__", None) or type(value).__name__
+    return f"<{name}>"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# History, metrics, callbacks
+# ---------------------------------------------------------------------------------------------------------
+
+EPOCH_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s")
+
+
+class History:
+    """What ``fit`` returns: one record per epoch plus how the run was made.
+
+    Attributes:
+        epochs: list of dicts with ``epoch`` (1-based), ``loss``, ``accuracy`` (training, averaged over the epoch),
+            ``val_loss``, ``val_accuracy`` (None without a validation split), ``lr`` (at the epoch's end),
+            ``seconds`` (wall time of the epoch including validation) and ``images_per_s`` (training only).
+        device, precision: what was actually used (``"cpu"``, ``"cuda:0"``; ``"fp32"``, ``"bf16"``, ``"fp16"``).
+        config: the ``TrainConfig`` as a plain dict. world_size: processes that trained.
+        notes: things worth knowing (resumed from a checkpoint, interrupted, stopped early and why).
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.epochs: list[dict[str, Any]] = []
+        self.device: str = "cpu"
+        self.precision: str = "fp32"
+        self.config: dict[str, Any] = dict(config or {})
+        self.world_size: int = 1
+        self.rank: int = 0
+        self.notes: list[str] = []
+        self.stop_reason: str | None = None
+        self.interrupted: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that prints, logs and writes files (rank 0)."""
+        return self.rank == 0
+
+    def request_stop(self, reason: str = "stopped by a callback") -> None:
+        """Ask fit to stop after the current epoch (any callback may call it)."""
+        self.stop_reason = reason
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, key: str | int) -> Any:
+        """``history[-1]`` is the last epoch's record; ``history["val_accuracy"]`` that column as a list."""
+        if isinstance(key, int):
+            return self.epochs[key]
+        return [e.get(key) for e in self.epochs]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": [dict(e) for e in self.epochs],
+            "device": self.device,
+            "precision": self.precision,
+            "world_size": self.world_size,
+            "config": dict(self.config),
+            "notes": list(self.notes),
+            "stop_reason": self.stop_reason,
+            "interrupted": self.interrupted,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        h = cls(d.get("config"))
+        h.epochs = [dict(e) for e in d.get("epochs", [])]
+        h.device = d.get("device", "cpu")
+        h.precision = d.get("precision", "fp32")
+        h.world_size = d.get("world_size", 1)
+        h.notes = list(d.get("notes", []))
+        return h
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The history as JSON text; written to ``path`` as well when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """One row per epoch (the ``EPOCH_FIELDS`` columns); written to ``path`` as well when given."""
+        buf = io.StringIO()
+        keys = list(EPOCH_FIELDS) + sorted({k for e in self.epochs for k in e} - set(EPOCH_FIELDS))
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        for e in self.epochs:
+            writer.writerow({k: "" if e.get(k) is None else e.get(k) for k in keys})
+        if path is not None:
+            Path(path).write_text(buf.getvalue())
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        head = f"History({len(self.epochs)} epochs, device={self.device}, precision={self.precision}"
+        if self.world_size > 1:
+            head += f", world_size={self.world_size}"
+        lines = [head + ")"]
+        for e in self.epochs:
+            val = (
+                ""
+                if e.get("val_accuracy") is None
+                else f"  val_loss {e['val_loss']:.4f}  val_acc {e['val_accuracy']:.4f}"
+            )
+            lines.append(
+                f"  epoch {e['epoch']:>3}  loss {e['loss']:.4f}  acc {e['accuracy']:.4f}{val}"
+                f"  lr {e['lr']:.2e}  {e['seconds']:.1f} s  {e['images_per_s']:,.0f} img/s"
+            )
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+class Metrics(dict):
+    """What ``evaluate`` returns: a dict (``m["top1"]``) whose keys also read as attributes (``m.top1``).
+
+    Keys: ``loss`` (mean cross-entropy), ``top1`` and its alias ``accuracy``, ``top5`` (None with 5 classes or
+    fewer), ``per_class_accuracy`` (list; None for a class absent from the data), ``confusion_matrix`` (list of
+    lists, rows = true class, columns = predicted), ``num_samples``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        top5 = "" if self.get("top5") is None else f", top5={self['top5']:.4f}"
+        return f"Metrics(loss={self['loss']:.4f}, top1={self['top1']:.4f}{top5}, num_samples={self['num_samples']})"
+
+
+class Callback:
+    """Hooks into ``fit``. Subclass and override what you need; every method is optional.
+
+    ``fit`` sets ``callback.model`` (the bare module being trained) before ``on_fit_start``. A callback stops the
+    run after the current epoch with ``history.request_stop("why")``. Callbacks run on every process under
+    torchrun (they see the same all-reduced records); write files only where ``history.is_main``.
+    """
+
+    model: nn.Module | None = None
+
+    def on_fit_start(self, history: History) -> None:
+        """Before the first epoch (after a resume, ``history.epochs`` holds the earlier epochs)."""
+
+    def on_epoch_start(self, history: History, epoch: int) -> None:
+        """Before epoch ``epoch`` (1-based)."""
+
+    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
+        """After an epoch's validation and checkpoint; ``record`` is ``history.epochs[-1]``."""
+
+    def on_fit_end(self, history: History) -> None:
+        """After the last epoch, an early stop or an interruption."""
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    Args:
+        monitor: a record key, e.g. ``"val_loss"`` (lower is better) or ``"val_accuracy"``/``"accuracy"`` (higher).
+        patience: epochs without improvement tolerated before stopping.
+        min_delta: smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for names containing "acc", else min).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, mode: str = "auto"):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
+        value = record.get(self.monitor)
+        if value is None:
+            keys = [k for k, v in record.items() if v is not None]
+            raise ValueError(
+                f"EarlyStopping: '{self.monitor}' is not in the epoch record (no validation data?); "
+                f"available: {', '.join(keys)}{_suggest(self.monitor, keys)}"
+            )
+        better = (
+            self.best is None
+            or (self.mode == "min" and value < self.best - self.min_delta)
+            or (self.mode == "max" and value > self.best + self.min_delta)
+        )
+        if better:
+            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            history.request_stop(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {self.best:.4f} at epoch {self.best_epoch})"
+            )
+
+
+class CSVLogger(Callback):
+    """Append each epoch's record to a CSV file as it ends (rank 0 only), so a crashed run keeps its log."""
+
+    def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
+        self.path = Path(path)
+        self.append = append
+
+    def on_fit_start(self, history: History) -> None:
+        if history.is_main and not self.append and self.path.exists():
+            self.path.unlink()
+
+    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
+        if not history.is_main:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(EPOCH_FIELDS), extrasaction="ignore", lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: "" if record.get(k) is None else record.get(k) for k in EPOCH_FIELDS})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device and precision
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if available, then MPS, then CPU; names are checked against what this machine has."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    kind = name.split(":", 1)[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}{_suggest(name, DEVICES)}")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"invalid device {device!r} ({exc}); valid: {', '.join(DEVICES)}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but this torch sees no CUDA GPU; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(f"device {device!r} asked for, but MPS is not available here; use 'cpu' or 'auto'")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision actually used: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler)."""
+    name = _PRECISION_ALIASES.get(str(precision).lower(), str(precision).lower())
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}{_suggest(name, PRECISIONS)}")
+    if name == "auto":
+        # bf16 autocast made LeNet-5 training on this project's CPU 0.89-0.91x as fast: auto is fp32 off CUDA
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError(
+            f"precision='fp16' needs a CUDA device (it relies on a gradient scaler), but training runs on "
+            f"{device.type}; use precision='bf16' or 'fp32' there"
+        )
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision='bf16' is not supported by this GPU; use precision='fp16' or 'fp32'")
+    return name
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _is_dataset(data: Any) -> bool:
+    return hasattr(data, "train") and hasattr(data, "test") and hasattr(data, "num_classes")
+
+
+def _is_split(data: Any) -> bool:
+    return hasattr(data, "images") and hasattr(data, "labels")
+
+
+def _as_split(data: Any, what: str) -> Any:
+    if _is_split(data):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        from zoo.data import Split
+
+        images, labels = data
+        if images.ndim == 3:
+            images = images.unsqueeze(1)  # N x H x W -> N x 1 x H x W
+        if images.ndim != 4:
+            raise ValueError(f"{what}: images must be N x C x H x W (or N x H x W), got shape {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            raise ValueError(f"{what}: images must be uint8 in [0, 255] (zoo normalises per batch); got {images.dtype}")
+        return Split(images=images.contiguous(), labels=labels.long())
+    raise TypeError(
+        f"{what}: expected a zoo Dataset (zoo.load_dataset), a Split or an (images, labels) pair of tensors; "
+        f"got {type(data).__name__}"
+    )
+
+
+def _data_parts(data: Any, what: str) -> tuple[Any, Any | None, dict[str, Any]]:
+    """(train split, validation split or None, stats: mean, std, num_classes, in_chans, img_size, hflip)."""
+    if _is_dataset(data):
+        train, val = data.train, data.test
+        stats = {
+            "mean": tuple(data.mean),
+            "std": tuple(data.std),
+            "num_classes": int(data.num_classes),
+            "in_chans": int(data.in_chans),
+            "img_size": int(data.img_size),
+            "name": getattr(data, "name", None),
+        }
+        return train, val, stats
+    train = _as_split(data, what)
+    c, h = int(train.images.shape[1]), int(train.images.shape[2])
+    stats = {
+        "mean": tuple(getattr(train, "mean", None) or (0.5,) * c),  # load_dataset's splits carry their own stats
+        "std": tuple(getattr(train, "std", None) or (0.5,) * c),
+        "num_classes": int(train.labels.max().item()) + 1 if len(train.labels) else 0,
+        "in_chans": c,
+        "img_size": h,
+        "name": None,
+    }
+    return train, None, stats
+
+
+def _loader(split: Any, batch_size: int, stats: dict[str, Any], device: torch.device, **kw: Any) -> Any:
+    from zoo.data import BatchLoader
+
+    return BatchLoader(split, batch_size, mean=stats["mean"], std=stats["std"], device=device, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Optimizer and schedule
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # weight matrices and kernels decay; biases and norm scales do not (nanoGPT, timm)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def _make_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if isinstance(spec, torch.optim.Optimizer):
+        return spec
+    if callable(spec):
+        opt = spec(model.parameters())
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer factory returned {type(opt).__name__}, not a torch.optim.Optimizer")
+        return opt
+    name = str(spec).lower()
+    groups = _param_groups(model, weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr)
+    raise ValueError(
+        f"unknown optimizer {spec!r}; valid: {', '.join(OPTIMIZERS)}, a torch.optim.Optimizer, or a function "
+        f"params -> Optimizer{_suggest(name, OPTIMIZERS)}"
+    )
+
+
+def _check_scheduler_name(spec: Any) -> None:
+    if spec is None or callable(spec) or isinstance(spec, torch.optim.lr_scheduler.LRScheduler):
+        return
+    if str(spec).lower() not in SCHEDULERS:
+        raise ValueError(
+            f"unknown scheduler {spec!r}; valid: 'onecycle', 'cosine', None, an LRScheduler, or a function "
+            f"(optimizer, total_steps) -> scheduler{_suggest(str(spec).lower(), SCHEDULERS)}"
+        )
+
+
+def _make_scheduler(spec: Any, opt: torch.optim.Optimizer, lr: float, total_steps: int) -> Any:
+    if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
+        return None
+    if isinstance(spec, torch.optim.lr_scheduler.LRScheduler):
+        return spec
+    if callable(spec):
+        return spec(opt, total_steps)
+    name = spec.lower()
+    total_steps = max(1, total_steps)
+    if name == "onecycle":
+        # the schedule spans the whole run: warm up over the first 30% of the steps to `lr`, anneal to ~0
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or does not fit the model."""
+
+
+_PREFIXES = ("_orig_mod.", "module.")
+
+
+def _clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``_orig_mod.``/``module.`` prefixes torch.compile and DDP add, wherever they nest."""
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if key.startswith(p):
+                    key, changed = key[len(p) :], True
+            key = key.replace("._orig_mod.", ".").replace(".module.", ".") if "_orig_mod" in key else key
+        out[key] = value
+    return out
+
+
+def _model_config(model: nn.Module) -> dict[str, Any] | None:
+    cfg = getattr(model, "zoo_config", None)
+    return _plain(cfg) if isinstance(cfg, dict) else None
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``: never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint '{path}': it is truncated, corrupt or not a torch.save file "
+            f"({type(exc).__name__}: {reason[:160]}); delete it or use another (e.g. best.pt)"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"'{path}' holds a {type(ckpt).__name__}, not a zoo checkpoint or a state dict")
+    return ckpt
+
+
+def _state_from(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    if ckpt.get("format") == CHECKPOINT_FORMAT:
+        return ckpt["model"]
+    return ckpt  # a bare state dict
+
+
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
+    try:
+        model.load_state_dict(_clean_state_dict(state))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(s.strip() for s in first[1:3])[:300]
+        raise CheckpointError(f"weights in '{path}' do not fit this model: {detail}") from None
+
+
+def save(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Save a model's weights (no optimizer) atomically; ``zoo.load(path)`` rebuilds it.
+
+    ``.safetensors`` paths get safetensors with ``zoo_config`` in its metadata; any other suffix a
+    ``weights_only`` torch checkpoint.
+    """
+    path = Path(path)
+    model = _bare(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in _clean_state_dict(model.state_dict()).items()}
+    config = _model_config(model)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save as st_save
+
+        meta = {"format": CHECKPOINT_FORMAT, "zoo_config": json.dumps(config)} if config else {}
+        data = st_save(_dedupe_shared(state), metadata=meta)
+        _atomic_write_bytes(data, path)
+    else:
+        _atomic_save(
+            {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": state, "model_config": config}, path
+        )
+    return path
+
+
+def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors sharing storage (tied weights): store copies
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
+
+
+def _atomic_write_bytes(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_location: Any = "cpu") -> nn.Module:
+    """Rebuild a model from a checkpoint written by ``fit`` (``last.pt``, ``best.pt``) or ``save``.
+
+    The checkpoint records the registry name and keywords the model was created with, so no configuration needs
+    re-typing. Pass ``model`` to load the weights into a model you built yourself (needed for models not made
+    by ``zoo.create``). Nothing pickled is executed: ``torch.load(weights_only=True)`` or safetensors.
+
+    Returns:
+        The model, in eval mode, on ``map_location``.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+        try:
+            from safetensors import safe_open
+            from safetensors.torch import load_file
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            state = load_file(str(path), device=str(map_location))
+        except Exception as exc:
+            raise CheckpointError(f"cannot read safetensors file '{path}': {str(exc)[:200]}") from None
+        config = json.loads(meta["zoo_config"]) if meta.get("zoo_config") else None
+    else:
+        ckpt = _read_checkpoint(path, map_location)
+        state = _state_from(ckpt)
+        config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
+    if model is None:
+        if not config:
+            raise CheckpointError(
+                f"'{path}' does not say which model it holds (it was not made by zoo.create); "
+                f"build the model yourself and call zoo.load(path, model=model)"
+            )
+        from zoo.registry import create  # the engine otherwise knows nothing of the registry
+
+        model = create(config["name"], **config.get("kwargs", {}))
+    _load_weights(model, state, path)
+    return model.to(map_location).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distributed
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    created_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _setup_distributed(device_spec: Any) -> tuple[_Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), resolve_device(device_spec)
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        created = True
+    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, created), device
+
+
+def _all_reduce(t: torch.Tensor, dist_info: _Dist, op: str = "sum") -> torch.Tensor:
+    if dist_info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t
+
+
+def _bare(model: nn.Module) -> nn.Module:
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks before the first step
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _check_model_fits_data(model: nn.Module, split: Any, stats: dict[str, Any], device: torch.device) -> None:
+    """One-sample forward in eval mode: a shape mismatch becomes one clear error before any training."""
+    if len(split) == 0:
+        raise ValueError("the training data is empty")
+    c, h = stats["in_chans"], stats["img_size"]
+    x = split.images[:1].to(device=device, dtype=torch.float32) / 255.0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except RuntimeError as exc:
+        kw = (getattr(model, "zoo_config", None) or {}).get("kwargs", {})
+        expects = ", ".join(f"{k}={kw[k]}" for k in ("in_chans", "img_size") if k in kw)
+        expects = f"expects {expects}" if expects else "cannot take them"
+        name = (getattr(model, "zoo_config", None) or {}).get("name", type(model).__name__)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"model '{name}' {expects} but the data has in_chans={c}, img_size={h}: create the model with "
+            f"in_chans={c}, img_size={h} (or load the dataset with img_size= matching the model) [{first}]"
+        ) from None
+    finally:
+        model.train(was_training)
+    if out.ndim != 2:
+        raise ValueError(
+            f"the model returns shape {tuple(out.shape)} for one image; fit expects N x num_classes logits"
+        )
+    if out.shape[1] < stats["num_classes"]:
+        raise ValueError(
+            f"the model has {out.shape[1]} outputs but the data has {stats['num_classes']} classes; "
+            f"create it with num_classes={stats['num_classes']}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluate
+# ---------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _evaluate_loader(
+    model: nn.Module, loader: Any, num_classes: int, autocast: Any, device: torch.device, dist_info: _Dist
+) -> Metrics:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    k = min(5, num_classes)
+    try:
+        for x, y in loader:
+            with autocast:
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            pred = logits.argmax(1)
+            confusion += torch.bincount(y * num_classes + pred.clamp_max(num_classes - 1), minlength=num_classes**2)
+            if num_classes > 5:
+                top5 += (logits.topk(k, 1).indices == y[:, None]).any(1).sum()
+    finally:
+        model.train(was_training)
+    packed = torch.cat([loss_sum.view(1), top5.double().view(1), confusion.double()])
+    packed = _all_reduce(packed, dist_info).cpu()
+    cm = packed[2:].round().long().view(num_classes, num_classes)
+    n = int(cm.sum())
+    correct = int(cm.diag().sum())
+    per_class_n = cm.sum(1)
+    per_class = [
+        None if int(per_class_n[i]) == 0 else float(cm[i, i]) / int(per_class_n[i]) for i in range(num_classes)
+    ]
+    top1 = correct / n if n else 0.0
+    return Metrics(
+        loss=float(packed[0]) / n if n else float("nan"),
+        top1=top1,
+        accuracy=top1,
+        top5=(float(packed[1]) / n if n else 0.0) if num_classes > 5 else None,
+        per_class_accuracy=per_class,
+        confusion_matrix=cm.tolist(),
+        num_samples=n,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    *,
+    batch_size: int = 512,
+    device: Any = None,
+    precision: str = "auto",
+) -> Metrics:
+    """Score ``model`` on a Dataset's test split, a Split, or an ``(images, labels)`` pair.
+
+    Args:
+        batch_size: images per forward pass.
+        device: None -> where the model's parameters are (after ``fit``, the training device); else as in ``fit``.
+        precision: as in ``fit`` (the same autocast).
+
+    Returns:
+        ``Metrics``: ``loss``, ``top1`` (= ``accuracy``), ``top5`` (classes > 5), ``per_class_accuracy``,
+        ``confusion_matrix`` (rows = true class), ``num_samples``. Under an initialised process group the split is
+        sharded over the ranks and the results all-reduced.
+    """
+    if _is_dataset(data):
+        split, stats = (
+            data.test,
+            {"mean": tuple(data.mean), "std": tuple(data.std), "num_classes": int(data.num_classes)},
+        )
+    else:
+        split = _as_split(data, "evaluate")
+        c = int(split.images.shape[1])
+        stats = {
+            "mean": tuple(getattr(split, "mean", None) or (0.5,) * c),
+            "std": tuple(getattr(split, "std", None) or (0.5,) * c),
+            "num_classes": int(split.labels.max().item()) + 1,
+        }
+    model = _bare(model)
+    if device is None:
+        p = next(model.parameters(), None)
+        dev = p.device if p is not None else resolve_device("auto")
+    else:
+        dev = resolve_device(device)
+    model.to(dev)
+    prec = resolve_precision(precision, dev)
+    num_classes = stats["num_classes"]
+    with torch.no_grad():
+        out_features = model(split.images[:1].to(dev, torch.float32) / 255.0).shape[1] if len(split) else num_classes
+    num_classes = max(num_classes, int(out_features))
+    dist_info = _Dist()
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist_info = _Dist(dist.get_rank(), dist.get_world_size())
+    loader = _loader(
+        split,
+        batch_size,
+        stats,
+        dev,
+        shuffle=False,
+        drop_last=False,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
+    return _evaluate_loader(model, loader, num_classes, _autocast(dev, prec), dev, dist_info)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fit
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar updated every few steps (never per step: reading the metrics synchronises the device)."""
+
+    def __init__(self, enabled: bool, total: int, epoch: int, epochs: int) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True, dynamic_ncols=True)
+
+    def update(self, n: int, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self, **postfix: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(postfix)
+            self.bar.close()
+
+
+def _progress_enabled(progress: bool | None, rank: int) -> bool:
+    if progress is False or rank != 0 or os.environ.get("ZOO_PROGRESS", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+class _NonFiniteLoss(FloatingPointError):
+    pass
+
+
+def fit(
+    model: nn.Module,
+    data: Any,
+    *,
+    epochs: int = 5,
+    batch_size: int = 256,
+    optimizer: Any = "adamw",
+    lr: float | None = None,
+    weight_decay: float = 5e-4,
+    scheduler: Any = "onecycle",
+    device: Any = "auto",
+    precision: str = "auto",
+    grad_accum: int = 1,
+    clip_grad: float | None = None,
+    label_smoothing: float = 0.1,
+    augment: bool = False,
+    channels_last: bool | None = None,
+    compile: bool = False,
+    seed: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = True,
+    eval_batch_size: int | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> History:
+    """Train ``model`` on ``data`` in place and return its ``History``.
+
+    ``data`` is a ``zoo.load_dataset`` Dataset (trains on ``.train``, validates on ``.test`` after each epoch), a
+    ``Split``, or an ``(images, labels)`` pair of tensors (uint8 N x C x H x W, int64 N; no validation). Every
+    option is described on ``TrainConfig``; the defaults are a measured recipe (AdamW, one-cycle to a peak lr of
+    1e-2, batch 256, label smoothing 0.1). The model, the batches and the optimizer state are put on the device;
+    under ``torchrun`` the model is wrapped in DistributedDataParallel for the run and returned bare.
+
+    Raises:
+        ValueError: unknown option names (the message lists the valid ones), a model that does not fit the data
+            (checked with one image before training), or ``precision="fp16"`` off CUDA.
+        FloatingPointError: the loss became NaN or infinite (the message names the epoch and step; the last
+            checkpoint written before it is kept).
+    """
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        scheduler=scheduler,
+        device=device,
+        precision=precision,
+        grad_accum=grad_accum,
+        clip_grad=clip_grad,
+        label_smoothing=label_smoothing,
+        augment=augment,
+        channels_last=channels_last,
+        compile=compile,
+        seed=seed,
+        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+        resume=resume,
+        progress=progress,
+        eval_batch_size=eval_batch_size,
+        callbacks=tuple(callbacks),
+    )
+    return _Trainer(model, data, cfg).run()
+
+
+class _Trainer:
+    """One ``fit`` call: everything decided up front, then the loop."""
+
+    def __init__(self, model: nn.Module, data: Any, cfg: TrainConfig) -> None:
+        if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.grad_accum < 1:
+            raise ValueError(
+                f"epochs, batch_size and grad_accum must be >= 1 (got {cfg.epochs}, {cfg.batch_size}, {cfg.grad_accum})"
+            )
+        if not 0.0 <= cfg.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+        self.model = _bare(model)  # unwraps DDP and torch.compile wrappers
+        self.cfg = cfg
+        # validate every name before anything heavy happens
+        if isinstance(cfg.optimizer, str) and cfg.optimizer.lower() not in OPTIMIZERS:
+            _make_optimizer(cfg.optimizer, self.model, 0.0, 0.0)  # raises with the valid names
+        _check_scheduler_name(cfg.scheduler)
+        self.train_split, self.val_split, self.stats = _data_parts(data, "fit")
+        self.dist, self.device = _setup_distributed(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.autocast = _autocast(self.device, self.precision)
+        self.channels_last = (self.device.type == "cpu") if cfg.channels_last is None else bool(cfg.channels_last)
+        if cfg.resume and not cfg.checkpoint_dir:
+            raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")
+        self.ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+        self.lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.scheduler is None else 1e-2)
+        self.history = History(cfg.to_dict())
+        self.history.device = str(self.device)
+        self.history.precision = self.precision
+        self.history.world_size = self.dist.world_size
+        self.history.rank = self.dist.rank
+        self.history.config["lr"] = self.lr
+        self.history.config["channels_last"] = self.channels_last
+
+    # -- set-up ------------------------------------------------------------------------------------------
+
+    def _seed(self) -> int:
+        seed = self.cfg.seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            if self.dist.enabled:  # every rank must shuffle alike
+                t = torch.tensor([seed if self.dist.rank == 0 else 0], dtype=torch.int64, device=self.device)
+                t = _all_reduce(t, self.dist)
+                seed = int(t.item())
+        torch.manual_seed(seed)
+        random.seed(seed)
+        self.history.config["seed"] = seed
+        return seed
+
+    def _build(self) -> None:
+        cfg, model = self.cfg, self.model
+        self.seed = self._seed()
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        _check_model_fits_data(model, self.train_split, self.stats, self.device)
+        self.train_loader = _loader(
+            self.train_split,
+            cfg.batch_size,
+            self.stats,
+            self.device,
+            shuffle=True,
+            augment=cfg.augment,
+            channels_last=self.channels_last,
+            drop_last=False,
+            seed=self.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        self.val_loader = None
+        if self.val_split is not None and len(self.val_split):
+            self.val_loader = _loader(
+                self.val_split,
+                cfg.eval_batch_size or 2 * cfg.batch_size,
+                self.stats,
+                self.device,
+                shuffle=False,
+                channels_last=self.channels_last,
+                drop_last=False,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
+        self.optimizer = _make_optimizer(cfg.optimizer, model, self.lr, cfg.weight_decay)
+        self.scheduler = _make_scheduler(cfg.scheduler, self.optimizer, self.lr, self.steps_per_epoch * cfg.epochs)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        net: nn.Module = model
+        if cfg.compile:
+            net = torch.compile(net)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            from torch.nn.parallel import DistributedDataParallel  # imported only here: it is slow to import
+
+            net = DistributedDataParallel(net, device_ids=ids)
+        self.net = net
+        self.start_epoch = 1
+        self.step = 0
+        self.best_val: float | None = None
+
+    def _checkpoint(self, epoch: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model": {k: v.detach().cpu() for k, v in _clean_state_dict(self.model.state_dict()).items()},
+            "model_config": _model_config(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": epoch,
+            "step": self.step,
+            "best_val_accuracy": self.best_val,
+            "rng": _rng_state(self.device),
+            "history": _plain(self.history.to_dict()),
+        }
+
+    def _save(self, name: str, epoch: int) -> None:
+        if self.ckpt_dir is not None and self.dist.rank == 0:
+            _atomic_save(self._checkpoint(epoch), self.ckpt_dir / name)
+
+    def _resume(self) -> None:
+        path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
+        if path is None or not path.exists():
+            if path is not None:
+                self.history.notes.append(f"resume=True but no {path}; started from scratch")
+            return
+        ckpt = _read_checkpoint(path, map_location="cpu")
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
+        _load_weights(self.model, ckpt["model"], path)
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.scheduler is not None and ckpt.get("scheduler") is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and ckpt.get("scaler") is not None:
+                self.scaler.load_state_dict(ckpt["scaler"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"'{path}' was written with another optimizer or schedule ({exc}); resume with the same options"
+            ) from None
+        _set_rng_state(ckpt["rng"], self.device)
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.step = int(ckpt.get("step", 0))
+        self.best_val = ckpt.get("best_val_accuracy")
+        old = History.from_dict(ckpt.get("history") or {})
+        self.history.epochs = old.epochs
+        self.history.notes = old.notes + [f"resumed from {path} after epoch {ckpt['epoch']}"]
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
+        cfg, net, opt, sched, scaler = self.cfg, self.net, self.optimizer, self.scheduler, self.scaler
+        loader = self.train_loader
+        loader.set_epoch(epoch)
+        n_batches = len(loader)
+        net.train()
+        losses = torch.zeros(n_batches, dtype=torch.float32, device=self.device)  # per-batch loss, read rarely
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        sizes: list[int] = []
+        accum, checked = cfg.grad_accum, 0
+        show = _progress_enabled(cfg.progress, self.dist.rank)
+        bar = _Progress(show, n_batches, epoch, cfg.epochs)
+        sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        for i, (x, y) in enumerate(loader):
+            last_micro = (i + 1) % accum == 0 or i + 1 == n_batches
+            sync_ctx = net.no_sync() if self.dist.enabled and not last_micro else contextlib.nullcontext()
+            with sync_ctx:
+                with self.autocast:
+                    logits = net(x)
+                    loss = self.criterion(logits, y)
+                if scaler is not None:
+                    scaler.scale(loss / accum if accum > 1 else loss).backward()
+                else:
+                    (loss / accum if accum > 1 else loss).backward()
+            if last_micro:
+                if cfg.clip_grad is not None:
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                opt.zero_grad(set_to_none=True)
+                if sched is not None:
+                    sched.step()
+                self.step += 1
+            losses[i] = loss.detach()
+            correct += (logits.detach().argmax(1) == y).sum()
+            sizes.append(y.shape[0])
+            if (i + 1) % sync_every == 0 or i + 1 == n_batches:
+                checked = self._check_finite(losses, checked, i + 1, epoch)
+                if show:
+                    seen = sum(sizes)
+                    bar.update(
+                        i + 1 - bar.bar.n,
+                        loss=f"{float(losses[: i + 1].mean()):.4f}",
+                        acc=f"{int(correct) / seen:.4f}",
+                        img_s=f"{seen / (time.perf_counter() - t0):,.0f}",
+                    )
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        w = torch.tensor(sizes, dtype=torch.float32, device=self.device)
+        packed = torch.stack([(losses * w).sum().double(), correct.double(), w.sum().double()])
+        packed = _all_reduce(packed, self.dist).cpu()
+        n = float(packed[2])
+        bar.close(loss=f"{float(packed[0]) / n:.4f}", acc=f"{float(packed[1]) / n:.4f}")
+        return float(packed[0]) / n, float(packed[1]) / n, int(n), seconds
+
+    def _check_finite(self, losses: torch.Tensor, start: int, end: int, epoch: int) -> int:
+        chunk = losses[start:end]
+        bad = (~torch.isfinite(chunk)).nonzero()
+        if bad.numel():
+            i = start + int(bad[0, 0])
+            raise _NonFiniteLoss(
+                f"the loss became {float(losses[i])} at epoch {epoch}, step {i + 1} of {len(losses)} "
+                f"(optimizer step {self.step}); try a lower lr (now {self.lr:g}), clip_grad=1.0 or precision='fp32'"
+                + ("; the last good checkpoint is kept in " + str(self.ckpt_dir) if self.ckpt_dir else "")
+            )
+        return end
+
+    def _current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _stop_requested(self) -> str | None:
+        flag = torch.tensor([1.0 if self.history.stop_reason else 0.0])
+        if self.dist.enabled:
+            flag = _all_reduce(flag.to(self.device), self.dist, op="max").cpu()
+        if float(flag) > 0:
+            return self.history.stop_reason or "stopped by a callback on another rank"
+        return None
+
+    def run(self) -> History:
+        cfg, history = self.cfg, self.history
+        ok = False
+        try:
+            self._build()
+            if cfg.resume:
+                self._resume()
+            for cb in cfg.callbacks:
+                cb.model = self.model
+                cb.on_fit_start(history)
+            epoch = self.start_epoch - 1
+            try:
+                for epoch in range(self.start_epoch, cfg.epochs + 1):
+                    for cb in cfg.callbacks:
+                        cb.on_epoch_start(history, epoch)
+                    t0 = time.perf_counter()
+                    loss, acc, n, train_s = self._train_epoch(epoch)
+                    record: dict[str, Any] = {"epoch": epoch, "loss": loss, "accuracy": acc}
+                    record["val_loss"] = record["val_accuracy"] = None
+                    if self.val_loader is not None:
+                        m = _evaluate_loader(
+                            self.model if not self.dist.enabled else self.net.module,
+                            self.val_loader,
+                            self.stats["num_classes"],
+                            self.autocast,
+                            self.device,
+                            self.dist,
+                        )
+                        record["val_loss"], record["val_accuracy"] = m["loss"], m["top1"]
+                    record["lr"] = self._current_lr()
+                    record["seconds"] = time.perf_counter() - t0
+                    record["images_per_s"] = n / train_s if train_s > 0 else 0.0
+                    history.epochs.append(record)
+                    self._save("last.pt", epoch)
+                    score = record["val_accuracy"]
+                    if score is not None and (self.best_val is None or score > self.best_val):
+                        self.best_val = score
+                        self._save("best.pt", epoch)
+                    for cb in cfg.callbacks:
+                        cb.on_epoch_end(history, record)
+                    reason = self._stop_requested()
+                    if reason:
+                        history.stop_reason = reason
+                        if epoch < cfg.epochs:
+                            history.notes.append(f"stopped after epoch {epoch}: {reason}")
+                        break
+            except KeyboardInterrupt:
+                history.interrupted = True
+                where = f"during epoch {epoch + 1}" if len(history.epochs) < epoch + 1 else f"after epoch {epoch}"
+                note = f"interrupted {where}"
+                if self.ckpt_dir is not None:
+                    self._save("interrupted.pt", len(history.epochs))
+                    note += (
+                        f"; weights at the interruption in {self.ckpt_dir / 'interrupted.pt'}, "
+                        f"resume=True continues from last.pt (the last complete epoch)"
+                    )
+                history.notes.append(note)
+                if self.dist.rank == 0:
+                    print(f"zoo.fit: {note}", file=sys.stderr)
+            except _NonFiniteLoss as exc:
+                raise FloatingPointError(str(exc)) from None
+            for cb in cfg.callbacks:
+                cb.on_fit_end(history)
+            ok = True
+            return history
+        finally:
+            self._teardown(ok)
+
+    def _teardown(self, ok: bool) -> None:
+        # Release the DDP wrapper (and its reducer) before the process group goes: a gloo DDP module alive at
+        # interpreter exit aborted 4 runs in 24 here; releasing it first, none in 16.
+        net = self.__dict__.pop("net", None)
+        is_ddp = self.dist.enabled
+        del net
+        for name in ("optimizer", "scheduler", "train_loader", "val_loader"):
+            self.__dict__.pop(name, None)
+        if is_ddp:
+            gc.collect()
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                if ok:
+                    dist.barrier()
+                if self.dist.created_group:
+                    dist.destroy_process_group()
