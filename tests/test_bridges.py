@@ -161,7 +161,7 @@ def test_drop_rate_and_img_size_mapping():
         zoo.create("torchvision/resnet18", drop_rate=0.1)
     with pytest.raises(ValueError, match="multiple of its patch size 32"):
         zoo.create("torchvision/vit_b_32", img_size=40)
-    with pytest.raises(ValueError, match="does not run at img_size=32"):
+    with pytest.raises(ValueError, match="does not run at img_size=16"):
         zoo.create("torchvision/squeezenet1_1", img_size=16)  # torchvision documents a 17-px minimum
     assert zoo.create("torchvision/squeezenet1_1", img_size=24)(torch.randn(1, 3, 24, 24)).shape == (1, 1000)
 

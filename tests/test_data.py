@@ -229,6 +229,18 @@ def test_download_only_when_allowed(tmp_path, monkeypatch):
     assert len(zoo.load_dataset("mnist").train) == 3 and calls == ["mnist"]  # found in the cache now
 
 
+def test_explicit_download_false_beats_the_environment(monkeypatch):
+    monkeypatch.setenv(zd.ENV_DOWNLOAD, "1")
+    with pytest.raises(zd.DatasetNotFoundError):  # the autouse fixture's _download would raise AssertionError
+        zoo.load_dataset("mnist", download=False)
+
+
+def test_resize_on_load_refuses_huge_tensors(monkeypatch):
+    monkeypatch.setattr(zd, "MAX_LOAD_BYTES", 1 << 20)
+    with pytest.raises(zd.DatasetOptionError, match=r"resize_to=224, in_chans=3"):
+        zoo.load_dataset("digits", img_size=224, in_chans=3)
+
+
 def test_corrupt_idx_files_give_one_line_errors(tmp_path):
     good = idx_bytes(np.zeros((3, 4, 4), np.uint8))
     cases = {

@@ -108,7 +108,7 @@ class Dataset:
     std: tuple[float, ...]
     classes: list[str] | None = None
     source: str | None = None  # a path, "embedded" or "synthetic"
-    hflip: bool = True  # whether horizontal flips are a valid augmentation (not for digits)
+    hflip: bool = False  # whether horizontal flips are a valid augmentation (yes for CIFAR, not for digits)
 
     def __post_init__(self) -> None:
         for split in (self.train, self.test):
@@ -141,7 +141,7 @@ def _options(dataset: str, given: dict[str, Any], defaults: dict[str, Any]) -> d
         raise DatasetOptionError(
             f"dataset '{dataset}' got an unknown option '{key}'.{hint} Accepted: {', '.join(sorted(defaults))}"
         )
-    opts = {**defaults, **given}
+    opts = {**defaults, **{k: v for k, v in given.items() if v is not None}}  # None means the default
     for key in ("img_size", "train_size", "test_size", "num_classes"):
         value = opts.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -162,6 +162,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.T
     if h == size and w == size:
         return images
     out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    chunk = max(1, min(chunk, (1 << 24) // (c * max(size, h) * max(size, w))))  # <= 64 MB of float32 at a time
     for i in range(0, n, chunk):
         x = images[i : i + chunk].float()
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < min(h, w))
@@ -183,10 +184,28 @@ def _convert_channels(images: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std in [0, 1] units."""
-    x = images[:: max(1, len(images) // 20000)].double().div_(255)  # a strided sample of <= ~20k images is plenty
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    x = images[:: max(1, len(images) // 20000)]  # a strided sample of <= ~20k images is plenty
+    n, c, h, w = x.shape
+    total, squares = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+    step = max(1, (1 << 22) // (c * h * w))
+    for i in range(0, n, step):
+        chunk = x[i : i + step].double().div_(255)
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square_().sum(dim=(0, 2, 3))
+    count = n * h * w
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-6).sqrt()
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def _check_memory(name: str, n: int, chans: int, size: int) -> None:
+    total = n * chans * size * size
+    if total > MAX_LOAD_BYTES:
+        raise DatasetOptionError(
+            f"dataset '{name}' at {chans}x{size}x{size} would take {total / 2**30:.1f} GiB as uint8 "
+            f"(limit {MAX_LOAD_BYTES / 2**30:.0f} GiB); load it at its native size and resize per batch with "
+            f"BatchLoader(..., resize_to={size}, in_chans={chans}) instead"
+        )
 
 
 def _finish(
@@ -207,15 +226,10 @@ def _finish(
     native_c, native_h = train.images.shape[1], train.images.shape[2]
     size = img_size or native_h
     chans = in_chans or native_c
-    total = (len(train) + len(test)) * chans * size * size
-    if total > MAX_LOAD_BYTES:
-        raise DatasetOptionError(
-            f"dataset '{name}' at {chans}x{size}x{size} would take {total / 2**30:.1f} GiB as uint8 "
-            f"(limit {MAX_LOAD_BYTES / 2**30:.0f} GiB); load it at its native size and resize per batch with "
-            f"BatchLoader(..., resize_to={size}, in_chans={chans}) instead"
-        )
-    if mean is not None and chans != native_c:
-        mean = std = None  # statistics of the original channels no longer apply
+    _check_memory(name, len(train) + len(test), chans, size)
+    if mean is not None and std is not None and chans != native_c:
+        # grey repeated to RGB keeps its statistics per channel; colour turned grey needs new ones
+        mean, std = (tuple(mean) * 3, tuple(std) * 3) if native_c == 1 else (None, None)
     for split in (train, test):
         split.images = _convert_channels(resize_images(split.images, size), chans).contiguous()
     if mean is None or std is None:
@@ -416,63 +430,62 @@ _IDX_FILES = {
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
+# the mean/std are the usual per-channel statistics of each training split (torchvision's references, airbench)
 _FILE_DATASETS = {
     "mnist": _FileSpec(
-        "mnist",
-        ("", "mnist", "MNIST", "MNIST/raw", "mnist/MNIST/raw"),
-        _IDX_FILES,
-        "MNIST",
-        10,
-        tuple(str(i) for i in range(10)),
-        (0.1307,),
-        (0.3081,),
-        False,
-        "http://yann.lecun.com/exdb/mnist/",
-        "MNIST handwritten digits, 60,000 / 10,000 grey 28x28 images (LeCun et al., 1998)",
+        name="mnist",
+        dirnames=("", "mnist", "MNIST", "MNIST/raw", "mnist/MNIST/raw"),
+        files=_IDX_FILES,
+        torchvision_class="MNIST",
+        num_classes=10,
+        classes=tuple(str(i) for i in range(10)),
+        mean=(0.1307,),
+        std=(0.3081,),
+        hflip=False,
+        url="http://yann.lecun.com/exdb/mnist/",
+        description="MNIST handwritten digits, 60,000 / 10,000 grey 28x28 images (LeCun et al., 1998)",
     ),
     "fashion-mnist": _FileSpec(
-        "fashion-mnist",
-        ("", "fashion-mnist", "fashion_mnist", "FashionMNIST", "FashionMNIST/raw", "fashion-mnist/FashionMNIST/raw"),
-        _IDX_FILES,
-        "FashionMNIST",
-        10,
-        FASHION_CLASSES,
-        (0.2860,),
-        (0.3530,),
-        True,
-        "https://github.com/zalandoresearch/fashion-mnist",
-        "Fashion-MNIST: Zalando article images, 60,000 / 10,000 grey 28x28 images in 10 classes (Xiao et al., 2017)",
+        name="fashion-mnist",
+        dirnames=("", "fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "fashion-mnist/FashionMNIST/raw"),
+        files=_IDX_FILES,
+        torchvision_class="FashionMNIST",
+        num_classes=10,
+        classes=FASHION_CLASSES,
+        mean=(0.2860,),
+        std=(0.3530,),
+        hflip=True,
+        url="https://github.com/zalandoresearch/fashion-mnist",
+        description="Fashion-MNIST: Zalando article images, 60,000 / 10,000 grey 28x28 images in 10 classes "
+        "(Xiao et al., 2017)",
         apt="dataset-fashion-mnist",
     ),
     "cifar10": _FileSpec(
-        "cifar10",
-        ("", "cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar10"),
-        {
-            **{f"train_{i}": (f"data_batch_{i}",) for i in range(1, 6)},
-            "test": ("test_batch",),
-        },
-        "CIFAR10",
-        10,
-        CIFAR10_CLASSES,
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
-        True,
-        "https://www.cs.toronto.edu/~kriz/cifar.html",
-        "CIFAR-10: 50,000 / 10,000 colour 32x32 images in 10 classes (Krizhevsky, 2009)",
+        name="cifar10",
+        dirnames=("", "cifar-10-batches-py", "cifar10", "cifar10/cifar-10-batches-py"),
+        files={**{f"train_{i}": (f"data_batch_{i}",) for i in range(1, 6)}, "test": ("test_batch",)},
+        torchvision_class="CIFAR10",
+        num_classes=10,
+        classes=CIFAR10_CLASSES,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        hflip=True,
+        url="https://www.cs.toronto.edu/~kriz/cifar.html",
+        description="CIFAR-10: 50,000 / 10,000 colour 32x32 images in 10 classes (Krizhevsky, 2009)",
         kind="cifar",
     ),
     "cifar100": _FileSpec(
-        "cifar100",
-        ("", "cifar-100-python", "cifar100/cifar-100-python", "cifar100"),
-        {"train": ("train",), "test": ("test",)},
-        "CIFAR100",
-        100,
-        None,
-        (0.5071, 0.4865, 0.4409),
-        (0.2673, 0.2564, 0.2762),
-        True,
-        "https://www.cs.toronto.edu/~kriz/cifar.html",
-        "CIFAR-100: 50,000 / 10,000 colour 32x32 images in 100 fine classes (Krizhevsky, 2009)",
+        name="cifar100",
+        dirnames=("", "cifar-100-python", "cifar100", "cifar100/cifar-100-python"),
+        files={"train": ("train",), "test": ("test",)},
+        torchvision_class="CIFAR100",
+        num_classes=100,
+        classes=None,  # read from the 'meta' file next to the batches
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        hflip=True,
+        url="https://www.cs.toronto.edu/~kriz/cifar.html",
+        description="CIFAR-100: 50,000 / 10,000 colour 32x32 images in 100 fine classes (Krizhevsky, 2009)",
         kind="cifar",
     ),
 }
@@ -669,6 +682,7 @@ def _load_digits(root: str | None = None, **options: Any) -> Dataset:
     except (ValueError, OSError, zlib.error) as exc:
         raise DatasetFormatError(f"{DIGITS_FILE}: corrupt ({exc}); reinstall zoo") from None
     size = opts["img_size"]
+    _check_memory("digits", sum(len(arrays[f"{p}_labels"]) for p in ("train", "test")), opts["in_chans"], size)
     splits = [
         Split(_upscale_digits(arrays[f"{p}_images"], size), torch.from_numpy(arrays[f"{p}_labels"].astype(np.int64)))
         for p in ("train", "test")

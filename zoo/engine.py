@@ -81,7 +81,9 @@ class TrainConfig:
     """
 
     epochs: int = 5  # passes over the training split
-    batch_size: int = 256  # images per optimizer step, per process (under torchrun the global batch is x world size)
+    # images per optimizer step, per process (under torchrun the global batch is x world size); None -> 256, halved
+    # down to 32 while an epoch would have fewer than 40 steps (small sets such as digits need the steps)
+    batch_size: int | None = None
     # "adamw", "adam", "sgd" (momentum 0.9, Nesterov), "rmsprop", an Optimizer, or a function params -> Optimizer
     optimizer: Any = "adamw"
     lr: float | None = None  # peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None
@@ -969,7 +971,7 @@ def fit(
     data: Any,
     *,
     epochs: int = 5,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     optimizer: Any = "adamw",
     lr: float | None = None,
     weight_decay: float = 5e-4,
@@ -1032,7 +1034,7 @@ class _Trainer:
     """One ``fit`` call: everything decided up front, then the loop."""
 
     def __init__(self, model: nn.Module, data: Any, cfg: TrainConfig) -> None:
-        if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.grad_accum < 1:
+        if cfg.epochs < 1 or (cfg.batch_size is not None and cfg.batch_size < 1) or cfg.grad_accum < 1:
             raise ValueError(
                 f"epochs, batch_size and grad_accum must be >= 1 (got {cfg.epochs}, {cfg.batch_size}, {cfg.grad_accum})"
             )
@@ -1078,6 +1080,13 @@ class _Trainer:
 
     def _build(self) -> None:
         cfg, model = self.cfg, self.model
+        if cfg.batch_size is None:
+            per_rank = len(self.train_split) / self.dist.world_size
+            bs = 256
+            while bs > 32 and per_rank / bs < 40:
+                bs //= 2
+            cfg.batch_size = bs
+            self.history.config["batch_size"] = bs
         self.seed = self._seed()
         model.to(self.device)
         if self.channels_last:

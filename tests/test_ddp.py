@@ -1,0 +1,41 @@
+"""zoo.fit under torchrun: two CPU processes with gloo, several launches in a row (a flaky teardown cannot hide)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+LAUNCHES = 3
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_fit_under_torchrun_twice_gives_identical_weights_and_clean_exit(tmp_path):
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    env = {**os.environ, "ZOO_PROGRESS": "0", "OMP_NUM_THREADS": "1", "ZOO_LOAD_PLUGINS": ""}
+    for launch in range(LAUNCHES):
+        out = tmp_path / f"run{launch}"
+        out.mkdir()
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"launch {launch + 1} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+        for r in ranks:
+            assert r["bare"] and r["ddp_alive"] == 0 and not r["group_alive"]
+            assert r["world_size"] == 2 and r["epochs"] == 2
+            assert r["num_samples"] == 30  # evaluate after fit: no process group left, each rank scores it all
+        a, b = ranks[0]["state"], ranks[1]["state"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert ranks[0]["val_accuracy"] == ranks[1]["val_accuracy"]  # metrics are all-reduced
+        # only rank 0 writes checkpoints, and they are loadable
+        assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["best.pt", "last.pt"]
+        ckpt = torch.load(out / "ckpt" / "last.pt", weights_only=True)
+        assert not any(k.startswith("module.") for k in ckpt["model"])
+        assert all(torch.equal(ckpt["model"][k], a[k]) for k in a)
