@@ -16,14 +16,22 @@ LAUNCHES = 3
 
 @pytest.mark.ddp
 @pytest.mark.slow
-def test_fit_under_torchrun_twice_gives_identical_weights_and_clean_exit(tmp_path):
+def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(tmp_path):
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available in this build")
     env = {**os.environ, "ZOO_PROGRESS": "0", "OMP_NUM_THREADS": "1", "ZOO_LOAD_PLUGINS": ""}
     for launch in range(LAUNCHES):
         out = tmp_path / f"run{launch}"
         out.mkdir()
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(WORKER),
+            str(out),
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"launch {launch + 1} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -301,9 +301,7 @@ def test_early_stopping_and_csv_logger(data, tmp_path):
 
     stopper = zoo.EarlyStopping(monitor="val_accuracy", patience=1, min_delta=2.0)  # nothing improves by 2.0
     log = tmp_path / "log.csv"
-    history = zoo.fit(
-        tiny(), data, epochs=5, seed=0, callbacks=[stopper, zoo.CSVLogger(log), Recorder()], **FAST
-    )
+    history = zoo.fit(tiny(), data, epochs=5, seed=0, callbacks=[stopper, zoo.CSVLogger(log), Recorder()], **FAST)
     assert len(history.epochs) == 2 and "early stopping" in history.stop_reason
     assert calls == [("start", True), ("end", 2)]
     rows = log.read_text().splitlines()

@@ -61,7 +61,7 @@ def test_mobilenet_v1_param_count_equals_timm():
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b7"])
 def test_small_input_layout_keeps_parameters(name):
     with torch.device("meta"):
-        counts = {s: _count(zoo.create(name, img_size=s)) for s in (16, 32, 64, 224)}
+        counts = {s: _count(zoo.create(name, img_size=s)) for s in (16, 32, 224)}
         counts[8] = _count(zoo.create(name, img_size=32, output_stride=8))
     assert len(set(counts.values())) == 1, counts
 
@@ -109,7 +109,7 @@ def test_too_small_input_is_refused_at_creation(name):
             zoo.create(name, img_size=15)
         with pytest.raises(ValueError, match=r"img_size >= 32 \(got 31\)"):
             zoo.create(name, img_size=31, output_stride=32)
-        with pytest.raises(ValueError, match="output_stride must be one of .*got 64; try 32"):
+        with pytest.raises(ValueError, match="output_stride must be one of 8, 16, 32, got 64; try 32"):
             zoo.create(name, output_stride=64)
         with pytest.raises(TypeError, match="did you mean 'width_mult'"):
             zoo.create(name, widthmult=0.5)

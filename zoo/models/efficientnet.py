@@ -27,17 +27,16 @@ from zoo.hookspecs import hookimpl
 from zoo.models.layers import (
     ConvNormAct,
     InvertedResidual,
-    check_img_size,
     check_keywords,
     keyword_only_params,
     make_divisible,
     reduce_strides,
+    resolve_output_stride,
 )
 
 PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
 URL = "https://arxiv.org/abs/1905.11946"
 SMALL_INPUT = 64  # below this many pixels (and without output_stride=) the stem runs at stride 1
-OUTPUT_STRIDES = (8, 16, 32)
 
 # B0, Table 1: (expansion, kernel, first stride, in_chs, out_chs, layers) per stage, after a 32-channel stem
 EFFICIENTNET_B0 = (
@@ -92,15 +91,7 @@ class EfficientNet(nn.Module):
         name: str = "efficientnet",
     ) -> None:
         super().__init__()
-        size = check_img_size(name, img_size, 1)
-        if output_stride is None:
-            output_stride = 32 if size >= SMALL_INPUT else 16
-        elif output_stride not in OUTPUT_STRIDES:
-            nearest = min(OUTPUT_STRIDES, key=lambda s: abs(s - output_stride))
-            raise ValueError(
-                f"{name}: output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}; try {nearest}"
-            )
-        check_img_size(f"{name} at output_stride={output_stride}", img_size, output_stride)  # >= 1 pixel at the end
+        output_stride = resolve_output_stride(name, img_size, output_stride, SMALL_INPUT)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.output_stride = output_stride

@@ -196,3 +196,18 @@ def reduce_strides(strides: list[int], output_stride: int) -> list[int]:
             strides[i] = 1
             total //= s
     return strides
+
+
+def resolve_output_stride(
+    name: str, img_size: int | tuple[int, int], output_stride: int | None, small_input: int
+) -> int:
+    """The total downsampling of a 32x ImageNet layout: ``output_stride`` if given (8, 16 or 32), else 32, or 16
+    below ``small_input`` pixels. Refuses an image smaller than the stride (no pixel would reach the head)."""
+    size = check_img_size(name, img_size, 1)
+    if output_stride is None:
+        output_stride = 32 if size >= small_input else 16
+    elif output_stride not in (8, 16, 32):
+        nearest = min((8, 16, 32), key=lambda s: abs(s - output_stride))
+        raise ValueError(f"{name}: output_stride must be one of 8, 16, 32, got {output_stride}; try {nearest}")
+    check_img_size(f"{name} at output_stride={output_stride}", img_size, output_stride)
+    return output_stride

@@ -31,15 +31,14 @@ from zoo.hookspecs import hookimpl
 from zoo.models.layers import (
     ConvNormAct,
     InvertedResidual,
-    check_img_size,
     check_keywords,
     keyword_only_params,
     make_divisible,
     reduce_strides,
+    resolve_output_stride,
 )
 
 SMALL_INPUT = 64  # below this many pixels (and without output_stride=) the stem runs at stride 1
-OUTPUT_STRIDES = (8, 16, 32)
 
 # V1: (out_chs, stride) of the 13 depthwise separable blocks after a 32-channel stride-2 stem.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
@@ -139,16 +138,7 @@ class MobileNet(nn.Module):
         name: str = "mobilenet",
     ) -> None:
         super().__init__()
-        size = check_img_size(name, img_size, 1)
-        if output_stride is None:
-            output_stride = 32 if size >= SMALL_INPUT else 16
-        elif output_stride not in OUTPUT_STRIDES:
-            nearest = min(OUTPUT_STRIDES, key=lambda s: abs(s - output_stride))
-            raise ValueError(
-                f"{name}: output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}; try {nearest}"
-            )
-        # at least one pixel must reach the head
-        check_img_size(f"{name} at output_stride={output_stride}", img_size, output_stride)
+        output_stride = resolve_output_stride(name, img_size, output_stride, SMALL_INPUT)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.output_stride = output_stride

@@ -1,0 +1,194 @@
+"""How much zoo.fit costs over a hand-written loop, how much faster it is than the course-notebook loop, and what
+accuracy its defaults reach. LeNet-5 at 28 px on the real Fashion-MNIST (and digits for accuracy).
+
+    .venv/bin/python benchmarks/bench_fit.py                 # speed (a), (b) and channels_last, then accuracy (c)
+    .venv/bin/python benchmarks/bench_fit.py --part speed --reps 5
+    .venv/bin/python benchmarks/bench_fit.py --part accuracy --seeds 0 1 2
+
+The runs being compared are interleaved (A, B, A, B, ...) and medians reported, because the machine is shared:
+a neighbour's job slows whichever run it overlaps. Ratios are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lenet(data) -> nn.Module:
+    return zoo.create("lenet5", num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# references
+# ---------------------------------------------------------------------------------------------------------
+
+
+def hand_loop_epoch(model: nn.Module, data, epoch: int, batch_size: int = 256) -> float:
+    """The minimal hand-written loop over preloaded uint8 tensors: AdamW 1e-3, normalise per batch. img/s."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images, labels = data.train.images, data.train.labels
+    mean, std = data.mean[0], data.std[0]
+    model.train()
+    g = torch.Generator().manual_seed(epoch)
+    order = torch.randperm(len(labels), generator=g)
+    t0 = time.perf_counter()
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        x = images.index_select(0, idx).float().div_(255).sub_(mean).div_(std)
+        y = labels.index_select(0, idx)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return len(order) / (time.perf_counter() - t0)
+
+
+class NotebookDataset(torch.utils.data.Dataset):
+    """torchvision's FashionMNIST as the course notebooks use it: per sample, PIL image -> ToTensor -> Normalize."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        from torchvision import transforms
+
+        self.images = images[:, 0].numpy()
+        self.labels = labels.tolist()
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
+
+
+def notebook_loop(model: nn.Module, data, max_batches: int) -> float:
+    """DataLoader(batch_size=64, shuffle=True) + Adam 1e-3 over the per-sample PIL dataset, for max_batches. img/s."""
+    loader = torch.utils.data.DataLoader(NotebookDataset(data.train.images, data.train.labels), 64, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    seen = 0
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(loader):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(y)
+        if i + 1 == max_batches:
+            break
+    return seen / (time.perf_counter() - t0)
+
+
+def fit_epoch(model: nn.Module, data, **kw) -> float:
+    """One zoo.fit epoch on the training split only (no validation pass); its training img/s."""
+    history = zoo.fit(model, data.train, epochs=1, progress=False, **kw)
+    return history.last["images_per_s"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parts
+# ---------------------------------------------------------------------------------------------------------
+
+
+def speed(data, reps: int, notebook_batches: int) -> dict:
+    same_recipe = dict(
+        optimizer="adamw", lr=1e-3, weight_decay=0.01, scheduler=None, batch_size=256, label_smoothing=0.0,
+        augment=False, channels_last=False, seed=0,
+    )  # fmt: skip
+    runs: dict[str, list[float]] = {k: [] for k in ("hand", "fit_same", "fit_defaults", "fit_no_cl", "notebook")}
+    models = {k: lenet(data) for k in runs}
+    # warm-up: first calls pay one-time costs (imports, allocator, kernels)
+    hand_loop_epoch(models["hand"], data, 0)
+    fit_epoch(models["fit_same"], data, **same_recipe)
+    for rep in range(reps):
+        runs["hand"].append(hand_loop_epoch(models["hand"], data, rep + 1))
+        runs["fit_same"].append(fit_epoch(models["fit_same"], data, **same_recipe))
+        runs["fit_defaults"].append(fit_epoch(models["fit_defaults"], data, seed=rep))
+        runs["fit_no_cl"].append(fit_epoch(models["fit_no_cl"], data, seed=rep, channels_last=False))
+        runs["notebook"].append(notebook_loop(models["notebook"], data, notebook_batches))
+        print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ratios = {
+        "(a) fit / hand loop, same recipe": med["fit_same"] / med["hand"],
+        "(b) fit defaults / course-notebook loop": med["fit_defaults"] / med["notebook"],
+        "fit defaults (channels_last on CPU) / fit with channels_last=False": med["fit_defaults"] / med["fit_no_cl"],
+    }
+    print("\nimages/s, median of", reps, "interleaved runs")
+    for k, v in med.items():
+        print(f"  {k:<14} {v:>10,.0f}")
+    for k, v in ratios.items():
+        print(f"  {k}: {v:.3f}x")
+    return {"images_per_s": med, "runs": runs, "ratios": ratios}
+
+
+def accuracy(seeds: list[int]) -> dict:
+    out = {}
+    for name in ("digits", "fashion-mnist"):
+        data = zoo.load_dataset(name)
+        accs, secs = [], []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = lenet(data)
+            t0 = time.perf_counter()
+            history = zoo.fit(model, data, epochs=5, seed=seed, progress=False)
+            secs.append(time.perf_counter() - t0)
+            accs.append(zoo.evaluate(model, data)["top1"])
+            print(f"  {name} seed {seed}: test top-1 {accs[-1]:.4f} in {secs[-1]:.0f} s "
+                  f"(batch {history.config['batch_size']}, lr {history.config['lr']})", flush=True)  # fmt: skip
+        out[name] = {"top1": accs, "median_top1": statistics.median(accs), "seconds": secs}
+        print(f"{name}: zoo.fit(lenet5, {name}, epochs=5) defaults -> median test top-1 {statistics.median(accs):.4f}")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("speed", "accuracy", "all"), default="all")
+    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions of each speed run")
+    p.add_argument("--notebook-batches", type=int, default=300, help="batches of 64 timed for the notebook loop")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        version = commit.stdout.strip() or "?"
+    except OSError:
+        version = "?"
+    result: dict = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "commit": version,
+        "args": vars(args) | {"json": str(args.json) if args.json else None},
+    }
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, commit {version}")
+    if args.part in ("speed", "all"):
+        data = zoo.load_dataset("fashion-mnist")
+        print(f"speed: LeNet-5 at 28 px on {data}")
+        result["speed"] = speed(data, args.reps, args.notebook_batches)
+    if args.part in ("accuracy", "all"):
+        print("accuracy: zoo.fit defaults, 5 epochs")
+        result["accuracy"] = accuracy(args.seeds)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
