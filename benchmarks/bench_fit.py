@@ -136,9 +136,9 @@ def speed(data, reps: int, notebook_batches: int) -> dict:
     return {"images_per_s": med, "runs": runs, "ratios": ratios}
 
 
-def accuracy(seeds: list[int]) -> dict:
+def accuracy(seeds: list[int], datasets: list[str]) -> dict:
     out = {}
-    for name in ("digits", "fashion-mnist"):
+    for name in datasets:
         data = zoo.load_dataset(name)
         accs, secs = [], []
         for seed in seeds:
@@ -161,6 +161,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions of each speed run")
     p.add_argument("--notebook-batches", type=int, default=300, help="batches of 64 timed for the notebook loop")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"], help="for the accuracy part")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args()
@@ -185,7 +186,7 @@ def main() -> None:
         result["speed"] = speed(data, args.reps, args.notebook_batches)
     if args.part in ("accuracy", "all"):
         print("accuracy: zoo.fit defaults, 5 epochs")
-        result["accuracy"] = accuracy(args.seeds)
+        result["accuracy"] = accuracy(args.seeds, args.datasets)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

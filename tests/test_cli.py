@@ -118,24 +118,23 @@ def test_python_m_zoo_list_subprocess():
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
-def test_compare_formats(capsys, tmp_path, fmt):
-    pytest.importorskip("zoo.engine")
+def test_compare_formats_plot_and_run_dir(capsys, tmp_path):
+    run_dir = str(tmp_path / "run")
     args = ["compare", "mlp", "--dataset", "digits", "--img-size", "8", "--epochs", "1", "--batch-size", "64"]
-    args += ["--throughput-batch", "4", "--format", fmt]
-    if fmt == "table":
-        args += ["--plot", str(tmp_path / "cmp.png"), "--run-dir", str(tmp_path / "run")]
-    code, out, _ = run(capsys, *args)
-    assert code == 0
-    if fmt == "json":
-        assert json.loads(out)["rows"][0]["model"] == "mlp"
-    elif fmt == "csv":
-        assert out.splitlines()[0].startswith("model,params,flops")
-    elif fmt == "markdown":
-        assert out.startswith("| model")
-    else:
-        assert "top-1 %" in out and (tmp_path / "cmp.png").stat().st_size > 0
-        assert (tmp_path / "run" / "results.jsonl").exists()
+    args += ["--throughput-batch", "4", "--run-dir", run_dir]
+    code, out, err = run(capsys, *args, "--plot", str(tmp_path / "cmp.png"))
+    assert code == 0, err
+    assert "top-1 %" in out and "mlp" in out and (tmp_path / "cmp.png").stat().st_size > 0
+    # the same run directory: the row is reused, not retrained, in every format
+    code, out, _ = run(capsys, *args, "--format", "json")
+    assert code == 0 and json.loads(out)["rows"][0]["model"] == "mlp"
+    row = json.loads(out)["rows"][0]
+    code, out, _ = run(capsys, *args, "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("model,params,flops") and str(row["params"]) in out
+    code, out, _ = run(capsys, *args, "--format", "markdown")
+    assert code == 0 and out.startswith("| model")
+    code, _, err = run(capsys, *args, "--plot", "cmp.txt")
+    assert code == 2 and ".png" in one_line_error(err)
 
 
 def test_train_then_evaluate(capsys, tmp_path):

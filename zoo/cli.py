@@ -176,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data,
         epochs=args.epochs,
         checkpoint_dir=args.out,
-        progress=None if args.progress else False,
+        progress=args.progress,
         **_fit_options(args),
     )
     history_path = os.path.join(args.out, "history.json")
@@ -397,7 +397,9 @@ def _add_training(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16 (default auto)")
     p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bars (shown on a terminal)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -476,8 +478,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        if getattr(args, "progress", True) is False:
-            os.environ.setdefault("ZOO_PROGRESS", "0")
         return args.func(args)
     except UsageError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)

@@ -908,9 +908,12 @@ def evaluate(
     model.to(dev)
     prec = resolve_precision(precision, dev)
     num_classes = stats["num_classes"]
-    with torch.no_grad():
-        out_features = model(split.images[:1].to(dev, torch.float32) / 255.0).shape[1] if len(split) else num_classes
-    num_classes = max(num_classes, int(out_features))
+    if len(split):  # the confusion matrix must have room for every class the model can predict
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            num_classes = max(num_classes, int(model(split.images[:1].to(dev, torch.float32) / 255.0).shape[1]))
+        model.train(was_training)
     dist_info = _Dist()
     if os.environ.get("WORLD_SIZE", "1") != "1":
         import torch.distributed as dist
