@@ -12,7 +12,8 @@ os.environ.setdefault("ZOO_PROGRESS", "0")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread per xdist worker: two workers on two cores beat two threads each fighting for both.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 @pytest.fixture

@@ -207,7 +207,8 @@ def test_compare_runs_across_sources():
     except (AttributeError, ImportError) as exc:
         pytest.skip(f"zoo.compare is not available yet ({exc})")
     names = ["lenet5", "timm/resnet18", "torchvision/mobilenet_v3_small"]
-    results = compare(names, dataset="synthetic", epochs=1, latency_runs=0, throughput_batch=8, progress=False)
+    data = zoo.load_dataset("synthetic", img_size=16, train_size=32, test_size=16)  # small enough for a test
+    results = compare(names, dataset=data, epochs=1, latency_runs=0, throughput_batch=8, progress=False)
     rows = {r["model"]: r for r in results.rows}
     assert set(rows) == set(names)
     assert all(r["error"] is None for r in rows.values()), {n: r["error"] for n, r in rows.items()}

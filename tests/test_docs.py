@@ -6,6 +6,7 @@ temporary working directory. A block right after an ``<!-- skip -->`` comment is
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -61,5 +62,6 @@ def test_mkdocs_build_strict(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr[-3000:]}"

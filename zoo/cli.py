@@ -17,6 +17,7 @@ Each subcommand imports only what it needs, so ``zoo list`` answers fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -119,7 +120,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return EXIT_OK
-    if args.names_only or not sys.stdout.isatty() and args.source not in (None, "zoo"):
+    if args.names_only or (not sys.stdout.isatty() and args.source not in (None, "zoo")):
         print("\n".join(names))
         return EXIT_OK
     body = [(r["name"], r["family"] or "", r["year"] or "", r["_size"], r["plugin"]) for r in rows]
@@ -484,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except BrokenPipeError:  # `zoo list | head`: the reader left; say nothing
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130

@@ -950,8 +950,8 @@ class _Progress:
 
     def update(self, n: int, **postfix: Any) -> None:
         if self.bar is not None:
-            self.bar.update(n)
             self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
 
     def close(self, **postfix: Any) -> None:
         if self.bar is not None:
@@ -1249,7 +1249,8 @@ class _Trainer:
         packed = torch.stack([(losses * w).sum().double(), correct.double(), w.sum().double()])
         packed = _all_reduce(packed, self.dist).cpu()
         n = float(packed[2])
-        bar.close(loss=f"{float(packed[0]) / n:.4f}", acc=f"{float(packed[1]) / n:.4f}")
+        rate = n / max(seconds, 1e-9)
+        bar.close(loss=f"{float(packed[0]) / n:.4f}", acc=f"{float(packed[1]) / n:.4f}", img_s=f"{rate:,.0f}")
         return float(packed[0]) / n, float(packed[1]) / n, int(n), seconds
 
     def _check_finite(self, losses: torch.Tensor, start: int, end: int, epoch: int) -> int:

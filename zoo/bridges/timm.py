@@ -29,7 +29,8 @@ from zoo.hookspecs import hookimpl
 
 PREFIX = "timm"
 URL = "https://huggingface.co/docs/timm"
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+# Python's "unexpected keyword argument 'x'" and timm's own "unexpected keyword argument(s): ['x', 'y']"
+_UNEXPECTED = re.compile(r"unexpected keyword argument(?:\(s\))?:?\s*(\[[^\]]*\]|'\w+')")
 
 
 def list_names() -> list[str]:
@@ -89,7 +90,8 @@ def _build(
             break
         except TypeError as exc:
             m = _UNEXPECTED.search(str(exc))
-            bad = m.group(1) if m else None
+            unexpected = re.findall(r"'(\w+)'", m.group(1)) if m else []
+            bad = next((k for k in ("img_size", "drop_rate") if k in unexpected), None)
             if bad == "img_size" and "img_size" in kw:
                 kw.pop("img_size")  # no size parameter: a global-pooling model, built as is and checked below
                 took_size = False

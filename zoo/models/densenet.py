@@ -234,7 +234,9 @@ class DenseNet(nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 
 # torchvision's old checkpoints name dense-layer modules 'norm.1', 'conv.2', ...; its loader renames them too
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$")
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_\w+|num_batches_\w+))$"
+)
 
 
 def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
