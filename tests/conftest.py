@@ -8,6 +8,8 @@ import os
 # the built-ins only. Tests that install a real plugin set ZOO_LOAD_PLUGINS themselves and call reset().
 os.environ["ZOO_LOAD_PLUGINS"] = ""
 os.environ.setdefault("ZOO_PROGRESS", "0")
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made tests several times slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo.compare import Results, render_table
+from zoo.comparison import Results, render_table
 
 # ---------------------------------------------------------------------------------------------------------
 # summary

@@ -129,7 +129,7 @@ def test_a_plugin_that_fails_to_import_does_not_take_the_others_down(tmp_path):
 def test_import_zoo_is_light():
     proc = run_python(
         "import sys, zoo; "
-        "heavy = [m for m in ('timm', 'zoo.registry', 'zoo.engine', 'zoo.compare', 'zoo.data', 'torchvision') "
+        "heavy = [m for m in ('timm', 'zoo.registry', 'zoo.engine', 'zoo.comparison', 'zoo.data', 'torchvision') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     assert proc.returncode == 0, proc.stderr

@@ -47,9 +47,9 @@ _LAZY = {
     "EarlyStopping": "zoo.engine",
     "CSVLogger": "zoo.engine",
     # compare
-    "summary": "zoo.compare",
-    "compare": "zoo.compare",
-    "Results": "zoo.compare",
+    "summary": "zoo.comparison",
+    "compare": "zoo.comparison",
+    "Results": "zoo.comparison",
 }
 
 __all__ = [
@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo import testing
-    from zoo.compare import Results, compare, summary
+    from zoo.comparison import Results, compare, summary
     from zoo.data import Dataset, load_dataset
     from zoo.engine import Callback, CSVLogger, EarlyStopping, History, TrainConfig, evaluate, fit, load
     from zoo.registry import (

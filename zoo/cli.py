@@ -60,7 +60,7 @@ def _style() -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    from zoo.compare import render_table
+    from zoo.comparison import render_table
 
     return render_table(headers, rows, style=_style())
 
@@ -142,7 +142,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from zoo import registry
-    from zoo.compare import summary
+    from zoo.comparison import summary
 
     size = parse_input(args.input) if args.input else None
     registry.get_spec(args.name)
@@ -230,7 +230,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_dataset(args.dataset)
     if args.plot and os.path.splitext(args.plot)[1].lower() not in (".png", ".svg", ".pdf"):
         raise UsageError(f"--plot '{args.plot}': expected a .png, .svg or .pdf file")
-    from zoo.compare import compare
+    from zoo.comparison import compare
 
     results = compare(
         args.names,
@@ -326,7 +326,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             model = registry.create(name, in_chans=c, img_size=h if h == w else (h, w))
             row.update(bench_model(model, (c, h, w), args.batch, args.runs, device))
         except Exception as exc:
-            from zoo.compare import _one_line
+            from zoo.comparison import _one_line
 
             row["error"] = _one_line(exc)
         rows.append(row)

@@ -19,9 +19,7 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
-import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -784,15 +782,3 @@ def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, 
     if not (run_dir / "results.jsonl").exists():
         return {}
     return {r["model"]: r for r in Results.load(run_dir).rows if not r.get("error")}
-
-
-class _CallableModule(types.ModuleType):
-    """``zoo.compare`` names both this module and its main function: once ``zoo.compare`` has been imported as a
-    module (``from zoo.compare import Results``), Python binds the module to ``zoo.compare``, so the module
-    itself must be callable for ``zoo.compare([...])`` to keep working."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Results:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
