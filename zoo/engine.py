@@ -86,7 +86,9 @@ class TrainConfig:
     batch_size: int | None = None
     # "adamw", "adam", "sgd" (momentum 0.9, Nesterov), "rmsprop", an Optimizer, or a function params -> Optimizer
     optimizer: Any = "adamw"
-    lr: float | None = None  # peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None
+    # peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None, or the model's own
+    # ``default_lr`` attribute when lower (AlexNet and ViT train at 1e-3)
+    lr: float | None = None
     weight_decay: float = 5e-4  # decoupled for AdamW; applied to weight matrices and kernels only, not biases/norms
     # "onecycle" (lr is the peak), "cosine" (lr is the start), None, or a function (optimizer, total_steps) -> sched
     scheduler: Any = "onecycle"
@@ -1057,7 +1059,9 @@ class _Trainer:
         if cfg.resume and not cfg.checkpoint_dir:
             raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")
         self.ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
-        self.lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.scheduler is None else 1e-2)
+        base_lr = 1e-3 if cfg.scheduler is None else 1e-2
+        # a model may ask for less (class attribute ``default_lr``), as AlexNet and ViT do; never for more
+        self.lr = cfg.lr if cfg.lr is not None else min(base_lr, getattr(self.model, "default_lr", base_lr))
         self.history = History(cfg.to_dict())
         self.history.device = str(self.device)
         self.history.precision = self.precision
