@@ -145,6 +145,10 @@ class Block(nn.Module):
 class VisionTransformer(nn.Module):
     """ViT: patch embedding + class token + position embeddings -> encoder blocks -> LayerNorm -> head."""
 
+    # Transformers want a gentler AdamW peak than zoo.fit's 1e-2 (the paper: 3e-3 at batch 4096, with warm-up);
+    # fit uses this when the caller gives no lr.
+    default_lr = 1e-3
+
     def __init__(
         self,
         *,
