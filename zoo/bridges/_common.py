@@ -7,6 +7,7 @@ registering the bridges stays free.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _ARXIV = re.compile(r"(?:arxiv[:/.](?:org/)?(?:abs/|pdf/)?)(\d{2})(\d{2})\.\d{4,5}", re.I)
@@ -105,3 +106,21 @@ def check_forward(model, name: str, in_chans: int, size: tuple[int, int], why: s
         ) from exc
     finally:
         model.train(was_training)
+
+
+def make_builder(build: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    """A registry builder for one bridged model: zoo's uniform keywords, the rest passed on to the source."""
+
+    def builder(
+        *,
+        num_classes: int | None = None,
+        in_chans: int = 3,
+        img_size: int | tuple[int, int] | None = None,
+        drop_rate: float | None = None,
+        **kwargs: Any,
+    ):
+        return build(name, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_rate=drop_rate, **kwargs)
+
+    builder.__name__ = builder.__qualname__ = name.replace(".", "_")
+    builder.__doc__ = doc
+    return builder

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from zoo.bridges._common import adapt_input_conv, arxiv_year, check_forward, pair
+from zoo.bridges._common import adapt_input_conv, arxiv_year, check_forward, make_builder, pair
 from zoo.hookspecs import hookimpl
 
 PREFIX = "torchvision"
@@ -168,24 +168,11 @@ def _build(
 
 
 def _make_builder(name: str) -> Callable[..., Any]:
-    def builder(
-        *,
-        num_classes: int | None = None,
-        in_chans: int = 3,
-        img_size: int | tuple[int, int] | None = None,
-        drop_rate: float | None = None,
-        **kwargs: Any,
-    ):
-        return _build(
-            name, num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_rate=drop_rate, **kwargs
-        )
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (
+    doc = (
         f"torchvision's ``{name}`` (weights=None), with zoo's num_classes, in_chans, img_size and drop_rate; "
         "other keywords go to torchvision's builder. ``None`` keeps torchvision's default."
     )
-    return builder
+    return make_builder(_build, name, doc)
 
 
 def get_model(name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
