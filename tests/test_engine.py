@@ -320,3 +320,12 @@ def test_train_config_documents_every_option():
     defaults = zoo.TrainConfig()
     for name in params:
         assert inspect.signature(zoo.fit).parameters[name].default == getattr(defaults, name), name
+
+
+def test_a_last_batch_of_one_image_does_not_break_batchnorm():
+    # 33 images at batch 16 would leave a batch of one, which BatchNorm refuses in training mode
+    x = torch.randint(0, 256, (33, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 3, (33,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    history = zoo.fit(model, (x, y), epochs=2, batch_size=16, progress=False)
+    assert len(history.epochs) == 2

@@ -1099,19 +1099,20 @@ class _Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         _check_model_fits_data(model, self.train_split, self.stats, self.device)
-        self.train_loader = _loader(
-            self.train_split,
-            cfg.batch_size,
-            self.stats,
-            self.device,
+        train_kw = dict(
             shuffle=True,
             augment=cfg.augment,
             channels_last=self.channels_last,
-            drop_last=False,
             seed=self.seed,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
+        self.train_loader = _loader(self.train_split, cfg.batch_size, self.stats, self.device, **train_kw)
+        if self.train_loader.num_samples % cfg.batch_size == 1 and self.train_loader.num_samples > 1:
+            # a last batch of one image breaks BatchNorm in training mode ("Expected more than 1 value per
+            # channel"): drop that one image per epoch (the next epoch's shuffle picks another)
+            train_kw["drop_last"] = True
+            self.train_loader = _loader(self.train_split, cfg.batch_size, self.stats, self.device, **train_kw)
         self.val_loader = None
         if self.val_split is not None and len(self.val_split):
             self.val_loader = _loader(
