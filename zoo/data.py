@@ -19,13 +19,9 @@ Any directory path is an image folder (one subfolder per class, ``train/``/``tes
 from __future__ import annotations
 
 import difflib
-import gzip
-import io
-import math
 import os
-import pickle
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoo.formats import DatasetFormatError, _read_cifar_meta, read_cifar_batch, read_idx
 from zoo.hookspecs import hookimpl
+from zoo.loader import BatchLoader
 
 __all__ = [
     "Split",
@@ -62,10 +60,6 @@ class DatasetNotFoundError(FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class DatasetFormatError(ValueError):
-    """A dataset file is corrupt, truncated or not in the expected format."""
 
 
 class DatasetOptionError(TypeError):
@@ -247,131 +241,6 @@ def _finish(
         source=source,
         hflip=hflip,
     )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# File readers: IDX (MNIST, Fashion-MNIST) and CIFAR python batches, both read with numpy only
-
-
-def _read_bytes(path: Path) -> bytes:
-    """A file's bytes, gunzipped when it starts with the gzip magic (whatever its name says)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DatasetFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
-    return raw
-
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (gzipped or raw) into a numpy array; ``DatasetFormatError`` naming the file if it is bad."""
-    path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DatasetFormatError(f"{path}: not an IDX file: only {len(data)} bytes, the header alone takes 4+")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DatasetFormatError(
-            f"{path}: not an IDX file: bad magic number 0x{data[:4].hex()} "
-            f"(expected 0x0000TTDD: two zero bytes, a type code such as 0x08 for uint8, the number of dimensions)"
-        )
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DatasetFormatError(f"{path}: truncated IDX header ({len(data)} bytes, {ndim} dimensions)")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(data) - header
-    if found != expected:
-        what = "truncated" if found < expected else "has trailing bytes"
-        raise DatasetFormatError(
-            f"{path}: size mismatch, file {what}: shape {shape} needs {expected} data bytes, found {found}"
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-
-
-def _numpy_reconstruct() -> Callable[..., Any]:
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: every other global (os.system, ...) is refused."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),  # how numpy < 2 (and the real CIFAR files) spell it
-        ("numpy._core.multiarray", "_reconstruct"),  # numpy >= 2
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load global '{module}.{name}'")
-        if name == "_reconstruct":
-            return _numpy_reconstruct()
-        return getattr(np, name)
-
-
-def _safe_unpickle(path: Path) -> Any:
-    data = _read_bytes(path)
-    try:
-        return _CifarUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
-        if "refused to load global" in str(exc):
-            raise DatasetFormatError(
-                f"{path}: {exc}: a CIFAR batch holds only dicts, lists and numpy arrays, so this file is not one "
-                "(and was not executed)"
-            ) from None
-        raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({exc})") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as exc:
-        raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({type(exc).__name__}: {exc})") from None
-
-
-def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR python batch: ``(images uint8 N x 3 x 32 x 32, labels int64 N)``.
-
-    ``label_key`` is ``"labels"`` for CIFAR-10 and ``"fine_labels"`` for CIFAR-100.
-    """
-    path = Path(path)
-    obj = _safe_unpickle(path)
-    if not isinstance(obj, dict):
-        raise DatasetFormatError(f"{path}: not a CIFAR batch: holds a {type(obj).__name__}, expected a dict")
-    obj = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
-    if "data" not in obj or label_key not in obj:
-        raise DatasetFormatError(
-            f"{path}: not a CIFAR batch: keys {sorted(map(str, obj))}, expected 'data' and '{label_key}'"
-        )
-    data, labels = obj["data"], np.asarray(obj[label_key])
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        desc = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DatasetFormatError(f"{path}: 'data' is a {desc}, expected a uint8 array of shape (N, 3072)")
-    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
-        raise DatasetFormatError(
-            f"{path}: size mismatch: {len(data)} images but '{label_key}' has shape {labels.shape} ({labels.dtype})"
-        )
-    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
-
-
-def _read_cifar_meta(path: Path, key: str) -> list[str] | None:
-    if not path.is_file():
-        return None
-    try:
-        obj = _safe_unpickle(path)
-        names = obj.get(key) if isinstance(obj, dict) else None
-        return [n.decode() if isinstance(n, bytes) else str(n) for n in names] if names else None
-    except DatasetFormatError:
-        return None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -902,182 +771,6 @@ def register_datasets(register: Callable[..., None]) -> None:
             url=spec.url,
             tags=tags,
         )
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# BatchLoader: batches on the device, normalised and augmented a whole batch at a time
-
-
-def _as_channel_tuple(value: float | Sequence[float], channels: int, what: str) -> tuple[float, ...]:
-    values = (float(value),) if isinstance(value, int | float) else tuple(float(v) for v in value)
-    if len(values) == 1:
-        values = values * channels
-    if len(values) != channels:
-        raise ValueError(f"BatchLoader: {what} has {len(values)} values for {channels}-channel images")
-    return values
-
-
-class BatchLoader:
-    """Iterates a ``Split`` in batches on the training device; normalises (and augments) per batch, on the device.
-
-    The whole uint8 split is moved to ``device`` once and indexed there. Each batch is gathered with one indexing
-    operation that also applies the augmentation (random crop with zero padding ``img_size // 8`` and, where the
-    split allows it, a horizontal flip: both are just the gathered row/column indices), then converted to float
-    and normalised in place. Order and augmentation come from a generator seeded with ``(seed, epoch)``: call
-    ``set_epoch(epoch)`` before each epoch (as with ``DistributedSampler``), the same on every rank.
-
-    Args:
-        split: the images and labels.
-        batch_size: images per batch (per rank).
-        shuffle: a new permutation each epoch.
-        augment: random crop with padding and (if ``hflip``) horizontal flips.
-        mean, std: per channel in [0, 1] units; default: the split's own (set by ``load_dataset``) or 0.5.
-        device: where batches are produced (and where the split is kept).
-        channels_last: yield batches in ``torch.channels_last`` memory format.
-        drop_last: drop the last incomplete batch.
-        seed: base seed for the order and the augmentation.
-        rank, world_size: this process's shard. With ``shuffle`` or ``drop_last``, every rank gets the same number
-            of samples (the shuffled indices are padded by wrapping around, or cut with ``drop_last``), like
-            ``DistributedSampler``; otherwise (evaluation) the shards are disjoint and together cover every sample
-            exactly once (their sizes may differ by one).
-        hflip: whether augmentation flips; default: the split's ``hflip`` (False for digits and MNIST).
-        resize_to: resize each batch (bilinear) to this square size, after augmentation: for large inputs that
-            would not fit in memory when resized once on load.
-        in_chans: repeat grey channels to 3 per batch (after normalisation).
-    """
-
-    def __init__(
-        self,
-        split: Split,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        augment: bool = False,
-        mean: float | Sequence[float] | None = None,
-        std: float | Sequence[float] | None = None,
-        device: str | torch.device = "cpu",
-        channels_last: bool = False,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        hflip: bool | None = None,
-        resize_to: int | None = None,
-        in_chans: int | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"BatchLoader: batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"BatchLoader: rank {rank} is not in 0..{world_size - 1} (world_size={world_size})")
-        images = split.images
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(
-                f"BatchLoader: expected uint8 N x C x H x W images, got {images.dtype} {tuple(images.shape)}"
-            )
-        self.device = torch.device(device)
-        self.images = images.to(self.device)
-        self.labels = split.labels.to(self.device, dtype=torch.int64)
-        self.batch_size, self.shuffle, self.augment = int(batch_size), bool(shuffle), bool(augment)
-        self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
-        self.seed, self.rank, self.world_size, self.epoch = int(seed), int(rank), int(world_size), 0
-        self.hflip = bool(getattr(split, "hflip", None) if hflip is None else hflip)
-        self.resize_to, self.in_chans = resize_to, in_chans
-        self._padded_images: torch.Tensor | None = None
-        c = images.shape[1]
-        if in_chans not in (None, c) and not (c == 1 and in_chans == 3):
-            raise ValueError(f"BatchLoader: cannot turn {c}-channel images into in_chans={in_chans}")
-        mean = _as_channel_tuple(getattr(split, "mean", None) or 0.5 if mean is None else mean, c, "mean")
-        std = _as_channel_tuple(getattr(split, "std", None) or 0.5 if std is None else std, c, "std")
-        self.mean, self.std = mean, std
-        # x_norm = (x / 255 - mean) / std = x * scale + shift
-        self._scale = torch.tensor([1 / (255 * s) for s in std], device=self.device).view(1, c, 1, 1)
-        self._shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=self.device).view(1, c, 1, 1)
-        n = len(split)
-        if world_size > 1 and (shuffle or drop_last):
-            self._total = n // world_size * world_size if drop_last else math.ceil(n / world_size) * world_size
-        else:
-            self._total = n
-        self._num_samples = len(range(self.rank, self._total, self.world_size))
-        full, rest = divmod(self._num_samples, self.batch_size)
-        self._len = full if (drop_last or rest == 0) else full + 1
-
-    def set_epoch(self, epoch: int) -> None:
-        """Deterministic reshuffle: the order (and augmentation) comes from ``(seed, epoch)``; same on all ranks."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self._len
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank sees per epoch (``len(self) * batch_size`` or fewer)."""
-        return min(self._num_samples, self._len * self.batch_size)
-
-    def indices(self) -> torch.Tensor:
-        """This rank's sample indices for the current epoch, in order (CPU)."""
-        n = len(self.labels)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=g)
-        else:
-            order = torch.arange(n)
-        if self._total > n:  # pad by wrapping around so that every rank gets as many samples
-            order = torch.cat([order, order[: self._total - n]])
-        return order[: self._total][self.rank :: self.world_size]
-
-    def _padded(self) -> torch.Tensor:
-        """The split zero-padded by ``img_size // 8`` on each side, built once (uint8, on the device)."""
-        if self._padded_images is None:
-            pad = self.images.shape[-2] // 8
-            self._padded_images = F.pad(self.images, (pad, pad, pad, pad)).contiguous()
-        return self._padded_images
-
-    def _augment_params(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample crop offsets (dy, dx) and flip flags for the whole epoch, drawn for the global order."""
-        _, _, h, w = self.images.shape
-        pad = h // 8
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 0x5EED)
-        total = self._total
-        dy = torch.randint(0, 2 * pad + 1, (total,), generator=g)
-        dx = torch.randint(0, 2 * pad + 1, (total,), generator=g)
-        flip = torch.randint(0, 2, (total,), generator=g, dtype=torch.bool) & self.hflip
-        sl = slice(self.rank, total, self.world_size)
-        return dy[sl][:count], dx[sl][:count], flip[sl][:count]
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        idx_all = self.indices()[: self.num_samples].to(self.device)
-        _, c, h, w = self.images.shape
-        if self.augment:
-            dy, dx, flip = (t.to(self.device) for t in self._augment_params(self.num_samples))
-            padded = self._padded()
-            wp = padded.shape[-1]
-            ar_h = torch.arange(h, device=self.device)
-            ar_w = torch.arange(w, device=self.device)
-        for start in range(0, self.num_samples, self.batch_size):
-            idx = idx_all[start : start + self.batch_size]
-            b = len(idx)
-            if self.augment:
-                # crop and flip in one gather: source pixel (dy + r, dx + c), or (dy + r, dx + w - 1 - c) if flipped
-                sl = slice(start, start + b)
-                rows = dy[sl, None] + ar_h  # B x H
-                cols = torch.where(flip[sl, None], dx[sl, None] + (w - 1 - ar_w), dx[sl, None] + ar_w)  # B x W
-                flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
-                x = padded.index_select(0, idx).view(b, c, -1).gather(2, flat).view(b, c, h, w)  # uint8
-            else:
-                x = self.images.index_select(0, idx)
-            x = x.float().mul_(self._scale).add_(self._shift)  # (x / 255 - mean) / std
-            if self.resize_to and self.resize_to != x.shape[-1]:
-                x = F.interpolate(
-                    x, size=(self.resize_to, self.resize_to), mode="bilinear", align_corners=False,
-                    antialias=self.resize_to < x.shape[-1],
-                )  # fmt: skip
-            if self.in_chans == 3 and x.shape[1] == 1:
-                x = x.expand(-1, 3, -1, -1)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            elif not x.is_contiguous():
-                x = x.contiguous()
-            yield x, self.labels.index_select(0, idx)
 
 
 __all__ += ["cache_dir", "load_image_folder", "resize_images", "write_digits_file", "digits_arrays_from_sklearn"]
