@@ -28,6 +28,7 @@ from zoo.models.layers import (
     ConvNormAct,
     InvertedResidual,
     check_keywords,
+    init_weights_like_torchvision,
     keyword_only_params,
     make_divisible,
     reduce_strides,
@@ -129,22 +130,7 @@ class EfficientNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # torchvision's initialisation
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights_like_torchvision(self, linear="uniform")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # N x num_features x H/os x W/os

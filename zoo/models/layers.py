@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -211,3 +212,24 @@ def resolve_output_stride(
         raise ValueError(f"{name}: output_stride must be one of 8, 16, 32, got {output_stride}; try {nearest}")
     check_img_size(f"{name} at output_stride={output_stride}", img_size, output_stride)
     return output_stride
+
+
+def init_weights_like_torchvision(model: nn.Module, linear: str = "normal") -> None:
+    """torchvision's initialisation for its mobile CNNs, so training from scratch behaves like its models: Kaiming
+    (fan-out) convolutions, unit BatchNorm, zero biases; Linear ``"normal"`` (std 0.01, MobileNet) or ``"uniform"``
+    (+-1/sqrt(out_features), EfficientNet)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if linear == "uniform":
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+            else:
+                nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)

@@ -32,6 +32,7 @@ from zoo.models.layers import (
     ConvNormAct,
     InvertedResidual,
     check_keywords,
+    init_weights_like_torchvision,
     keyword_only_params,
     make_divisible,
     reduce_strides,
@@ -203,21 +204,7 @@ class MobileNet(nn.Module):
         self.num_features = chs
         self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # torchvision's initialisation, so training from scratch behaves like its models
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights_like_torchvision(self, linear="normal")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # N x C x H/os x W/os
