@@ -14,18 +14,14 @@ and dicts, so they load with ``torch.load(weights_only=True)``; they record how 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import difflib
 import gc
-import io
-import json
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.callbacks import EPOCH_FIELDS, Callback, CSVLogger, EarlyStopping, History, Metrics  # noqa: F401
 from zoo.checkpoints import (  # noqa: F401  (re-exported: zoo.engine.save, zoo.engine.CheckpointError)
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -50,6 +47,18 @@ from zoo.checkpoints import (  # noqa: F401  (re-exported: zoo.engine.save, zoo.
     load,
     save,
 )
+from zoo.devices import (  # noqa: F401  (re-exported: zoo.engine.resolve_device, zoo.engine.resolve_precision)
+    DEVICES,
+    PRECISIONS,
+    _all_reduce,
+    _autocast,
+    _Dist,
+    _setup_distributed,
+    _suggest,
+    resolve_device,
+    resolve_precision,
+)
+from zoo.optim import OPTIMIZERS, SCHEDULERS, _check_scheduler_name, _make_optimizer, _make_scheduler  # noqa: F401
 
 __all__ = [
     "TrainConfig",
@@ -67,17 +76,7 @@ __all__ = [
     "resolve_precision",
 ]
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
-SCHEDULERS = ("onecycle", "cosine", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-_PRECISION_ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "16": "fp16"}
 _SYNC_EVERY = 25  # steps between reads of the on-device metrics while a progress bar is shown
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -124,289 +123,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict: objects and functions become their ``repr``."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# History, metrics, callbacks
-# ---------------------------------------------------------------------------------------------------------
-
-EPOCH_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s")
-
-
-class History:
-    """What ``fit`` returns: one record per epoch plus how the run was made.
-
-    Attributes:
-        epochs: list of dicts with ``epoch`` (1-based), ``loss``, ``accuracy`` (training, averaged over the epoch),
-            ``val_loss``, ``val_accuracy`` (None without a validation split), ``lr`` (at the epoch's end),
-            ``seconds`` (wall time of the epoch including validation) and ``images_per_s`` (training only).
-        device, precision: what was actually used (``"cpu"``, ``"cuda:0"``; ``"fp32"``, ``"bf16"``, ``"fp16"``).
-        config: the ``TrainConfig`` as a plain dict. world_size: processes that trained.
-        notes: things worth knowing (resumed from a checkpoint, interrupted, stopped early and why).
-    """
-
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self.epochs: list[dict[str, Any]] = []
-        self.device: str = "cpu"
-        self.precision: str = "fp32"
-        self.config: dict[str, Any] = dict(config or {})
-        self.world_size: int = 1
-        self.rank: int = 0
-        self.notes: list[str] = []
-        self.stop_reason: str | None = None
-        self.interrupted: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        """True on the process that prints, logs and writes files (rank 0)."""
-        return self.rank == 0
-
-    def request_stop(self, reason: str = "stopped by a callback") -> None:
-        """Ask fit to stop after the current epoch (any callback may call it)."""
-        self.stop_reason = reason
-
-    def __len__(self) -> int:
-        return len(self.epochs)
-
-    def __getitem__(self, key: str | int) -> Any:
-        """``history[-1]`` is the last epoch's record; ``history["val_accuracy"]`` that column as a list."""
-        if isinstance(key, int):
-            return self.epochs[key]
-        return [e.get(key) for e in self.epochs]
-
-    @property
-    def last(self) -> dict[str, Any]:
-        return self.epochs[-1] if self.epochs else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epochs": [dict(e) for e in self.epochs],
-            "device": self.device,
-            "precision": self.precision,
-            "world_size": self.world_size,
-            "config": dict(self.config),
-            "notes": list(self.notes),
-            "stop_reason": self.stop_reason,
-            "interrupted": self.interrupted,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        h = cls(d.get("config"))
-        h.epochs = [dict(e) for e in d.get("epochs", [])]
-        h.device = d.get("device", "cpu")
-        h.precision = d.get("precision", "fp32")
-        h.world_size = d.get("world_size", 1)
-        h.notes = list(d.get("notes", []))
-        return h
-
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """The history as JSON text; written to ``path`` as well when given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            Path(path).write_text(text + "\n")
-        return text
-
-    def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """One row per epoch (the ``EPOCH_FIELDS`` columns); written to ``path`` as well when given."""
-        buf = io.StringIO()
-        keys = list(EPOCH_FIELDS) + sorted({k for e in self.epochs for k in e} - set(EPOCH_FIELDS))
-        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-        writer.writeheader()
-        for e in self.epochs:
-            writer.writerow({k: "" if e.get(k) is None else e.get(k) for k in keys})
-        if path is not None:
-            Path(path).write_text(buf.getvalue())
-        return buf.getvalue()
-
-    def __repr__(self) -> str:
-        head = f"History({len(self.epochs)} epochs, device={self.device}, precision={self.precision}"
-        if self.world_size > 1:
-            head += f", world_size={self.world_size}"
-        lines = [head + ")"]
-        for e in self.epochs:
-            val = (
-                ""
-                if e.get("val_accuracy") is None
-                else f"  val_loss {e['val_loss']:.4f}  val_acc {e['val_accuracy']:.4f}"
-            )
-            lines.append(
-                f"  epoch {e['epoch']:>3}  loss {e['loss']:.4f}  acc {e['accuracy']:.4f}{val}"
-                f"  lr {e['lr']:.2e}  {e['seconds']:.1f} s  {e['images_per_s']:,.0f} img/s"
-            )
-        lines.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(lines)
-
-
-class Metrics(dict):
-    """What ``evaluate`` returns: a dict (``m["top1"]``) whose keys also read as attributes (``m.top1``).
-
-    Keys: ``loss`` (mean cross-entropy), ``top1`` and its alias ``accuracy``, ``top5`` (None with 5 classes or
-    fewer), ``per_class_accuracy`` (list; None for a class absent from the data), ``confusion_matrix`` (list of
-    lists, rows = true class, columns = predicted), ``num_samples``.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __repr__(self) -> str:
-        top5 = "" if self.get("top5") is None else f", top5={self['top5']:.4f}"
-        return f"Metrics(loss={self['loss']:.4f}, top1={self['top1']:.4f}{top5}, num_samples={self['num_samples']})"
-
-
-class Callback:
-    """Hooks into ``fit``. Subclass and override what you need; every method is optional.
-
-    ``fit`` sets ``callback.model`` (the bare module being trained) before ``on_fit_start``. A callback stops the
-    run after the current epoch with ``history.request_stop("why")``. Callbacks run on every process under
-    torchrun (they see the same all-reduced records); write files only where ``history.is_main``.
-    """
-
-    model: nn.Module | None = None
-
-    def on_fit_start(self, history: History) -> None:
-        """Before the first epoch (after a resume, ``history.epochs`` holds the earlier epochs)."""
-
-    def on_epoch_start(self, history: History, epoch: int) -> None:
-        """Before epoch ``epoch`` (1-based)."""
-
-    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
-        """After an epoch's validation and checkpoint; ``record`` is ``history.epochs[-1]``."""
-
-    def on_fit_end(self, history: History) -> None:
-        """After the last epoch, an early stop or an interruption."""
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
-
-    Args:
-        monitor: a record key, e.g. ``"val_loss"`` (lower is better) or ``"val_accuracy"``/``"accuracy"`` (higher).
-        patience: epochs without improvement tolerated before stopping.
-        min_delta: smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for names containing "acc", else min).
-    """
-
-    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, mode: str = "auto"):
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
-        self.patience = patience
-        self.min_delta = min_delta
-        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.wait = 0
-
-    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
-        value = record.get(self.monitor)
-        if value is None:
-            keys = [k for k, v in record.items() if v is not None]
-            raise ValueError(
-                f"EarlyStopping: '{self.monitor}' is not in the epoch record (no validation data?); "
-                f"available: {', '.join(keys)}{_suggest(self.monitor, keys)}"
-            )
-        better = (
-            self.best is None
-            or (self.mode == "min" and value < self.best - self.min_delta)
-            or (self.mode == "max" and value > self.best + self.min_delta)
-        )
-        if better:
-            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            history.request_stop(
-                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
-                f"(best {self.best:.4f} at epoch {self.best_epoch})"
-            )
-
-
-class CSVLogger(Callback):
-    """Append each epoch's record to a CSV file as it ends (rank 0 only), so a crashed run keeps its log."""
-
-    def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
-        self.path = Path(path)
-        self.append = append
-
-    def on_fit_start(self, history: History) -> None:
-        if history.is_main and not self.append and self.path.exists():
-            self.path.unlink()
-
-    def on_epoch_end(self, history: History, record: dict[str, Any]) -> None:
-        if not history.is_main:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(EPOCH_FIELDS), extrasaction="ignore", lineterminator="\n")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: "" if record.get(k) is None else record.get(k) for k in EPOCH_FIELDS})
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Device and precision
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
-def resolve_device(device: Any = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, then MPS, then CPU; names are checked against what this machine has."""
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("mps") if _mps_available() else torch.device("cpu")
-    kind = name.split(":", 1)[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}{_suggest(name, DEVICES)}")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"invalid device {device!r} ({exc}); valid: {', '.join(DEVICES)}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but this torch sees no CUDA GPU; use 'cpu' or 'auto'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    if dev.type == "mps" and not _mps_available():
-        raise ValueError(f"device {device!r} asked for, but MPS is not available here; use 'cpu' or 'auto'")
-    return dev
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision actually used: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler)."""
-    name = _PRECISION_ALIASES.get(str(precision).lower(), str(precision).lower())
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}{_suggest(name, PRECISIONS)}")
-    if name == "auto":
-        # bf16 autocast made LeNet-5 training on this project's CPU 0.89-0.91x as fast: auto is fp32 off CUDA
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if name == "fp16" and device.type != "cuda":
-        raise ValueError(
-            f"precision='fp16' needs a CUDA device (it relies on a gradient scaler), but training runs on "
-            f"{device.type}; use precision='bf16' or 'fp32' there"
-        )
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("precision='bf16' is not supported by this GPU; use precision='fp16' or 'fp32'")
-    return name
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -472,114 +188,6 @@ def _loader(split: Any, batch_size: int, stats: dict[str, Any], device: torch.de
     from zoo.data import BatchLoader
 
     return BatchLoader(split, batch_size, mean=stats["mean"], std=stats["std"], device=device, **kw)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Optimizer and schedule
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # weight matrices and kernels decay; biases and norm scales do not (nanoGPT, timm)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
-
-
-def _make_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if isinstance(spec, torch.optim.Optimizer):
-        return spec
-    if callable(spec):
-        opt = spec(model.parameters())
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(f"optimizer factory returned {type(opt).__name__}, not a torch.optim.Optimizer")
-        return opt
-    name = str(spec).lower()
-    groups = _param_groups(model, weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=lr)
-    raise ValueError(
-        f"unknown optimizer {spec!r}; valid: {', '.join(OPTIMIZERS)}, a torch.optim.Optimizer, or a function "
-        f"params -> Optimizer{_suggest(name, OPTIMIZERS)}"
-    )
-
-
-def _check_scheduler_name(spec: Any) -> None:
-    if spec is None or callable(spec) or isinstance(spec, torch.optim.lr_scheduler.LRScheduler):
-        return
-    if str(spec).lower() not in SCHEDULERS:
-        raise ValueError(
-            f"unknown scheduler {spec!r}; valid: 'onecycle', 'cosine', None, an LRScheduler, or a function "
-            f"(optimizer, total_steps) -> scheduler{_suggest(str(spec).lower(), SCHEDULERS)}"
-        )
-
-
-def _make_scheduler(spec: Any, opt: torch.optim.Optimizer, lr: float, total_steps: int) -> Any:
-    if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
-        return None
-    if isinstance(spec, torch.optim.lr_scheduler.LRScheduler):
-        return spec
-    if callable(spec):
-        return spec(opt, total_steps)
-    name = spec.lower()
-    total_steps = max(1, total_steps)
-    if name == "onecycle":
-        # the schedule spans the whole run: warm up over the first 30% of the steps to `lr`, anneal to ~0
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Distributed
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    created_group: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def _setup_distributed(device_spec: Any) -> tuple[_Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist(), resolve_device(device_spec)
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_spec)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, created), device
-
-
-def _all_reduce(t: torch.Tensor, dist_info: _Dist, op: str = "sum") -> torch.Tensor:
-    if dist_info.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return t
 
 
 # ---------------------------------------------------------------------------------------------------------
