@@ -329,3 +329,39 @@ def test_a_last_batch_of_one_image_does_not_break_batchnorm():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
     history = zoo.fit(model, (x, y), epochs=2, batch_size=16, progress=False)
     assert len(history.epochs) == 2
+
+
+def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tmp_path, monkeypatch, recwarn):
+    # fp16 is refused off CUDA; letting it through here runs fit's scaler logic (scale, unscale before clipping,
+    # skipped steps, scaler state in checkpoints, resume) on the CPU's fp16 autocast and torch's CPU GradScaler
+    monkeypatch.setattr(engine, "resolve_precision", lambda precision, device: "fp16")
+    opts = dict(epochs=3, seed=0, precision="fp16", clip_grad=1.0, **FAST)
+    torch.manual_seed(0)
+    straight = tiny()
+    poisoned = {"left": 1}
+
+    def inf_once(grad):  # one overflowing gradient: the scaler must skip that step and halve its scale
+        if poisoned["left"]:
+            poisoned["left"] -= 1
+            return torch.full_like(grad, float("inf"))
+        return grad
+
+    handle = straight.fc.weight.register_hook(inf_once)
+    history = zoo.fit(straight, data, **opts)
+    handle.remove()
+    assert history.precision == "fp16" and poisoned["left"] == 0
+    assert all(torch.isfinite(p).all() for p in straight.parameters())  # the inf step was skipped, not applied
+    assert history.last["val_accuracy"] > 0.5
+    assert not [w for w in recwarn if "lr_scheduler.step" in str(w.message)]  # a skipped step is not a user error
+
+    torch.manual_seed(0)
+    first = tiny()
+    zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    scaler_state = torch.load(tmp_path / "last.pt", weights_only=True)["scaler"]
+    assert scaler_state is not None and scaler_state["scale"] > 0 and scaler_state["_growth_tracker"] >= 1
+    resumed = tiny()
+    zoo.fit(resumed, data, checkpoint_dir=tmp_path, resume=True, **opts)
+    torch.manual_seed(0)
+    clean = tiny()
+    zoo.fit(clean, data, **opts)
+    assert states_equal(clean, resumed)

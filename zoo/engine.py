@@ -21,6 +21,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -640,7 +641,13 @@ class _Trainer:
                 else:
                     opt.step()
                 opt.zero_grad(set_to_none=True)
-                if sched is not None:
+                if sched is not None and scaler is not None:
+                    # the scaler skips steps whose gradients overflowed (often the first few at fp16); the
+                    # schedule still advances, as in torch's AMP recipe, without torch's warning about it
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                        sched.step()
+                elif sched is not None:
                     sched.step()
                 self.step += 1
             losses[i] = loss.detach()
