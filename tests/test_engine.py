@@ -365,3 +365,24 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
     clean = tiny()
     zoo.fit(clean, data, **opts)
     assert states_equal(clean, resumed)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+def test_fused_optimizer_steps_like_the_unfused_one(name):
+    from zoo import optim
+
+    torch.manual_seed(0)
+    a, b = tiny(), tiny()
+    b.load_state_dict(a.state_dict())
+    fused = optim._make_optimizer(name, a, 1e-2, 5e-4)
+    assert fused.defaults.get("fused") is True  # CPU float parameters: fused by default
+    options = {k: v for k, v in fused.defaults.items() if k not in ("fused", "foreach", "decoupled_weight_decay")}
+    plain = type(fused)(optim._param_groups(b, 5e-4), **options, foreach=False)
+    x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 10, (16,))
+    for _ in range(5):
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
