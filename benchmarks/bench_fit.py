@@ -148,14 +148,14 @@ def speed(data, reps: int, notebook_batches: int, notebook_data) -> dict:
     return {"images_per_s": med, "runs": runs, "ratios": ratios}
 
 
-def accuracy(seeds: list[int], datasets: list[str]) -> dict:
+def accuracy(seeds: list[int], datasets: list[str], **model_kwargs) -> dict:
     out = {}
     for name in datasets:
         data = zoo.load_dataset(name)
         accs, secs = [], []
         for seed in seeds:
             torch.manual_seed(seed)
-            model = lenet(data)
+            model = lenet(data, **model_kwargs)
             t0 = time.perf_counter()
             history = zoo.fit(model, data, epochs=5, seed=seed, progress=False)
             secs.append(time.perf_counter() - t0)
@@ -174,6 +174,7 @@ def main() -> None:
     p.add_argument("--notebook-batches", type=int, default=300, help="batches of 64 timed for the notebook loop")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"], help="for the accuracy part")
+    p.add_argument("--no-pad", action="store_true", help="accuracy of LeNet-5 with pad_input=False")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args()
@@ -199,7 +200,7 @@ def main() -> None:
             result["speed"] = speed(data, args.reps, args.notebook_batches, notebook_dataset(data, Path(tmp)))
     if args.part in ("accuracy", "all"):
         print("accuracy: zoo.fit defaults, 5 epochs")
-        result["accuracy"] = accuracy(args.seeds, args.datasets)
+        result["accuracy"] = accuracy(args.seeds, args.datasets, **({"pad_input": False} if args.no_pad else {}))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 
