@@ -18,7 +18,6 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -26,6 +25,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.hookspecs import PROJECT
+from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
 
 __all__ = [
     "ModelSpec",
@@ -98,132 +98,6 @@ class UnknownDatasetError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Specs and cards
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One registered architecture: its builder and what its plugin declared about it."""
-
-    name: str
-    builder: Callable[..., Any]
-    plugin: str
-    plugin_version: str | None = None
-    family: str | None = None
-    paper: str | None = None
-    year: int | None = None
-    input_size: tuple[int, int, int] | None = None
-    num_classes: int | None = None
-    tags: tuple[str, ...] = ()
-    description: str | None = None
-    url: str | None = None
-    notes: str | None = None
-    num_params: int | None = None
-    convert_weights: Callable[[dict], dict] | None = field(default=None, repr=False)
-
-    @property
-    def source(self) -> str:
-        """``"zoo"`` for names of the main catalogue, else the prefix of the source that owns the name."""
-        return self.name.split("/", 1)[0] if "/" in self.name else "zoo"
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What ``zoo.info(name)`` returns: the spec's metadata plus the parameter count at defaults."""
-
-    name: str
-    family: str | None
-    paper: str | None
-    year: int | None
-    input_size: tuple[int, int, int] | None
-    num_classes: int | None
-    num_params: int | None
-    plugin: str
-    plugin_version: str | None
-    tags: tuple[str, ...] = ()
-    description: str | None = None
-    url: str | None = None
-    notes: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_size"] = list(self.input_size) if self.input_size else None
-        d["tags"] = list(self.tags)
-        return d
-
-    def __str__(self) -> str:
-        size = "x".join(map(str, self.input_size)) if self.input_size else "?"
-        params = f"{self.num_params:,}" if self.num_params is not None else "?"
-        paper = self.paper or "?"
-        if self.year:
-            paper = f"{paper} ({self.year})"
-        rows = [
-            ("name", self.name),
-            ("family", self.family or "?"),
-            ("paper", paper),
-            ("input", size),
-            ("classes", self.num_classes if self.num_classes is not None else "?"),
-            ("params", params),
-            ("plugin", f"{self.plugin} {self.plugin_version or ''}".strip()),
-        ]
-        if self.tags:
-            rows.append(("tags", ", ".join(self.tags)))
-        if self.description:
-            rows.append(("description", self.description))
-        if self.notes:
-            rows.append(("notes", self.notes))
-        if self.url:
-            rows.append(("url", self.url))
-        return "\n".join(f"{k:<12} {v}" for k, v in rows)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One registered dataset."""
-
-    name: str
-    loader: Callable[..., Any]
-    plugin: str
-    plugin_version: str | None = None
-    num_classes: int | None = None
-    input_size: tuple[int, int, int] | None = None
-    description: str | None = None
-    url: str | None = None
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A lazily enumerated catalogue under a prefix (the timm and torchvision bridges)."""
-
-    prefix: str
-    list_names: Callable[[], Iterable[str]]
-    get_model: Callable[[str], tuple[Callable[..., Any], dict[str, Any]]]
-    plugin: str
-    plugin_version: str | None = None
-    description: str | None = None
-    url: str | None = None
-
-
-@dataclass
-class PluginInfo:
-    """A row of ``zoo.plugins()``."""
-
-    name: str
-    version: str | None
-    kind: str  # "builtin", "entry point", "in-process"
-    status: str = "ok"  # "ok", "partial" (some registrations refused), "failed"
-    errors: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------------------------
