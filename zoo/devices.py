@@ -65,8 +65,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}{_suggest(name, PRECISIONS)}")
     if name == "auto":
-        # off CUDA, fp32: on this project's AVX512-BF16 CPU bf16 trains dense convnets 1.2-2x faster but
-        # MobileNet/EfficientNet 0.47-0.55x as fast (depthwise convolutions), and CPUs without bf16 emulate it
+        # off CUDA, fp32: on this project's AVX512-BF16 CPU bf16 trains dense convnets 1.1-2.2x faster but
+        # MobileNet/EfficientNet (depthwise convolutions) 0.5x as fast (benchmarks/bench_precision.py), and
+        # CPUs without native bf16 emulate it
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise ValueError(
