@@ -211,6 +211,51 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
+KILLED_RUN = """
+import os, signal, sys
+import torch
+import zoo
+
+torch.set_num_threads(1)
+data = zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=10, train_size=320, test_size=120)
+torch.manual_seed(0)
+model = zoo.create("lenet5", num_classes=10, in_chans=1, img_size=16, drop_rate=0.3)
+calls = [0]
+
+def hard_kill(module, args):  # SIGKILL in the middle of epoch 2: no finally, no handler, nothing flushed
+    if module.training:
+        calls[0] += 1
+        if calls[0] == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+model.register_forward_pre_hook(hard_kill)
+zoo.fit(model, data, epochs=3, seed=0, augment=True, batch_size=32, progress=False, checkpoint_dir=sys.argv[1])
+"""
+
+
+def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(data, tmp_path):
+    import subprocess
+    import sys
+
+    steps = -(-len(data.train) // FAST["batch_size"])
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path), str(steps + 4)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]  # it really was killed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # nothing half-written left
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+    opts = dict(epochs=3, seed=0, augment=True, **FAST)
+    torch.manual_seed(123)
+    resumed = tiny(drop_rate=0.3)
+    history = zoo.fit(resumed, data, checkpoint_dir=tmp_path, resume=True, **opts)
+    assert [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    torch.manual_seed(0)
+    straight = tiny(drop_rate=0.3)
+    zoo.fit(straight, data, **opts)
+    assert states_equal(straight, resumed)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------------------------
