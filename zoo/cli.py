@@ -195,7 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = history.epochs[-1] if getattr(history, "epochs", None) else {}
     seconds = sum(e.get("seconds", 0) for e in history.epochs)
     print(
-        f"{args.name} on {args.dataset}: {len(history.epochs)} epochs in {seconds:.1f} s "
+        f"{args.name} on {args.dataset}: {len(history.epochs)} epoch{'' if len(history.epochs) == 1 else 's'} "
+        f"in {seconds:.1f} s "
         f"({last.get('images_per_s', 0):,.0f} img/s, {getattr(history, 'device', '?')}, "
         f"{getattr(history, 'precision', '?')}); test top-1 {100 * metrics['top1']:.2f}%"
     )
