@@ -80,6 +80,8 @@ def test_usage_errors_exit_2_with_one_line(capsys):
     for argv in (["summary", "lenet5", "--input", "3x32"], ["bench", "lenet5", "--input", "axbxc"]):
         code, _, err = run(capsys, *argv)
         assert code == 2 and "expected CxHxW like 3x32x32" in one_line_error(err)
+    code, _, err = run(capsys, "train", "mlp", "--dataset", "digits", "--plot", "curves.jpg")  # before training
+    assert code == 2 and "expected a .png, .svg or .pdf file" in one_line_error(err)
     code, _, err = run(capsys, "list", "--bogus")
     assert code == 2 and "--bogus" in one_line_error(err)
     code, _, err = run(capsys, "frobnicate")
@@ -140,10 +142,11 @@ def test_compare_formats_plot_and_run_dir(capsys, tmp_path):
 def test_train_then_evaluate(capsys, tmp_path):
     pytest.importorskip("zoo.engine")
     out_dir = tmp_path / "run"
-    args = ["train", "mlp", "--dataset", "digits", "--img-size", "8", "--epochs", "1", "--out", str(out_dir)]
-    code, out, err = run(capsys, *args)
+    args = ["train", "mlp", "--dataset", "digits", "--img-size", "8", "--epochs", "2", "--out", str(out_dir)]
+    code, out, err = run(capsys, *args, "--plot", str(out_dir / "curves.png"))
     assert code == 0, err
     assert (out_dir / "history.json").exists() and (out_dir / "model.safetensors").exists()
+    assert "2 epochs" in out and (out_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "--dataset", "digits",
                          "--img-size", "8", "--json")  # fmt: skip
     assert code == 0, err

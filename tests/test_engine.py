@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -235,7 +236,6 @@ zoo.fit(model, data, epochs=3, seed=0, augment=True, batch_size=32, progress=Fal
 
 def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(data, tmp_path):
     import subprocess
-    import sys
 
     steps = -(-len(data.train) // FAST["batch_size"])
     proc = subprocess.run(
@@ -431,3 +431,32 @@ def test_fused_optimizer_steps_like_the_unfused_one(name):
             opt.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_history_plots_training_curves(data, tmp_path):
+    pytest.importorskip("matplotlib")
+    history = zoo.fit(tiny(), data, epochs=2, seed=0, **FAST)
+    png = history.plot(tmp_path / "curves.png")
+    assert png == tmp_path / "curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in history.plot(tmp_path / "curves.svg").read_bytes()
+    fig = history.plot()  # no path: the figure itself, for a notebook
+    loss_ax, acc_ax = fig.axes
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # training and validation
+    assert list(acc_ax.lines[1].get_ydata()) == [100 * e["val_accuracy"] for e in history.epochs]
+    train_only = zoo.fit(tiny(), data.train, epochs=1, seed=0, **FAST).plot()
+    assert [len(ax.lines) for ax in train_only.axes] == [1, 1]
+    with pytest.raises(ValueError, match=r"must end in \.png, \.svg, \.pdf"):
+        history.plot(tmp_path / "curves.jpg")
+    with pytest.raises(ValueError, match="no epochs"):
+        zoo.History().plot()
+
+
+def test_history_to_pandas(data, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    history = zoo.fit(tiny(), data, epochs=2, seed=0, **FAST)
+    frame = history.to_pandas()
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == [1, 2]
+    assert list(frame["val_accuracy"]) == [e["val_accuracy"] for e in history.epochs]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ImportError, match="pip install pandas"):
+        history.to_pandas()

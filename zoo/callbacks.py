@@ -111,6 +111,47 @@ class History:
             Path(path).write_text(buf.getvalue())
         return buf.getvalue()
 
+    def to_pandas(self):
+        """A ``pandas.DataFrame`` with one row per epoch, indexed by ``epoch`` (pandas must be installed)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("History.to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.epochs).set_index("epoch") if self.epochs else pd.DataFrame()
+
+    def plot(self, path: str | os.PathLike | None = None, *, title: str | None = None):
+        """Training curves: loss and accuracy per epoch, training and validation (two panels).
+
+        With ``path`` (``.png``, ``.svg`` or ``.pdf``) the figure is saved there and the path returned; without,
+        the ``matplotlib`` figure is returned (it shows inline in Jupyter). Needs matplotlib (``pip install
+        "zoo[plot]"``); works headless and leaves matplotlib's backend alone. The training loss includes label
+        smoothing and is averaged while the weights change; the validation loss is plain cross-entropy at the
+        epoch's end, so it usually sits below.
+        """
+        from zoo.plotting import check_plot_path, new_figure, save_figure
+
+        target = check_plot_path(path) if path is not None else None
+        if not self.epochs:
+            raise ValueError("nothing to plot: the history has no epochs")
+        fig = new_figure("History.plot()", figsize=(10, 4))
+        epochs = [e["epoch"] for e in self.epochs]
+        for ax, key, label in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("loss", "accuracy (%)"), strict=True):
+            scale = 100 if key == "accuracy" else 1
+            for prefix, name, style in (("", "training", "-o"), ("val_", "validation", "-s")):
+                pts = [(x, scale * e[prefix + key]) for x, e in zip(epochs, self.epochs, strict=True)
+                       if e.get(prefix + key) is not None]  # fmt: skip
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=4, label=name)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+            if len(epochs) < 12:
+                ax.set_xticks(epochs)
+        n = len(epochs)
+        fig.suptitle(title or f"training curves, {n} epoch{'s' if n != 1 else ''} ({self.device}, {self.precision})")
+        return save_figure(fig, target) if target is not None else fig
+
     def __repr__(self) -> str:
         head = f"History({len(self.epochs)} epochs, device={self.device}, precision={self.precision}"
         if self.world_size > 1:

@@ -3,7 +3,7 @@
     zoo list [PATTERN] [--family F] [--tag T] [--source zoo|timm|torchvision|all] [--json]
     zoo info NAME [--json]
     zoo summary NAME [--input 3x32x32] [--json]
-    zoo train NAME --dataset D [--epochs N] [--out DIR]
+    zoo train NAME --dataset D [--epochs N] [--out DIR] [--plot FILE]
     zoo evaluate CHECKPOINT --dataset D
     zoo compare NAME... --dataset D [--epochs N] [--format table|markdown|csv|json] [--plot FILE] [--run-dir DIR]
     zoo bench NAME... [--input 3x224x224] [--batch 8]
@@ -156,11 +156,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_plot_arg(plot: str | None) -> None:
+    if plot and os.path.splitext(plot)[1].lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"--plot '{plot}': expected a .png, .svg or .pdf file")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo import registry
 
     registry.get_spec(args.name)
     _check_dataset(args.dataset)
+    _check_plot_arg(args.plot)
     from zoo.engine import evaluate, fit
 
     data = _load_data(args.dataset, args.img_size)
@@ -181,12 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         **_fit_options(args),
     )
     history_path = os.path.join(args.out, "history.json")
-    if hasattr(history, "to_json"):
-        try:
-            history.to_json(history_path)
-        except TypeError:
-            with open(history_path, "w") as f:
-                f.write(history.to_json())
+    history.to_json(history_path)
     metrics = evaluate(model, data)
     from zoo.engine import save
 
@@ -201,6 +202,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{getattr(history, 'precision', '?')}); test top-1 {100 * metrics['top1']:.2f}%"
     )
     print(f"model: {ckpt}\nhistory: {history_path}")
+    if args.plot:
+        print(f"plot: {history.plot(args.plot)}")
     return EXIT_OK
 
 
@@ -229,8 +232,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for name in args.names:
         registry.get_spec(name)
     _check_dataset(args.dataset)
-    if args.plot and os.path.splitext(args.plot)[1].lower() not in (".png", ".svg", ".pdf"):
-        raise UsageError(f"--plot '{args.plot}': expected a .png, .svg or .pdf file")
+    _check_plot_arg(args.plot)
     from zoo.comparison import compare
 
     results = compare(
@@ -438,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(p, epochs=5)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--out", "-o", default="runs/train", help="output directory (default runs/train)")
+    p.add_argument("--plot", default=None, metavar="FILE", help="save the training curves (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")

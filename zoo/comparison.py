@@ -503,23 +503,17 @@ class Results:
         """Accuracy against parameters and against FLOPs (two panels, log-scale x, labelled points).
 
         Saved as PNG, SVG or PDF according to the suffix of ``path``; needs matplotlib (``pip install
-        "zoo[plot]"``) and runs headless (Agg backend). Rows without the metric (failed models) are left out.
+        "zoo[plot]"``), runs headless and leaves matplotlib's backend alone. Rows without the metric (failed
+        models) are left out.
         """
-        path = Path(path)
-        formats = (".png", ".svg", ".pdf")
-        if path.suffix.lower() not in formats:
-            raise ValueError(f"plot path must end in {', '.join(formats)}, got '{path.name}'")
-        try:
-            import matplotlib
+        from zoo.plotting import check_plot_path, new_figure, save_figure
 
-            matplotlib.use("Agg", force=True)
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError('Results.plot() needs matplotlib: pip install "zoo[plot]"') from None
+        path = check_plot_path(path)
+        fig = new_figure("Results.plot()", figsize=(10, 4.2))
         rows = [r for r in self.rows if r.get(metric) is not None and not r.get("error")]
         if not rows:
             raise ValueError(f"nothing to plot: no row has a value for '{metric}'")
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+        axes = fig.subplots(1, 2)
         label = {"top1": "test top-1 accuracy (%)", "top5": "test top-5 accuracy (%)"}.get(metric, metric)
         for ax, key, xlabel in ((axes[0], "params", "parameters"), (axes[1], "flops", "FLOPs per image")):
             pts = [(r[key], 100 * r[metric], r["model"]) for r in rows if r.get(key)]
@@ -546,10 +540,7 @@ class Results:
                 n = ep.pop()
                 title += f", {n} epoch{'s' if n != 1 else ''}"
         fig.suptitle(title)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def _parse_cell(value: str | None) -> Any:
