@@ -4,6 +4,7 @@ accuracy its defaults reach. LeNet-5 at 28 px on the real Fashion-MNIST (and dig
     .venv/bin/python benchmarks/bench_fit.py                 # speed (a), (b) and channels_last, then accuracy (c)
     .venv/bin/python benchmarks/bench_fit.py --part speed --reps 5
     .venv/bin/python benchmarks/bench_fit.py --part accuracy --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_fit.py --device cuda                   # on a GPU: the same comparisons there
 
 The runs being compared are interleaved (A, B, A, B, ...) and medians reported, because the machine is shared:
 a neighbour's job slows whichever run it overlaps. Ratios are printed, never asserted.
@@ -40,14 +41,21 @@ def lenet(data, **kwargs) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def hand_loop_epoch(model: nn.Module, data, epoch: int, batch_size: int = 256) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def hand_loop_epoch(model: nn.Module, data, epoch: int, device: torch.device, batch_size: int = 256) -> float:
     """The minimal hand-written loop over preloaded uint8 tensors: AdamW 1e-3, normalise per batch. img/s."""
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images, labels = data.train.images, data.train.labels
+    images, labels = data.train.images.to(device), data.train.labels.to(device)
     mean, std = data.mean[0], data.std[0]
     model.train()
     g = torch.Generator().manual_seed(epoch)
-    order = torch.randperm(len(labels), generator=g)
+    order = torch.randperm(len(labels), generator=g).to(device)
+    sync(device)
     t0 = time.perf_counter()
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -57,6 +65,7 @@ def hand_loop_epoch(model: nn.Module, data, epoch: int, batch_size: int = 256) -
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    sync(device)
     return len(order) / (time.perf_counter() - t0)
 
 
@@ -84,14 +93,16 @@ def notebook_dataset(data, root: Path):
     return datasets.FashionMNIST(str(root), train=True, download=False, transform=transform)
 
 
-def notebook_loop(model: nn.Module, dataset, max_batches: int) -> float:
+def notebook_loop(model: nn.Module, dataset, max_batches: int, device: torch.device) -> float:
     """DataLoader(batch_size=64, shuffle=True) + Adam 1e-3 over torchvision's dataset, for max_batches. img/s."""
+    model.to(device)
     loader = torch.utils.data.DataLoader(dataset, 64, shuffle=True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     seen = 0
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(loader):
+        x, y = x.to(device), y.to(device)  # as the notebooks do
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
@@ -99,6 +110,7 @@ def notebook_loop(model: nn.Module, dataset, max_batches: int) -> float:
         seen += len(y)
         if i + 1 == max_batches:
             break
+    sync(device)
     return seen / (time.perf_counter() - t0)
 
 
@@ -113,24 +125,24 @@ def fit_epoch(model: nn.Module, data, **kw) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def speed(data, reps: int, notebook_batches: int, notebook_data) -> dict:
+def speed(data, reps: int, notebook_batches: int, notebook_data, device: torch.device) -> dict:
     same_recipe = dict(
         optimizer="adamw", lr=1e-3, weight_decay=0.01, scheduler=None, batch_size=256, label_smoothing=0.0,
-        augment=False, channels_last=False, seed=0,
+        augment=False, channels_last=False, seed=0, device=device,
     )  # fmt: skip
     names = ("hand", "fit_same", "fit_defaults", "fit_no_cl", "fit_unpadded", "notebook")
     runs: dict[str, list[float]] = {k: [] for k in names}
     models = {k: lenet(data, pad_input=k != "fit_unpadded") for k in runs}
     # warm-up: first calls pay one-time costs (imports, allocator, kernels)
-    hand_loop_epoch(models["hand"], data, 0)
+    hand_loop_epoch(models["hand"], data, 0, device)
     fit_epoch(models["fit_same"], data, **same_recipe)
     for rep in range(reps):
-        runs["hand"].append(hand_loop_epoch(models["hand"], data, rep + 1))
+        runs["hand"].append(hand_loop_epoch(models["hand"], data, rep + 1, device))
         runs["fit_same"].append(fit_epoch(models["fit_same"], data, **same_recipe))
-        runs["fit_defaults"].append(fit_epoch(models["fit_defaults"], data, seed=rep))
-        runs["fit_no_cl"].append(fit_epoch(models["fit_no_cl"], data, seed=rep, channels_last=False))
-        runs["fit_unpadded"].append(fit_epoch(models["fit_unpadded"], data, seed=rep))
-        runs["notebook"].append(notebook_loop(models["notebook"], notebook_data, notebook_batches))
+        runs["fit_defaults"].append(fit_epoch(models["fit_defaults"], data, seed=rep, device=device))
+        runs["fit_no_cl"].append(fit_epoch(models["fit_no_cl"], data, seed=rep, channels_last=False, device=device))
+        runs["fit_unpadded"].append(fit_epoch(models["fit_unpadded"], data, seed=rep, device=device))
+        runs["notebook"].append(notebook_loop(models["notebook"], notebook_data, notebook_batches, device))
         print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     ratios = {
@@ -148,7 +160,7 @@ def speed(data, reps: int, notebook_batches: int, notebook_data) -> dict:
     return {"images_per_s": med, "runs": runs, "ratios": ratios}
 
 
-def accuracy(seeds: list[int], datasets: list[str], **model_kwargs) -> dict:
+def accuracy(seeds: list[int], datasets: list[str], device: str = "cpu", **model_kwargs) -> dict:
     out = {}
     for name in datasets:
         data = zoo.load_dataset(name)
@@ -157,7 +169,7 @@ def accuracy(seeds: list[int], datasets: list[str], **model_kwargs) -> dict:
             torch.manual_seed(seed)
             model = lenet(data, **model_kwargs)
             t0 = time.perf_counter()
-            history = zoo.fit(model, data, epochs=5, seed=seed, progress=False)
+            history = zoo.fit(model, data, epochs=5, seed=seed, progress=False, device=device)
             secs.append(time.perf_counter() - t0)
             accs.append(zoo.evaluate(model, data)["top1"])
             print(f"  {name} seed {seed}: test top-1 {accs[-1]:.4f} in {secs[-1]:.0f} s "
@@ -175,6 +187,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"], help="for the accuracy part")
     p.add_argument("--no-pad", action="store_true", help="accuracy of LeNet-5 with pad_input=False")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args()
@@ -197,10 +210,13 @@ def main() -> None:
         data = zoo.load_dataset("fashion-mnist")
         print(f"speed: LeNet-5 at 28 px on {data}")
         with tempfile.TemporaryDirectory() as tmp:
-            result["speed"] = speed(data, args.reps, args.notebook_batches, notebook_dataset(data, Path(tmp)))
+            nb = notebook_dataset(data, Path(tmp))
+            result["speed"] = speed(data, args.reps, args.notebook_batches, nb, torch.device(args.device))
     if args.part in ("accuracy", "all"):
         print("accuracy: zoo.fit defaults, 5 epochs")
-        result["accuracy"] = accuracy(args.seeds, args.datasets, **({"pad_input": False} if args.no_pad else {}))
+        result["accuracy"] = accuracy(
+            args.seeds, args.datasets, args.device, **({"pad_input": False} if args.no_pad else {})
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

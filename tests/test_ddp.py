@@ -14,11 +14,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 LAUNCHES = 3
 
 
-@pytest.mark.ddp
-@pytest.mark.slow
-def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is not available in this build")
+def launch_and_check(tmp_path, device: str) -> None:
     env = {**os.environ, "ZOO_PROGRESS": "0", "OMP_NUM_THREADS": "1", "ZOO_LOAD_PLUGINS": ""}
     for launch in range(LAUNCHES):
         out = tmp_path / f"run{launch}"
@@ -31,14 +27,16 @@ def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(
             "--nproc_per_node=2",
             str(WORKER),
             str(out),
+            device,
         ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"launch {launch + 1} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-        for r in ranks:
+        for rank, r in enumerate(ranks):
             assert r["bare"] and r["ddp_alive"] == 0 and not r["group_alive"]
             assert r["world_size"] == 2 and r["epochs"] == 2
             assert r["num_samples"] == 30  # evaluate after fit: no process group left, each rank scores it all
+            assert r["device"] == ("cpu" if device == "cpu" else f"cuda:{rank}")  # one GPU per process
         a, b = ranks[0]["state"], ranks[1]["state"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         assert ranks[0]["val_accuracy"] == ranks[1]["val_accuracy"]  # metrics are all-reduced
@@ -47,3 +45,20 @@ def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(
         ckpt = torch.load(out / "ckpt" / "last.pt", weights_only=True)
         assert not any(k.startswith("module.") for k in ckpt["model"])
         assert all(torch.equal(ckpt["model"][k], a[k]) for k in a)
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(tmp_path):
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    launch_and_check(tmp_path, "cpu")  # gloo
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.cuda
+def test_fit_under_torchrun_with_nccl_on_two_gpus(tmp_path):
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 CUDA GPUs: NCCL refuses two ranks on one GPU")
+    launch_and_check(tmp_path, "cuda")  # nccl
