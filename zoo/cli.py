@@ -157,8 +157,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _check_plot_arg(plot: str | None) -> None:
-    if plot and os.path.splitext(plot)[1].lower() not in (".png", ".svg", ".pdf"):
-        raise UsageError(f"--plot '{plot}': expected a .png, .svg or .pdf file")
+    from zoo.plotting import PLOT_FORMATS
+
+    if plot and os.path.splitext(plot)[1].lower() not in PLOT_FORMATS:
+        raise UsageError(f"--plot '{plot}': expected a {', '.join(PLOT_FORMATS[:-1])} or {PLOT_FORMATS[-1]} file")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

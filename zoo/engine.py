@@ -49,17 +49,14 @@ from zoo.checkpoints import (  # noqa: F401  (re-exported: zoo.engine.save, zoo.
     save,
 )
 from zoo.devices import (  # noqa: F401  (re-exported: zoo.engine.resolve_device, zoo.engine.resolve_precision)
-    DEVICES,
-    PRECISIONS,
     _all_reduce,
     _autocast,
     _Dist,
     _setup_distributed,
-    _suggest,
     resolve_device,
     resolve_precision,
 )
-from zoo.optim import OPTIMIZERS, SCHEDULERS, _check_scheduler_name, _make_optimizer, _make_scheduler  # noqa: F401
+from zoo.optim import OPTIMIZERS, _check_scheduler_name, _make_optimizer, _make_scheduler
 
 __all__ = [
     "TrainConfig",
