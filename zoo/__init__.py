@@ -37,15 +37,19 @@ _LAZY = {
     # data
     "load_dataset": "zoo.data",
     "Dataset": "zoo.data",
-    # engine
-    "fit": "zoo.engine",
-    "evaluate": "zoo.engine",
-    "load": "zoo.engine",
-    "History": "zoo.engine",
-    "TrainConfig": "zoo.engine",
-    "Callback": "zoo.engine",
-    "EarlyStopping": "zoo.engine",
-    "CSVLogger": "zoo.engine",
+    "DataInfo": "zoo.data",
+    # training
+    "fit": "zoo.train",
+    "evaluate": "zoo.train",
+    "predict": "zoo.train.predict",
+    "load": "zoo.train",
+    "save": "zoo.train",
+    "History": "zoo.train",
+    "Metrics": "zoo.train",
+    "TrainConfig": "zoo.train",
+    "Callback": "zoo.train",
+    "EarlyStopping": "zoo.train",
+    "CSVLogger": "zoo.train",
     # compare
     "summary": "zoo.comparison",
     "compare": "zoo.comparison",
@@ -71,10 +75,14 @@ __all__ = [
     "UnknownDatasetError",
     "load_dataset",
     "Dataset",
+    "DataInfo",
     "fit",
     "evaluate",
+    "predict",
     "load",
+    "save",
     "History",
+    "Metrics",
     "TrainConfig",
     "Callback",
     "EarlyStopping",
@@ -85,14 +93,17 @@ __all__ = [
 ]
 
 
+_SUBMODULES = ("testing", "data", "train", "registry", "comparison", "plotting", "models", "bridges", "cli")
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    if name == "testing":
-        return importlib.import_module("zoo.testing")
+    if name in _SUBMODULES:  # zoo.data, zoo.train, ...: attributes of zoo from the first access on
+        return importlib.import_module(f"zoo.{name}")
     raise AttributeError(f"module 'zoo' has no attribute '{name}'")
 
 
@@ -103,8 +114,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo import testing
     from zoo.comparison import Results, compare, summary
-    from zoo.data import Dataset, load_dataset
-    from zoo.engine import Callback, CSVLogger, EarlyStopping, History, TrainConfig, evaluate, fit, load
+    from zoo.data import DataInfo, Dataset, load_dataset
+    from zoo.train import Callback, CSVLogger, EarlyStopping, History, Metrics, TrainConfig, evaluate, fit, load, save
+    from zoo.train.predict import predict
     from zoo.registry import (
         ModelCard,
         UnknownDatasetError,

@@ -614,7 +614,7 @@ def _run_one(
     fit_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     from zoo import registry
-    from zoo.engine import evaluate, fit
+    from zoo.train import evaluate, fit
 
     row: dict[str, Any] = {"model": name}
     torch.manual_seed(seed)
@@ -636,7 +636,8 @@ def _run_one(
     device = _model_device(model)
     row["device"] = str(getattr(history, "device", device))
     row["precision"] = str(getattr(history, "precision", "fp32"))
-    metrics = evaluate(model, data)
+    # the test split is scored once, by fit, after training; model selection never saw it
+    metrics = history.test if getattr(history, "test", None) else evaluate(model, data)
     row["top1"] = float(metrics["top1"])
     row["top5"] = float(metrics["top5"]) if metrics.get("top5") is not None else None
     row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None

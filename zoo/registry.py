@@ -57,7 +57,7 @@ BUILTIN_PLUGINS = (
     "zoo.models.mobilenet",
     "zoo.models.efficientnet",
     "zoo.models.vit",
-    "zoo.data",
+    "zoo.data.datasets",
     "zoo.bridges.timm",
     "zoo.bridges.torchvision",
 )

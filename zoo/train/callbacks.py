@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch.nn as nn
 
-from zoo.devices import _suggest
+from zoo.suggest import suggest
 
 __all__ = ["EPOCH_FIELDS", "History", "Metrics", "Callback", "EarlyStopping", "CSVLogger"]
 
@@ -29,9 +29,13 @@ class History:
     """What ``fit`` returns: one record per epoch plus how the run was made.
 
     Attributes:
-        epochs: list of dicts with ``epoch`` (1-based), ``loss``, ``accuracy`` (training, averaged over the epoch),
-            ``val_loss``, ``val_accuracy`` (None without a validation split), ``lr`` (at the epoch's end),
-            ``seconds`` (wall time of the epoch including validation) and ``images_per_s`` (training only).
+        epochs: list of dicts with ``epoch`` (1-based), ``loss`` and the task's training metric (``accuracy`` for
+            classes and labels, ``mae`` for regression; averaged over the epoch), the validation metrics
+            (``val_loss``, ``val_accuracy``; regression ``val_mae``, ``val_r2``; ``val_<name>`` for ``metrics=``;
+            None without validation data), ``lr`` (at the epoch's end), ``seconds`` (wall time of the epoch
+            including validation) and ``images_per_s`` (training only).
+        task: ``"classification"``, ``"multilabel"`` or ``"regression"``. fields: the record's keys, in order.
+        test: the test split's metrics, scored once at the end (a zoo Dataset's test split), else None.
         device, precision: what was actually used (``"cpu"``, ``"cuda:0"``; ``"fp32"``, ``"bf16"``, ``"fp16"``).
         config: the ``TrainConfig`` as a plain dict. world_size: processes that trained.
         notes: things worth knowing (resumed from a checkpoint, interrupted, stopped early and why).
@@ -47,6 +51,9 @@ class History:
         self.notes: list[str] = []
         self.stop_reason: str | None = None
         self.interrupted: bool = False
+        self.task: str = "classification"
+        self.fields: list[str] = list(EPOCH_FIELDS)
+        self.test: dict[str, Any] | None = None
 
     @property
     def is_main(self) -> bool:
@@ -80,6 +87,9 @@ class History:
             "notes": list(self.notes),
             "stop_reason": self.stop_reason,
             "interrupted": self.interrupted,
+            "task": self.task,
+            "fields": list(self.fields),
+            "test": dict(self.test) if self.test else None,
         }
 
     @classmethod
@@ -90,6 +100,9 @@ class History:
         h.precision = d.get("precision", "fp32")
         h.world_size = d.get("world_size", 1)
         h.notes = list(d.get("notes", []))
+        h.task = d.get("task", "classification")
+        h.fields = list(d.get("fields") or EPOCH_FIELDS)
+        h.test = d.get("test")
         return h
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
@@ -100,9 +113,9 @@ class History:
         return text
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """One row per epoch (the ``EPOCH_FIELDS`` columns); written to ``path`` as well when given."""
+        """One row per epoch (the ``fields`` columns); written to ``path`` as well when given."""
         buf = io.StringIO()
-        keys = list(EPOCH_FIELDS) + sorted({k for e in self.epochs for k in e} - set(EPOCH_FIELDS))
+        keys = list(self.fields) + sorted({k for e in self.epochs for k in e} - set(self.fields))
         writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         for e in self.epochs:
@@ -120,7 +133,8 @@ class History:
         return pd.DataFrame(self.epochs).set_index("epoch") if self.epochs else pd.DataFrame()
 
     def plot(self, path: str | os.PathLike | None = None, *, title: str | None = None):
-        """Training curves: loss and accuracy per epoch, training and validation (two panels).
+        """Training curves: loss and the task's metric (accuracy, or MAE for regression) per epoch, training and
+        validation (two panels).
 
         With ``path`` (``.png``, ``.svg`` or ``.pdf``) the figure is saved there and the path returned; without,
         the ``matplotlib`` figure is returned (it shows inline in Jupyter). Needs matplotlib (``pip install
@@ -135,7 +149,9 @@ class History:
             raise ValueError("nothing to plot: the history has no epochs")
         fig = new_figure("History.plot()", figsize=(10, 4))
         epochs = [e["epoch"] for e in self.epochs]
-        for ax, key, label in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("loss", "accuracy (%)"), strict=True):
+        metric = "mae" if self.task == "regression" else "accuracy"
+        labels = ("loss", "MAE" if metric == "mae" else "accuracy (%)")
+        for ax, key, label in zip(fig.subplots(1, 2), ("loss", metric), labels, strict=True):
             scale = 100 if key == "accuracy" else 1
             for prefix, name, style in (("", "training", "-o"), ("val_", "validation", "-s")):
                 pts = [(x, scale * e[prefix + key]) for x, e in zip(epochs, self.epochs, strict=True)
@@ -157,16 +173,21 @@ class History:
         if self.world_size > 1:
             head += f", world_size={self.world_size}"
         lines = [head + ")"]
+        short = {"accuracy": "acc", "val_accuracy": "val_acc"}
         for e in self.epochs:
-            val = (
-                ""
-                if e.get("val_accuracy") is None
-                else f"  val_loss {e['val_loss']:.4f}  val_acc {e['val_accuracy']:.4f}"
-            )
+            metrics = "  ".join(
+                f"{short.get(k, k)} {e[k]:.4f}" for k in self.fields
+                if k not in ("epoch", "lr", "seconds", "images_per_s") and isinstance(e.get(k), (int, float))
+            )  # fmt: skip
             lines.append(
-                f"  epoch {e['epoch']:>3}  loss {e['loss']:.4f}  acc {e['accuracy']:.4f}{val}"
-                f"  lr {e['lr']:.2e}  {e['seconds']:.1f} s  {e['images_per_s']:,.0f} img/s"
+                f"  epoch {e['epoch']:>3}  {metrics}  lr {e['lr']:.2e}  {e['seconds']:.1f} s  "
+                f"{e['images_per_s']:,.0f} img/s"
             )
+        if self.test:
+            shown = [k for k in ("loss", "top1", "top5", "accuracy", "mae", "r2") if self.test.get(k) is not None]
+            if "top1" in shown:
+                shown.remove("accuracy")
+            lines.append("  test: " + "  ".join(f"{k} {self.test[k]:.4f}" for k in shown))
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -174,9 +195,11 @@ class History:
 class Metrics(dict):
     """What ``evaluate`` returns: a dict (``m["top1"]``) whose keys also read as attributes (``m.top1``).
 
-    Keys: ``loss`` (mean cross-entropy), ``top1`` and its alias ``accuracy``, ``top5`` (None with 5 classes or
-    fewer), ``per_class_accuracy`` (list; None for a class absent from the data), ``confusion_matrix`` (list of
-    lists, rows = true class, columns = predicted), ``num_samples``.
+    Keys depend on ``task``. Classification: ``loss`` (mean cross-entropy), ``top1`` and its alias ``accuracy``,
+    ``top5`` (None with 5 classes or fewer), ``per_class_accuracy`` (list; None for a class absent from the data),
+    ``confusion_matrix`` (list of lists, rows = true class, columns = predicted). Multi-label: ``loss``,
+    ``accuracy`` (mean of ``per_label_accuracy``), ``exact_match``. Regression: ``loss``, ``mae``, ``rmse``, ``r2``.
+    Always ``task`` and ``num_samples``; plus one key per user metric.
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -186,8 +209,9 @@ class Metrics(dict):
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        top5 = "" if self.get("top5") is None else f", top5={self['top5']:.4f}"
-        return f"Metrics(loss={self['loss']:.4f}, top1={self['top1']:.4f}{top5}, num_samples={self['num_samples']})"
+        keys = [k for k, v in self.items() if isinstance(v, float) and k != "accuracy" or (k == "accuracy" and "top1" not in self)]
+        shown = ", ".join(f"{k}={self[k]:.4f}" for k in keys)
+        return f"Metrics({shown}, num_samples={self.get('num_samples')})"
 
 
 class Callback:
@@ -240,7 +264,7 @@ class EarlyStopping(Callback):
             keys = [k for k, v in record.items() if v is not None]
             raise ValueError(
                 f"EarlyStopping: '{self.monitor}' is not in the epoch record (no validation data?); "
-                f"available: {', '.join(keys)}{_suggest(self.monitor, keys)}"
+                f"available: {', '.join(keys)}{suggest(self.monitor, keys)}"
             )
         better = (
             self.best is None
@@ -274,8 +298,9 @@ class CSVLogger(Callback):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        fields = list(history.fields)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(EPOCH_FIELDS), extrasaction="ignore", lineterminator="\n")
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
             if new:
                 writer.writeheader()
-            writer.writerow({k: "" if record.get(k) is None else record.get(k) for k in EPOCH_FIELDS})
+            writer.writerow({k: "" if record.get(k) is None else record.get(k) for k in fields})

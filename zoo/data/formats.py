@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DatasetFormatError", "read_idx", "read_cifar_batch"]
+__all__ = ["DatasetFormatError", "read_idx", "read_cifar_batch", "read_cifar_meta"]
 
 
 class DatasetFormatError(ValueError):
@@ -136,7 +136,7 @@ def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tupl
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-def _read_cifar_meta(path: Path, key: str) -> list[str] | None:
+def read_cifar_meta(path: Path, key: str) -> list[str] | None:
     if not path.is_file():
         return None
     try:

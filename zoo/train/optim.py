@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo.devices import _suggest
+from zoo.suggest import suggest
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 SCHEDULERS = ("onecycle", "cosine", "none")
@@ -36,7 +36,7 @@ def _can_fuse(model: nn.Module) -> bool:
     return bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-def _make_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if isinstance(spec, torch.optim.Optimizer):
         return spec
     if callable(spec):
@@ -57,21 +57,21 @@ def _make_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float)
         return torch.optim.RMSprop(groups, lr=lr)
     raise ValueError(
         f"unknown optimizer {spec!r}; valid: {', '.join(OPTIMIZERS)}, a torch.optim.Optimizer, or a function "
-        f"params -> Optimizer{_suggest(name, OPTIMIZERS)}"
+        f"params -> Optimizer{suggest(name, OPTIMIZERS)}"
     )
 
 
-def _check_scheduler_name(spec: Any) -> None:
+def check_scheduler(spec: Any) -> None:
     if spec is None or callable(spec) or isinstance(spec, torch.optim.lr_scheduler.LRScheduler):
         return
     if str(spec).lower() not in SCHEDULERS:
         raise ValueError(
             f"unknown scheduler {spec!r}; valid: 'onecycle', 'cosine', None, an LRScheduler, or a function "
-            f"(optimizer, total_steps) -> scheduler{_suggest(str(spec).lower(), SCHEDULERS)}"
+            f"(optimizer, total_steps) -> scheduler{suggest(str(spec).lower(), SCHEDULERS)}"
         )
 
 
-def _make_scheduler(spec: Any, opt: torch.optim.Optimizer, lr: float, total_steps: int) -> Any:
+def make_scheduler(spec: Any, opt: torch.optim.Optimizer, lr: float, total_steps: int) -> Any:
     if spec is None or (isinstance(spec, str) and spec.lower() == "none"):
         return None
     if isinstance(spec, torch.optim.lr_scheduler.LRScheduler):

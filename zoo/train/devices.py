@@ -8,24 +8,19 @@ process group is created here: nccl on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from zoo.suggest import suggest
 
 __all__ = ["DEVICES", "PRECISIONS", "resolve_device", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 _PRECISION_ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "16": "fp16"}
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _mps_available() -> bool:
@@ -44,7 +39,7 @@ def resolve_device(device: Any = "auto") -> torch.device:
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     kind = name.split(":", 1)[0]
     if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}{_suggest(name, DEVICES)}")
+        raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}{suggest(name, DEVICES)}")
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
@@ -63,7 +58,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision actually used: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler)."""
     name = _PRECISION_ALIASES.get(str(precision).lower(), str(precision).lower())
     if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}{_suggest(name, PRECISIONS)}")
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}{suggest(name, PRECISIONS)}")
     if name == "auto":
         # off CUDA, fp32: on this project's AVX512-BF16 CPU bf16 trains dense convnets 1.1-2.2x faster but
         # MobileNet/EfficientNet (depthwise convolutions) 0.5x as fast (benchmarks/bench_precision.py), and
@@ -79,7 +74,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return name
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -92,7 +87,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 
 @dataclass
-class _Dist:
+class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -103,10 +98,10 @@ class _Dist:
         return self.world_size > 1
 
 
-def _setup_distributed(device_spec: Any) -> tuple[_Dist, torch.device]:
+def setup_distributed(device_spec: Any) -> tuple[DistInfo, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return _Dist(), resolve_device(device_spec)
+        return DistInfo(), resolve_device(device_spec)
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -118,10 +113,10 @@ def _setup_distributed(device_spec: Any) -> tuple[_Dist, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         created = True
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, created), device
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, created), device
 
 
-def _all_reduce(t: torch.Tensor, dist_info: _Dist, op: str = "sum") -> torch.Tensor:
+def all_reduce(t: torch.Tensor, dist_info: DistInfo, op: str = "sum") -> torch.Tensor:
     if dist_info.enabled:
         import torch.distributed as dist
 

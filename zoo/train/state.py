@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, safe reads, and ``zoo.load`` / ``zoo.engine.save``.
+"""Checkpoints: atomic writes, safe reads, and ``zoo.load`` / ``zoo.save``.
 
 A checkpoint is written atomically (temporary file in the same folder, fsync, ``os.replace``), so a crash never
 leaves a half-written file, and holds only tensors, numbers, strings, lists and dicts, so it loads with
@@ -23,20 +23,20 @@ CHECKPOINT_FORMAT = "zoo.checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, torch.device):
         return str(value)
     name = getattr(value, "__qualname__", None) or type(value).__name__
     return f"<{name}>"
 
 
-def _bare(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     while True:
         inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
         if not isinstance(inner, nn.Module):
@@ -51,7 +51,7 @@ class CheckpointError(RuntimeError):
 _PREFIXES = ("_orig_mod.", "module.")
 
 
-def _clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop the ``_orig_mod.``/``module.`` prefixes torch.compile and DDP add, wherever they nest."""
     out = {}
     for key, value in state.items():
@@ -66,19 +66,19 @@ def _clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def _model_config(model: nn.Module) -> dict[str, Any] | None:
+def model_config(model: nn.Module) -> dict[str, Any] | None:
     cfg = getattr(model, "zoo_config", None)
-    return _plain(cfg) if isinstance(cfg, dict) else None
+    return plain(cfg) if isinstance(cfg, dict) else None
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": plain(random.getstate())}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if "python" in state:
         version, internal, gauss = state["python"]
@@ -87,7 +87,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over ``path``: never a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -109,7 +109,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
             os.close(dfd)
 
 
-def _read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
@@ -132,9 +132,9 @@ def _state_from(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return ckpt  # a bare state dict
 
 
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
     try:
-        model.load_state_dict(_clean_state_dict(state))
+        model.load_state_dict(clean_state_dict(state))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = " ".join(s.strip() for s in first[1:3])[:300]
@@ -148,17 +148,17 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     ``weights_only`` torch checkpoint.
     """
     path = Path(path)
-    model = _bare(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in _clean_state_dict(model.state_dict()).items()}
-    config = _model_config(model)
+    model = unwrap(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in clean_state_dict(model.state_dict()).items()}
+    config = model_config(model)
     if path.suffix == ".safetensors":
         from safetensors.torch import save as st_save
 
         meta = {"format": CHECKPOINT_FORMAT, "zoo_config": json.dumps(config)} if config else {}
         data = st_save(_dedupe_shared(state), metadata=meta)
-        _atomic_write_bytes(data, path)
+        atomic_write_bytes(data, path)
     else:
-        _atomic_save(
+        atomic_save(
             {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": state, "model_config": config}, path
         )
     return path
@@ -175,7 +175,7 @@ def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
+def atomic_write_bytes(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -194,7 +194,8 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     """Rebuild a model from a checkpoint written by ``fit`` (``last.pt``, ``best.pt``) or ``save``.
 
     The checkpoint records the registry name and keywords the model was created with, so no configuration needs
-    re-typing. Pass ``model`` to load the weights into a model you built yourself (needed for models not made
+    re-typing, and what ``fit`` recorded of the data (``zoo_config["data"]``: input size, normalisation, class
+    names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the weights into a model you built yourself (needed for models not made
     by ``zoo.create``). Nothing pickled is executed: ``torch.load(weights_only=True)`` or safetensors.
 
     Returns:
@@ -215,7 +216,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
             raise CheckpointError(f"cannot read safetensors file '{path}': {str(exc)[:200]}") from None
         config = json.loads(meta["zoo_config"]) if meta.get("zoo_config") else None
     else:
-        ckpt = _read_checkpoint(path, map_location)
+        ckpt = read_checkpoint(path, map_location)
         state = _state_from(ckpt)
         config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
     if model is None:
@@ -226,6 +227,17 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
             )
         from zoo.registry import create  # the engine otherwise knows nothing of the registry
 
+        if "name" not in config:
+            raise CheckpointError(
+                f"'{path}' holds a model zoo did not create (its record has no registry name); build the model "
+                f"yourself and call zoo.load(path, model=model)"
+            )
         model = create(config["name"], **config.get("kwargs", {}))
-    _load_weights(model, state, path)
+    load_weights(model, state, path)
+    if config and isinstance(config.get("data"), dict):  # what fit recorded: preprocessing, classes, task
+        own = getattr(model, "zoo_config", None)
+        if isinstance(own, dict):
+            own["data"] = config["data"]
+        else:
+            model.zoo_config = {"data": config["data"]}
     return model.to(map_location).eval()

@@ -1,0 +1,54 @@
+"""Data: the types the engine reads, the loaders that feed it, the dataset files and where they are found.
+
+- ``types``: ``Split``, ``Dataset``, ``DataInfo`` and the errors.
+- ``loaders``: the ``Batches`` contract, ``BatchLoader`` (zoo's in-memory fast path), ``TorchLoader`` (any torch
+  DataLoader), and ``make_batches``, the one adapter from what users hold to the contract.
+- ``formats``: safe readers of IDX files and CIFAR batches.  ``images``: resizing, channels, image files.
+- ``sources``: offline-first lookup of dataset files.  ``datasets``: the built-in datasets and ``load_dataset``.
+"""
+
+from __future__ import annotations
+
+from zoo.data.datasets import (
+    DIGITS_FILE,
+    MAX_LOAD_BYTES,
+    digits_arrays_from_sklearn,
+    load_dataset,
+    load_image_folder,
+    subset,
+    write_digits_file,
+)
+from zoo.data.formats import DatasetFormatError, read_cifar_batch, read_idx
+from zoo.data.images import IMAGE_EXTENSIONS, resize_images
+from zoo.data.loaders import Batches, BatchLoader, TorchLoader, make_batches
+from zoo.data.sources import ENV_DATA, ENV_DOWNLOAD, SYSTEM_DATA_DIR, cache_dir, search_paths
+from zoo.data.types import DataInfo, Dataset, DatasetNotFoundError, DatasetOptionError, Split
+
+__all__ = [
+    "Split",
+    "Dataset",
+    "DataInfo",
+    "Batches",
+    "BatchLoader",
+    "TorchLoader",
+    "make_batches",
+    "load_dataset",
+    "load_image_folder",
+    "subset",
+    "search_paths",
+    "cache_dir",
+    "read_idx",
+    "read_cifar_batch",
+    "resize_images",
+    "write_digits_file",
+    "digits_arrays_from_sklearn",
+    "DatasetNotFoundError",
+    "DatasetFormatError",
+    "DatasetOptionError",
+    "DIGITS_FILE",
+    "MAX_LOAD_BYTES",
+    "IMAGE_EXTENSIONS",
+    "ENV_DATA",
+    "ENV_DOWNLOAD",
+    "SYSTEM_DATA_DIR",
+]

@@ -1,0 +1,91 @@
+"""Image tensors: resizing, channel conversion, statistics, and decoding image files (shared by image folders
+and ``zoo.predict``, so that a new image is prepared exactly as the training images were)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo.data.formats import DatasetFormatError
+
+__all__ = ["IMAGE_EXTENSIONS", "resize_images", "convert_channels", "channel_stats", "read_images", "image_mode"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
+    """uint8 N x C x H x W -> uint8 N x C x size x size, bilinear (antialiased when shrinking), in chunks."""
+    n, c, h, w = images.shape
+    if h == size and w == size:
+        return images
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    chunk = max(1, min(chunk, (1 << 24) // (c * max(size, h) * max(size, w))))  # <= 64 MB of float32 at a time
+    for i in range(0, n, chunk):
+        x = images[i : i + chunk].float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < min(h, w))
+        out[i : i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def convert_channels(images: torch.Tensor, in_chans: int) -> torch.Tensor:
+    c = images.shape[1]
+    if c == in_chans:
+        return images
+    if c == 1 and in_chans == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if c == 3 and in_chans == 1:  # ITU-R 601 luma, as PIL's convert("L")
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    raise ValueError(f"cannot convert {c}-channel images to in_chans={in_chans}; accepted: 1 or 3")
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std in [0, 1] units."""
+    x = images[:: max(1, len(images) // 20000)]  # a strided sample of <= ~20k images is plenty
+    n, c, h, w = x.shape
+    total, squares = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+    step = max(1, (1 << 22) // (c * h * w))
+    for i in range(0, n, step):
+        chunk = x[i : i + step].double().div_(255)
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square_().sum(dim=(0, 2, 3))
+    count = n * h * w
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-6).sqrt()
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+
+def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+
+    c = 1 if mode == "L" else 3
+    out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
+    for i, p in enumerate(paths):
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                arr = np.array(im, dtype=np.uint8)  # a writable copy
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DatasetFormatError(f"{p}: cannot read image ({exc})") from None
+        out[i] = torch.from_numpy(arr.reshape(size, size, c)).permute(2, 0, 1)
+    return out
+
+
+def image_mode(paths: list[Path]) -> str:
+    """'L' when every image (of a sample of up to 64) is greyscale, else 'RGB'."""
+    from PIL import Image
+
+    step = max(1, len(paths) // 64)
+    for p in paths[::step]:
+        try:
+            with Image.open(p) as im:
+                if im.mode not in ("L", "1", "I", "I;16", "LA"):
+                    return "RGB"
+        except OSError:
+            continue
+    return "L"
+

@@ -1,0 +1,37 @@
+"""Training: ``fit``, ``evaluate``, ``predict``, checkpoints, and what they are made of.
+
+- ``config``: ``TrainConfig``, the one declaration of fit's options.  ``trainer``: ``fit`` and the loop.
+- ``tasks``: losses and task metrics.  ``evaluate``: ``evaluate``.  ``predict``: ``predict``.
+- ``state``: checkpoints (atomic writes, safe reads), ``save`` and ``load``.
+- ``devices``: device, precision, process group.  ``optim``: optimizers and schedules.
+- ``callbacks``: ``History``, ``Metrics``, ``Callback``, ``EarlyStopping``, ``CSVLogger``.
+"""
+
+from __future__ import annotations
+
+from zoo.train.callbacks import EPOCH_FIELDS, Callback, CSVLogger, EarlyStopping, History, Metrics
+from zoo.train.config import TrainConfig
+from zoo.train.devices import resolve_device, resolve_precision
+from zoo.train.evaluate import evaluate
+from zoo.train.state import CheckpointError, load, save
+from zoo.train.tasks import LOSSES, TASKS
+from zoo.train.trainer import fit
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "Metrics",
+    "Callback",
+    "EarlyStopping",
+    "CSVLogger",
+    "CheckpointError",
+    "EPOCH_FIELDS",
+    "LOSSES",
+    "TASKS",
+    "fit",
+    "evaluate",
+    "load",
+    "save",
+    "resolve_device",
+    "resolve_precision",
+]

@@ -1,0 +1,136 @@
+"""``TrainConfig``: every option of ``zoo.fit``, declared once.
+
+``fit``'s keyword arguments, its signature (``inspect.signature(zoo.fit)``), the check of misspelt options, and the
+training flags of the ``zoo`` command (``--batch-size``, ``--lr``, ...) are all derived from the fields below; each
+field's ``help`` is its documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.suggest import suggest
+from zoo.train.state import plain
+
+__all__ = ["TrainConfig", "config_from_options", "cli_fields"]
+
+
+def option(default: Any, help: str, *, cli: type | None = None) -> Any:
+    """A ``TrainConfig`` field with its documentation; ``cli`` is the type of its ``zoo`` flag, when it has one."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "cli": cli})
+    return field(default=default, metadata={"help": help, "cli": cli})
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``zoo.fit``; ``history.config`` records the one a run used.
+
+    The defaults are a measured recipe, not torch's: AdamW with a one-cycle schedule spanning the run, peak
+    learning rate 1e-2 at batch 256 and light label smoothing take LeNet-5 over 90% on Fashion-MNIST in five
+    epochs (``docs/benchmarks/fit.md``).
+    """
+
+    epochs: int = option(5, "passes over the training data", cli=int)
+    batch_size: int | None = option(
+        None,
+        "samples per optimizer step, per process (under torchrun the global batch is x world size); None -> 256, "
+        "halved down to 32 while an epoch would have fewer than 40 steps; a DataLoader keeps its own",
+        cli=int,
+    )
+    optimizer: Any = option(
+        "adamw",
+        "'adamw', 'adam', 'sgd' (momentum 0.9, Nesterov), 'rmsprop', an Optimizer, or a function params -> Optimizer",
+        cli=str,
+    )
+    lr: float | None = option(
+        None,
+        "peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None, or the model's own "
+        "default_lr attribute when lower (AlexNet and ViT train at 1e-3)",
+        cli=float,
+    )
+    weight_decay: float = option(
+        5e-4, "decoupled for AdamW; applied to weight matrices and kernels only, not to biases or norms", cli=float
+    )
+    scheduler: Any = option(
+        "onecycle",
+        "'onecycle' (lr is the peak), 'cosine' (lr is the start), None, or a function (optimizer, total_steps) -> "
+        "scheduler",
+        cli=str,
+    )
+    loss: Any = option(
+        None,
+        "'cross_entropy' (classes), 'bce' (binary or multi-label, on logits), 'mse', 'l1', 'smooth_l1', an "
+        "nn.Module or a function (output, target) -> loss; None -> cross_entropy for integer class targets",
+        cli=str,
+    )
+    metrics: dict[str, Any] = option(
+        {}, "extra metrics {name: function (output, target) -> number}, averaged over samples, reported as val_<name>"
+    )
+    label_smoothing: float = option(0.1, "cross-entropy label smoothing, in [0, 1)", cli=float)
+    val_fraction: float | None = option(
+        None,
+        "share of the training data held out (seeded, stratified) to validate on; None -> 0.1 for a zoo Dataset "
+        "(model selection never looks at its test split), none otherwise; 0 -> no validation",
+        cli=float,
+    )
+    device: Any = option("auto", "'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N', 'mps'", cli=str)
+    precision: str = option(
+        "auto", "'auto' (bf16 on CUDA with bf16 support, else fp32), 'fp32', 'bf16', 'fp16' (CUDA only)", cli=str
+    )
+    grad_accum: int = option(1, "micro-batches per optimizer step (effective batch = batch_size x grad_accum)", cli=int)
+    clip_grad: float | None = option(None, "max global L2 norm of the gradients; None = no clipping", cli=float)
+    augment: bool = option(
+        False, "random crop (pad img_size // 8) and, where the dataset allows it, horizontal flips (uint8 images)"
+    )
+    channels_last: bool | None = option(None, "NHWC memory format; None -> True on CPU (measured faster for convnets)")
+    compile: bool = option(False, "torch.compile the model (slow first step; pays off on long GPU runs)")
+    seed: int | None = option(
+        None, "seeds torch, python and the data order; None -> a random seed, recorded in history", cli=int
+    )
+    checkpoint_dir: str | None = option(None, "where last.pt, best.pt (by validation score) and interrupted.pt go")
+    resume: bool = option(False, "continue from checkpoint_dir/last.pt if it exists")
+    progress: bool | None = option(
+        True, "progress bar when stderr is a terminal; False or the environment's ZOO_PROGRESS=0 silence it"
+    )
+    eval_batch_size: int | None = option(None, "validation batch size; None -> 2 x batch_size")
+    num_workers: int | None = option(
+        None, "DataLoader workers for a torch Dataset zoo wraps; None -> chosen for the device (0 on a small CPU)"
+    )
+    pin_memory: bool | None = option(None, "pinned host memory for a torch Dataset zoo wraps; None -> on CUDA")
+    callbacks: Sequence[Any] = option((), "Callback objects, called at fit start, each epoch's end, and fit end")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON- and ``weights_only``-safe dict: objects and functions become their ``repr``."""
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def config_from_options(options: dict[str, Any], what: str = "fit") -> TrainConfig:
+    """A ``TrainConfig`` from keyword options; a misspelt one is a one-line ``TypeError`` naming the nearest."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in options:
+        if key not in names:
+            raise TypeError(f"{what}() got an unknown option '{key}'; accepted: {', '.join(names)}{suggest(key, names)}")
+    if "checkpoint_dir" in options and options["checkpoint_dir"] is not None:
+        options = {**options, "checkpoint_dir": str(options["checkpoint_dir"])}
+    if "callbacks" in options:
+        options = {**options, "callbacks": tuple(options["callbacks"] or ())}
+    return TrainConfig(**options)
+
+
+def cli_fields() -> list[dataclasses.Field]:
+    """The options the ``zoo`` command exposes as flags (those declared with a ``cli`` type)."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli")]
+
+
+def signature(*leading: inspect.Parameter) -> inspect.Signature:
+    """``leading`` parameters, then every option as a keyword-only parameter with its default: ``fit``'s signature."""
+    params = list(leading)
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=f.type))
+    return inspect.Signature(params)

@@ -1,0 +1,190 @@
+"""``zoo.evaluate``: score a model on any data, with the task's metrics, the way it was trained to see it.
+
+Used by ``fit`` for validation and the final test score, and by users directly. A model trained by ``fit`` carries
+its preprocessing (``model.zoo_config["data"]``): uint8 images are normalised with the statistics the model was
+trained with, whatever the data's own say (a warning tells when they differ), and the task and loss are the
+training run's.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from zoo.data.loaders import Batches, as_source, make_batches
+from zoo.data.types import is_dataset, is_split
+from zoo.train.callbacks import Metrics
+from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
+from zoo.train.state import unwrap
+from zoo.train.tasks import Meter, Task, resolve_task
+
+__all__ = ["evaluate", "run_eval", "check_model_fits", "recorded_data", "check_labels"]
+
+
+def recorded_data(model: nn.Module) -> dict[str, Any]:
+    """The data record ``fit`` left on ``model`` (``zoo_config["data"]``), or an empty dict."""
+    cfg = getattr(model, "zoo_config", None)
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    return dict(data) if isinstance(data, dict) else {}
+
+
+def check_model_fits(model: nn.Module, batches: Batches, what: str = "fit") -> tuple[torch.Tensor, torch.Tensor]:
+    """A forward pass in eval mode on the data's ``sample()``: a shape mismatch becomes one clear error before any
+    training. Returns ``(output, targets)`` of the sample."""
+    x, y = batches.sample()
+    if len(x) == 0:
+        raise ValueError(f"{what}: the data is empty")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        cfg = getattr(model, "zoo_config", None) or {}
+        kw = cfg.get("kwargs", {}) if isinstance(cfg, dict) else {}
+        name = cfg.get("name", type(model).__name__) if isinstance(cfg, dict) else type(model).__name__
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        shape = tuple(x.shape[1:])
+        if x.ndim == 4:
+            c, h = shape[0], shape[1]
+            expects = ", ".join(f"{k}={kw[k]}" for k in ("in_chans", "img_size", "in_features") if k in kw)
+            expects = f"expects {expects}" if expects else "cannot take them"
+            raise ValueError(
+                f"{what}: model '{name}' {expects} but the data has in_chans={c}, img_size={h}: create the model "
+                f"with in_chans={c}, img_size={h} (or load the dataset with img_size= matching the model) [{first}]"
+            ) from None
+        raise ValueError(
+            f"{what}: model '{name}' cannot take inputs of shape {shape} ({str(x.dtype).replace('torch.', '')}) "
+            f"[{first}]"
+        ) from None
+    finally:
+        model.train(was_training)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return out.float(), y
+
+
+@torch.no_grad()
+def run_eval(
+    model: nn.Module,
+    batches: Any,
+    task: Task,
+    autocast: Any,
+    device: torch.device,
+    dist_info: DistInfo,
+    extra: dict[str, Callable] | None = None,
+) -> Metrics:
+    """One pass over ``batches`` in eval mode; the task's metrics, all-reduced across ranks."""
+    was_training = model.training
+    model.eval()
+    meter = Meter(task, device, extra)
+    try:
+        for x, y in batches:
+            with autocast:
+                out = model(x)
+            meter.update(out, task.target(y))
+    finally:
+        model.train(was_training)
+    return Metrics(meter.result(all_reduce(meter.packed(), dist_info)))
+
+
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    *,
+    batch_size: int = 512,
+    device: Any = None,
+    precision: str = "auto",
+    loss: Any = None,
+    metrics: dict[str, Callable] | None = None,
+) -> Metrics:
+    """Score ``model`` on data: a zoo Dataset (its test split), a Split, ``(inputs, targets)`` tensors or numpy
+    arrays, a torch Dataset or a DataLoader (used as given).
+
+    Args:
+        batch_size: samples per forward pass (data zoo batches itself).
+        device: None -> where the model's parameters are (after ``fit``, the training device); else as in ``fit``.
+        precision: as in ``fit`` (the same autocast).
+        loss: the loss to report, as in ``fit``; default: the one the model was trained with (recorded by ``fit``),
+            else cross-entropy for integer class targets.
+        metrics: extra ``{name: function (output, target) -> number}``, averaged over samples.
+
+    Returns:
+        ``Metrics`` (a dict whose keys read as attributes) for the task: classification ``loss``, ``top1``
+        (= ``accuracy``), ``top5`` (classes > 5), ``per_class_accuracy``, ``confusion_matrix`` (rows = true class);
+        multi-label ``loss``, ``accuracy`` (mean per-label), ``per_label_accuracy``, ``exact_match``; regression
+        ``loss``, ``mae``, ``rmse``, ``r2``; always ``task`` and ``num_samples``. Under an initialised process group
+        the data is sharded over the ranks and the results all-reduced.
+    """
+    record = recorded_data(unwrap(model))
+    source = as_source(data.test if is_dataset(data) else data, "evaluate")
+    mean, std = _normalisation(source, data, record)
+    model = unwrap(model)
+    if device is None:
+        p = next(model.parameters(), None)
+        dev = p.device if p is not None else resolve_device("auto")
+    else:
+        dev = resolve_device(device)
+    model.to(dev)
+    prec = resolve_precision(precision, dev)
+    dist_info = DistInfo()
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist_info = DistInfo(dist.get_rank(), dist.get_world_size())
+    batches = make_batches(
+        source, batch_size, device=dev, shuffle=False, mean=mean, std=std, rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )  # fmt: skip
+    out, y = check_model_fits(model, batches, "evaluate")
+    wanted = loss if loss is not None else record.get("loss")
+    if wanted is not None and not isinstance(wanted, str) and loss is None:
+        wanted = None
+    task = resolve_task(wanted, 0.0, out, y, "evaluate")
+    if task.kind == "classification" and is_split(source) and len(source):
+        check_labels(source.labels, task.num_outputs, "evaluate")
+    return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
+
+
+def _normalisation(source: Any, data: Any, record: dict[str, Any]) -> tuple[Any, Any]:
+    """The mean/std for uint8 images: the model's recorded ones (warning when the data's own differ), else the
+    data's (a zoo Dataset's statistics, a Split's), else None (the loader's default)."""
+    own_mean = getattr(data, "mean", None) if is_dataset(data) else getattr(source, "mean", None)
+    own_std = getattr(data, "std", None) if is_dataset(data) else getattr(source, "std", None)
+    if record.get("input_dtype") == "uint8" and record.get("mean") and record.get("std"):
+        mean, std = tuple(record["mean"]), tuple(record["std"])
+        if own_mean and own_std and (_differs(own_mean, mean) or _differs(own_std, std)):
+            warnings.warn(
+                f"evaluate: the data's normalisation (mean {_fmt(own_mean)}, std {_fmt(own_std)}) differs from the "
+                f"one the model was trained with (mean {_fmt(mean)}, std {_fmt(std)}); using the model's",
+                UserWarning,
+                stacklevel=3,
+            )
+        return mean, std
+    return (tuple(own_mean), tuple(own_std)) if own_mean and own_std else (None, None)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    return len(a) != len(b) or any(abs(float(u) - float(v)) > 1e-6 for u, v in zip(a, b))
+
+
+def _fmt(values: Any) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+
+def check_labels(labels: torch.Tensor, num_outputs: int, what: str) -> None:
+    """Class labels must index the model's outputs: checked on whole tensors before any work."""
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_outputs:
+        bad = lo if lo < 0 else hi
+        fix = "labels must be class indices from 0" if lo < 0 else f"create the model with num_classes={hi + 1}"
+        raise ValueError(
+            f"{what}: label {bad} is outside 0..{num_outputs - 1} (the model has {num_outputs} outputs); {fix}"
+        )
+
