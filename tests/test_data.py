@@ -147,7 +147,9 @@ def test_synthetic_any_shape_seeded_and_learnable():
 def test_unknown_name_and_unknown_option():
     with pytest.raises(UnknownDatasetError, match="did you mean 'fashion-mnist'"):
         zoo.load_dataset("fashion_mnist")
-    with pytest.raises(zd.DatasetOptionError, match=r"unknown option .img_sz.; accepted: img_size, in_chans; did you mean .img_size."):
+    with pytest.raises(
+        zd.DatasetOptionError, match=r"unknown option .img_sz.; accepted: img_size, in_chans; did you mean .img_size."
+    ):
         zoo.load_dataset("digits", img_sz=28)
     with pytest.raises(zd.DatasetOptionError, match="in_chans must be 1 or 3"):
         zoo.load_dataset("synthetic", in_chans=4)
@@ -439,7 +441,9 @@ def test_augment_keeps_shape_dtype_and_is_a_crop():
 
 
 def test_no_flip_for_digits_and_per_batch_resize_and_channels():
-    split = zd.Split(torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(32, 1, 1, 1), torch.zeros(32, dtype=torch.long))
+    split = zd.Split(
+        torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(32, 1, 1, 1), torch.zeros(32, dtype=torch.long)
+    )
     split.hflip = False
     pad = 8 // 8
     loader = zd.BatchLoader(split, 32, augment=True, mean=0, std=1)

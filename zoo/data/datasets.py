@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from zoo.data import sources
 from zoo.data.formats import DatasetFormatError, read_cifar_batch, read_cifar_meta, read_idx
 from zoo.data.images import IMAGE_EXTENSIONS, channel_stats, convert_channels, image_mode, read_images, resize_images
+from zoo.data.loaders import stratified_order
 from zoo.data.sources import FILE_DATASETS, FileSpec
 from zoo.data.types import Dataset, DatasetNotFoundError, DatasetOptionError, Split
 from zoo.hookspecs import hookimpl
@@ -64,7 +65,6 @@ def _options(dataset: str, given: dict[str, Any], defaults: dict[str, Any]) -> d
     if in_chans is not None and in_chans not in (1, 3):
         raise DatasetOptionError(f"dataset '{dataset}': in_chans must be 1 or 3, got {in_chans!r}")
     return opts
-
 
 
 def _check_memory(name: str, n: int, chans: int, size: int) -> None:
@@ -116,7 +116,6 @@ def _finish(
         source=source,
         hflip=hflip,
     )
-
 
 
 def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: dict[str, Any]) -> Dataset:
@@ -308,8 +307,6 @@ def _list_images(directory: Path, classes: list[str]) -> tuple[list[Path], list[
     return paths, labels
 
 
-
-
 def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
     """A directory with one subfolder per class (like torchvision's ImageFolder).
 
@@ -416,14 +413,7 @@ def subset(split: Split, limit: int, seed: int = 0) -> Split:
     n = len(split)
     if limit >= n:
         return split
-    g = torch.Generator().manual_seed(seed)
-    labels = split.labels if split.labels.ndim == 1 and not split.labels.is_floating_point() else torch.zeros(n)
-    rank = torch.empty(n, dtype=torch.float64)
-    for c in torch.unique(labels).tolist():
-        idx = (labels == c).nonzero().flatten()
-        order = torch.randperm(len(idx), generator=g)
-        rank[idx[order]] = (torch.arange(len(idx), dtype=torch.float64) + 0.5) / len(idx)
-    keep = torch.sort(torch.argsort(rank, stable=True)[:limit]).values
+    keep = torch.sort(stratified_order(split.labels, n, seed)[:limit]).values
     return Split(
         split.images[keep].contiguous(), split.labels[keep].contiguous(), mean=split.mean, std=split.std,
         hflip=split.hflip,
@@ -471,4 +461,3 @@ def register_datasets(register: Callable[..., None]) -> None:
             url=spec.url,
             tags=tags,
         )
-

@@ -58,7 +58,6 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-
 def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
@@ -88,4 +87,3 @@ def image_mode(paths: list[Path]) -> str:
         except OSError:
             continue
     return "L"
-

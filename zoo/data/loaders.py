@@ -38,6 +38,7 @@ __all__ = [
     "source_info",
     "source_len",
     "split_off",
+    "stratified_order",
     "subset_source",
     "default_workers",
 ]
@@ -532,22 +533,33 @@ def split_off(source: Any, fraction: float, seed: int = 0) -> tuple[Any, Any]:
             f"val_fraction needs data zoo can index (a zoo Dataset, tensors or a map-style Dataset); "
             f"got a {type(source).__name__}: pass val= instead"
         )
-    g = torch.Generator().manual_seed(int(seed))
-    if is_split(source) and not source.labels.is_floating_point() and source.labels.ndim == 1:
-        val_idx = []
-        for c in torch.unique(source.labels).tolist():
-            idx = (source.labels == c).nonzero().flatten()
-            idx = idx[torch.randperm(len(idx), generator=g)]
-            val_idx.append(idx[: int(round(len(idx) * fraction))])
-        val = torch.cat(val_idx).sort().values
-    else:
-        val = torch.randperm(n, generator=g)[: int(round(n * fraction))].sort().values
-    if len(val) == 0 or len(val) == n:
-        raise ValueError(f"val_fraction={fraction} of {n} samples leaves an empty split; choose another fraction")
+    k = max(1, int(round(n * fraction)))
+    if k >= n:
+        raise ValueError(f"val_fraction={fraction} of {n} samples leaves no training data; choose a smaller fraction")
+    labels = source.labels if is_split(source) else None
+    val = stratified_order(labels, n, seed)[:k].sort().values
     keep = torch.ones(n, dtype=torch.bool)
     keep[val] = False
     train = keep.nonzero().flatten()
     return subset_source(source, train), subset_source(source, val)
+
+
+def stratified_order(labels: torch.Tensor | None, n: int, seed: int = 0) -> torch.Tensor:
+    """A seeded order of ``n`` samples in which every prefix holds each class in proportion (to within one).
+
+    Samples are ranked by their place in a seeded permutation of their own class, relative to the class's size;
+    without class labels (None, float or N x K targets) it is a plain seeded permutation. ``split_off`` and
+    ``zoo.data.subset`` take prefixes of it.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    if labels is None or labels.is_floating_point() or labels.ndim != 1:
+        return torch.randperm(n, generator=g)
+    rank = torch.empty(n, dtype=torch.float64)
+    for c in torch.unique(labels).tolist():
+        idx = (labels == c).nonzero().flatten()
+        order = torch.randperm(len(idx), generator=g)
+        rank[idx[order]] = (torch.arange(len(idx), dtype=torch.float64) + 0.5) / len(idx)
+    return torch.argsort(rank, stable=True)
 
 
 def subset_source(source: Any, indices: torch.Tensor) -> Any:

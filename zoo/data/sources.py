@@ -192,4 +192,3 @@ def not_found(spec: FileSpec, looked: list[str]) -> DatasetNotFoundError:
         f"dataset '{spec.name}' not found; looked in (subdirectories in brackets): {'; '.join(looked)}. "
         f"To get it: {'; '.join(how)}"
     )
-

@@ -80,7 +80,6 @@ class Dataset:
         )
 
 
-
 @dataclass
 class DataInfo:
     """What is known of some data besides its batches; ``fit`` records it on the model it trains.
@@ -121,4 +120,4 @@ def is_dataset(data: Any) -> bool:
 
 def is_split(data: Any) -> bool:
     """A zoo ``Split`` (whole tensors of inputs and targets)."""
-    return hasattr(data, "images") and hasattr(data, "labels") and isinstance(getattr(data, "images"), torch.Tensor)
+    return hasattr(data, "images") and hasattr(data, "labels") and isinstance(data.images, torch.Tensor)

@@ -209,7 +209,11 @@ class Metrics(dict):
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        keys = [k for k, v in self.items() if isinstance(v, float) and k != "accuracy" or (k == "accuracy" and "top1" not in self)]
+        keys = [
+            k
+            for k, v in self.items()
+            if isinstance(v, float) and k != "accuracy" or (k == "accuracy" and "top1" not in self)
+        ]
         shown = ", ".join(f"{k}={self[k]:.4f}" for k in keys)
         return f"Metrics({shown}, num_samples={self.get('num_samples')})"
 

@@ -114,7 +114,9 @@ def config_from_options(options: dict[str, Any], what: str = "fit") -> TrainConf
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     for key in options:
         if key not in names:
-            raise TypeError(f"{what}() got an unknown option '{key}'; accepted: {', '.join(names)}{suggest(key, names)}")
+            raise TypeError(
+                f"{what}() got an unknown option '{key}'; accepted: {', '.join(names)}{suggest(key, names)}"
+            )
     if "checkpoint_dir" in options and options["checkpoint_dir"] is not None:
         options = {**options, "checkpoint_dir": str(options["checkpoint_dir"])}
     if "callbacks" in options:

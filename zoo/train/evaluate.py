@@ -187,4 +187,3 @@ def check_labels(labels: torch.Tensor, num_outputs: int, what: str) -> None:
         raise ValueError(
             f"{what}: label {bad} is outside 0..{num_outputs - 1} (the model has {num_outputs} outputs); {fix}"
         )
-

@@ -195,8 +195,9 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
 
     The checkpoint records the registry name and keywords the model was created with, so no configuration needs
     re-typing, and what ``fit`` recorded of the data (``zoo_config["data"]``: input size, normalisation, class
-    names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the weights into a model you built yourself (needed for models not made
-    by ``zoo.create``). Nothing pickled is executed: ``torch.load(weights_only=True)`` or safetensors.
+    names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the
+    weights into a model you built yourself (needed for models not made by ``zoo.create``). Nothing pickled is
+    executed: ``torch.load(weights_only=True)`` or safetensors.
 
     Returns:
         The model, in eval mode, on ``map_location``.

@@ -41,7 +41,11 @@ _MODULE_TASK = {
 # what fit reports while training, per task (besides the loss): one number, cheap to accumulate on the device
 TRAIN_METRIC = {"classification": "accuracy", "multilabel": "accuracy", "regression": "mae"}
 # what selects the best epoch (best.pt) when there is validation data: (record key, higher is better)
-MONITOR = {"classification": ("val_accuracy", True), "multilabel": ("val_accuracy", True), "regression": ("val_loss", False)}
+MONITOR = {
+    "classification": ("val_accuracy", True),
+    "multilabel": ("val_accuracy", True),
+    "regression": ("val_loss", False),
+}
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -84,9 +88,7 @@ class Task:
         return int(y.shape[0]) if self.kind == "classification" else int(y.numel())
 
 
-def resolve_task(
-    loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.Tensor, what: str = "fit"
-) -> Task:
+def resolve_task(loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.Tensor, what: str = "fit") -> Task:
     """The task for ``loss`` (a name, an ``nn.Module``, a function or None), checked against a sample batch's
     model output ``out`` and targets ``y``: a mismatch is a one-line ``ValueError`` saying what would fit."""
     if out.ndim != 2:
@@ -257,5 +259,3 @@ def loss_name_of(value: Any) -> str:
     if value is None or isinstance(value, str):
         return str(value)
     return type(value).__name__ if isinstance(value, nn.Module) else getattr(value, "__name__", repr(value))
-
-

@@ -178,12 +178,12 @@ class _Trainer:
             make_optimizer(cfg.optimizer, self.model, 0.0, 0.0)  # raises with the valid names
         check_scheduler(cfg.scheduler)
         self.train_src, self.val_src, self.test_src, self.info = _parts(data, val, cfg)
-        if isinstance(self.train_src, torch.utils.data.DataLoader) and cfg.batch_size is not None:
-            if cfg.batch_size != self.train_src.batch_size:
-                raise ValueError(
-                    f"batch_size={cfg.batch_size} but the DataLoader batches {self.train_src.batch_size}: a "
-                    "DataLoader is used as given; drop batch_size= or pass the Dataset instead"
-                )
+        loader_bs = getattr(self.train_src, "batch_size", None)
+        if isinstance(self.train_src, torch.utils.data.DataLoader) and cfg.batch_size not in (None, loader_bs):
+            raise ValueError(
+                f"batch_size={cfg.batch_size} but the DataLoader batches {self.train_src.batch_size}: a "
+                "DataLoader is used as given; drop batch_size= or pass the Dataset instead"
+            )
         self.dist, self.device = setup_distributed(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.autocast = autocast_context(self.device, self.precision)
@@ -571,7 +571,9 @@ class _Trainer:
             except _NonFiniteLoss as exc:
                 raise FloatingPointError(str(exc)) from None
             if self.test_src is not None and not history.interrupted and len(self.test_src):
-                m = self._evaluate(self._batches(self.test_src, cfg.eval_batch_size or 2 * self.batch_size, train=False))
+                m = self._evaluate(
+                    self._batches(self.test_src, cfg.eval_batch_size or 2 * self.batch_size, train=False)
+                )
                 history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
             for cb in cfg.callbacks:
                 cb.on_fit_end(history)
@@ -634,5 +636,3 @@ def _progress_enabled(progress: bool | None, rank: int) -> bool:
 
 class _NonFiniteLoss(FloatingPointError):
     pass
-
-
