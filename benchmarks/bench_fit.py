@@ -5,6 +5,8 @@ accuracy its defaults reach. LeNet-5 at 28 px on the real Fashion-MNIST (and dig
     .venv/bin/python benchmarks/bench_fit.py --part speed --reps 5
     .venv/bin/python benchmarks/bench_fit.py --part accuracy --seeds 0 1 2
     .venv/bin/python benchmarks/bench_fit.py --device cuda                   # on a GPU: the same comparisons there
+    python benchmarks/bench_fit.py --part speed --device cuda --data synthetic --precisions fp32 bf16 fp16
+                                    # a machine without the dataset: Fashion-MNIST-shaped synthetic images instead
 
 The runs being compared are interleaved (A, B, A, B, ...) and medians reported, because the machine is shared:
 a neighbour's job slows whichever run it overlaps. Ratios are printed, never asserted.
@@ -125,12 +127,14 @@ def fit_epoch(model: nn.Module, data, **kw) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def speed(data, reps: int, notebook_batches: int, notebook_data, device: torch.device) -> dict:
+def speed(data, reps: int, notebook_batches: int, notebook_data, device: torch.device, precisions=()) -> dict:
+    # precision="fp32" as the hand loop: fit's "auto" is bf16 on a GPU with bf16 (and fp32 on the CPU)
     same_recipe = dict(
         optimizer="adamw", lr=1e-3, weight_decay=0.01, scheduler=None, batch_size=256, label_smoothing=0.0,
-        augment=False, channels_last=False, seed=0, device=device,
+        augment=False, channels_last=False, precision="fp32", seed=0, device=device,
     )  # fmt: skip
     names = ("hand", "fit_same", "fit_defaults", "fit_no_cl", "fit_unpadded", "notebook")
+    names += tuple(f"fit_{p}" for p in precisions)  # fit defaults at each precision asked for
     runs: dict[str, list[float]] = {k: [] for k in names}
     models = {k: lenet(data, pad_input=k != "fit_unpadded") for k in runs}
     # warm-up: first calls pay one-time costs (imports, allocator, kernels)
@@ -143,6 +147,8 @@ def speed(data, reps: int, notebook_batches: int, notebook_data, device: torch.d
         runs["fit_no_cl"].append(fit_epoch(models["fit_no_cl"], data, seed=rep, channels_last=False, device=device))
         runs["fit_unpadded"].append(fit_epoch(models["fit_unpadded"], data, seed=rep, device=device))
         runs["notebook"].append(notebook_loop(models["notebook"], notebook_data, notebook_batches, device))
+        for prec in precisions:
+            runs[f"fit_{prec}"].append(fit_epoch(models[f"fit_{prec}"], data, seed=rep, precision=prec, device=device))
         print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     ratios = {
@@ -152,6 +158,9 @@ def speed(data, reps: int, notebook_batches: int, notebook_data, device: torch.d
         "LeNet-5 padded to its 32x32 field (default) / unpadded, fit defaults": med["fit_defaults"]
         / med["fit_unpadded"],
     }
+    for prec in precisions:
+        if prec != "fp32" and "fp32" in precisions:
+            ratios[f"fit defaults {prec} / fp32"] = med[f"fit_{prec}"] / med["fit_fp32"]
     print("\nimages/s, median of", reps, "interleaved runs")
     for k, v in med.items():
         print(f"  {k:<14} {v:>10,.0f}")
@@ -188,6 +197,20 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["digits", "fashion-mnist"], help="for the accuracy part")
     p.add_argument("--no-pad", action="store_true", help="accuracy of LeNet-5 with pad_input=False")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument(
+        "--data",
+        choices=("fashion-mnist", "synthetic"),
+        default="fashion-mnist",
+        help="speed part: the real Fashion-MNIST, or synthetic images of its shape (no files needed)",
+    )
+    p.add_argument("--synthetic-size", type=int, default=60_000, help="training images with --data synthetic")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=[],
+        choices=("fp32", "bf16", "fp16"),
+        help="speed part: also time fit defaults at these precisions (fp16 needs CUDA)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     args = p.parse_args()
@@ -207,11 +230,17 @@ def main() -> None:
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, commit {version}")
     if args.part in ("speed", "all"):
-        data = zoo.load_dataset("fashion-mnist")
+        if args.data == "synthetic":
+            data = zoo.load_dataset(
+                "synthetic", in_chans=1, img_size=28, num_classes=10, train_size=args.synthetic_size, test_size=10_000
+            )
+        else:
+            data = zoo.load_dataset("fashion-mnist")
         print(f"speed: LeNet-5 at 28 px on {data}")
         with tempfile.TemporaryDirectory() as tmp:
             nb = notebook_dataset(data, Path(tmp))
-            result["speed"] = speed(data, args.reps, args.notebook_batches, nb, torch.device(args.device))
+            device = torch.device(args.device)
+            result["speed"] = speed(data, args.reps, args.notebook_batches, nb, device, args.precisions)
     if args.part in ("accuracy", "all"):
         print("accuracy: zoo.fit defaults, 5 epochs")
         result["accuracy"] = accuracy(

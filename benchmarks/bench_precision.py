@@ -7,6 +7,7 @@ forward under the autocast, cross-entropy in fp32, backward and a fused AdamW st
 
     python benchmarks/bench_precision.py                      # the families at 32 px, batch 64
     python benchmarks/bench_precision.py --models lenet5 --input 1x28x28 --batch 256 --repeat 9
+    python benchmarks/bench_precision.py --device cuda --batch 256 --precisions bf16 fp16    # fp16 autocast too
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 import zoo
 
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtypes; fp32 runs without autocast
 MODELS = ["googlenet", "densenet121", "alexnet", "vit_tiny_patch16", "efficientnet_b0", "mobilenet_v3_small"]
 
 
@@ -36,7 +38,7 @@ def make_step(name: str, precision: str, input_size: tuple[int, int, int], batch
 
     def step() -> float:
         t0 = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(device.type, DTYPES.get(precision, torch.float32), enabled=precision in DTYPES):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
@@ -56,6 +58,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeat", type=int, default=5, help="timed steps per precision")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precisions", nargs="+", default=["bf16"], choices=sorted(DTYPES), help="each against fp32")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
@@ -65,22 +68,33 @@ def main() -> None:
     device = torch.device(args.device)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {device}, {threads} threads, input {args.input}, batch {args.batch}")
-    print(f"{'model':<22}{'fp32 ms':>10}{'bf16 ms':>10}{'bf16 speed-up':>15}")
+    precisions = ["fp32"] + [p for p in dict.fromkeys(args.precisions) if p != "fp32"]
+    others = precisions[1:]
+    print(
+        f"{'model':<22}"
+        + "".join(f"{p + ' ms':>10}" for p in precisions)
+        + "".join(f"{p + ' speed-up':>15}" for p in others)
+    )
     rows = []
     for name in args.models:
-        steps = {prec: make_step(name, prec, input_size, args.batch, device) for prec in ("fp32", "bf16")}
+        steps = {prec: make_step(name, prec, input_size, args.batch, device) for prec in precisions}
         for step in steps.values():  # warm-up: kernels, allocator, autocast caches
             step(), step()
-        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        times: dict[str, list[float]] = {prec: [] for prec in precisions}
         for rep in range(args.repeat):
-            order = ("fp32", "bf16") if rep % 2 == 0 else ("bf16", "fp32")
+            order = precisions if rep % 2 == 0 else precisions[::-1]
             for prec in order:
                 times[prec].append(steps[prec]())
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"model": name, "fp32_ms": med["fp32"] * 1e3, "bf16_ms": med["bf16"] * 1e3,
-                     "speedup": med["fp32"] / med["bf16"]})  # fmt: skip
+        row = {"model": name} | {f"{k}_ms": v * 1e3 for k, v in med.items()}
+        if "bf16" in med:
+            row["speedup"] = med["fp32"] / med["bf16"]  # the bf16 speed-up, under the name it always had
+        row |= {f"{k}_speedup": med["fp32"] / med[k] for k in others}
+        rows.append(row)
         print(
-            f"{name:<22}{med['fp32'] * 1e3:>10.1f}{med['bf16'] * 1e3:>10.1f}{med['fp32'] / med['bf16']:>14.2f}x",
+            f"{name:<22}"
+            + "".join(f"{med[p] * 1e3:>10.1f}" for p in precisions)
+            + "".join(f"{med['fp32'] / med[p]:>14.2f}x" for p in others),
             flush=True,
         )
     if args.json:

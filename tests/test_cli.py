@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import zoo
-from zoo.cli import main, parse_input
+from zoo.cli import _fit_options, build_parser, main, parse_input
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -140,7 +143,6 @@ def test_compare_formats_plot_and_run_dir(capsys, tmp_path):
 
 
 def test_train_then_evaluate(capsys, tmp_path):
-    pytest.importorskip("zoo.engine")
     out_dir = tmp_path / "run"
     args = ["train", "mlp", "--dataset", "digits", "--img-size", "8", "--epochs", "2", "--out", str(out_dir)]
     code, out, err = run(capsys, *args, "--plot", str(out_dir / "curves.png"))
@@ -151,3 +153,116 @@ def test_train_then_evaluate(capsys, tmp_path):
                          "--img-size", "8", "--json")  # fmt: skip
     assert code == 0, err
     assert 0.3 < json.loads(out)["top1"] <= 1.0
+    code, out, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "--dataset", "digits",
+                         "--img-size", "8", "--limit", "50")  # fmt: skip
+    assert code == 0, err
+    assert "(test, 50 images)" in out and "top1" in out
+
+
+def test_fit_flags_come_from_train_config(capsys):
+    from zoo.train.config import cli_fields
+
+    for command in ("train", "compare"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0
+        for f in cli_fields():
+            flag = "--" + f.name.replace("_", "-")
+            assert flag in out, (command, flag)
+            assert " ".join(f.metadata["help"].split()[:3]) in " ".join(out.split()), (command, flag)
+    parse = build_parser().parse_args
+    # only the options given on the command line reach fit; 'none' spells None
+    args = parse(["train", "mlp", "-d", "digits", "-b", "32", "--lr", "0.01", "--scheduler", "none", "--loss", "mse"])
+    assert _fit_options(args) == {"batch_size": 32, "lr": 0.01, "scheduler": None, "loss": "mse"}
+    args = parse(["compare", "mlp", "-d", "digits", "--clip-grad", "1", "--grad-accum", "2", "--val-fraction", "0"])
+    assert _fit_options(args) == {"clip_grad": 1.0, "grad_accum": 2, "val_fraction": 0.0} and args.epochs == 2
+    assert _fit_options(parse(["train", "mlp", "-d", "digits"])) == {}
+    assert parse(["train", "mlp", "-d", "digits", "-e", "3"]).epochs == 3
+    code, _, err = run(capsys, "train", "mlp", "-d", "digits", "--lr", "fast")
+    assert code == 2 and "--lr" in one_line_error(err)
+
+
+def write_mnist(directory: Path, n_train: int = 120, n_test: int = 20) -> None:
+    """Raw IDX files of random 28 x 28 digits, as MNIST ships them."""
+    rng = np.random.default_rng(0)
+
+    def idx(arr: np.ndarray) -> bytes:
+        return bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (directory / f"{prefix}-images-idx3-ubyte").write_bytes(idx(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
+        (directory / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(np.arange(n, dtype=np.uint8) % 10))
+
+
+def test_root_and_limit(capsys, tmp_path):
+    write_mnist(tmp_path / "mnist")
+    out_dir = tmp_path / "run"
+    data_args = ["--dataset", "mnist", "--root", str(tmp_path / "mnist")]
+    code, out, err = run(capsys, "train", "mlp", *data_args, "--limit", "100", "-e", "1", "--out", str(out_dir))
+    assert code == 0, err
+    history = json.loads((out_dir / "history.json").read_text())
+    assert "mlp on mnist: 1 epoch" in out and history["epochs"]
+    code, out, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), *data_args, "--limit", "10")
+    assert code == 0, err
+    assert "(test, 10 images)" in out
+    code, out, err = run(capsys, "compare", "mlp", *data_args, "--limit", "100", "-e", "1", "--throughput-batch", "2",
+                         "--format", "json")  # fmt: skip
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert row["error"] is None and row["dataset"] == "mnist[limit=100]"
+    # bad values: usage errors (exit 2), one line, before any training
+    code, _, err = run(capsys, "train", "mlp", *data_args, "--limit", "0")
+    assert code == 2 and "--limit 0" in one_line_error(err)
+    code, _, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "--dataset", "digits", "--root", "x")
+    assert code == 2 and "takes no root" in one_line_error(err)
+    code, _, err = run(capsys, "train", "mlp", "--dataset", "mnist", "--root", str(tmp_path / "nowhere"), "-e", "1",
+                       "--out", str(out_dir))  # fmt: skip
+    assert code == 1 and "root" in one_line_error(err)
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    """An MLP trained two epochs on 8 x 8 digits, saved; and PNGs of two test digits."""
+    tmp = tmp_path_factory.mktemp("cli_predict")
+    assert main(["train", "mlp", "-d", "digits", "--img-size", "8", "-e", "2", "--out", str(tmp), "--seed", "0"]) == 0
+    from PIL import Image
+
+    data = zoo.load_dataset("digits", img_size=8)
+    pngs = []
+    for i in range(2):
+        pngs.append(tmp / "images" / f"digit{i}.png")
+        pngs[-1].parent.mkdir(exist_ok=True)
+        Image.fromarray(data.test.images[i, 0].numpy()).save(pngs[-1])
+    return tmp / "model.safetensors", pngs, data
+
+
+def test_predict_prints_one_line_per_image(capsys, digits_checkpoint):
+    ckpt, pngs, data = digits_checkpoint
+    code, out, err = run(capsys, "predict", str(ckpt), str(pngs[0]), str(pngs[1]))
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    model = zoo.load(ckpt)
+    expected = zoo.predict(model, pngs)
+    assert lines == [f"{p}: {r['label']} (p={r['probability']:.2f})" for p, r in zip(pngs, expected)]
+    code, out, _ = run(capsys, "predict", str(ckpt), str(pngs[0].parent), "--topk", "3")
+    first = out.strip().splitlines()[0]
+    assert code == 0 and first.startswith(f"{pngs[0]}: ") and "; top-3: " in first and len(out.splitlines()) == 2
+    code, out, _ = run(capsys, "predict", str(ckpt), str(pngs[0]), "--json", "-k", "2", "--device", "cpu")
+    (record,) = json.loads(out)
+    assert code == 0 and record["path"] == str(pngs[0]) and len(record["topk"]) == 2
+    assert record["label"] == expected[0]["label"] and record["label"] in data.classes
+
+
+def test_predict_errors(capsys, digits_checkpoint, tmp_path):
+    ckpt, pngs, _ = digits_checkpoint
+    code, _, err = run(capsys, "predict", str(tmp_path / "nope.safetensors"), str(pngs[0]))
+    assert code == 1 and "does not exist" in one_line_error(err)
+    code, _, err = run(capsys, "predict", str(ckpt), str(tmp_path / "nope.png"))
+    assert code == 1 and "nope.png' does not exist" in one_line_error(err)
+    (tmp_path / "a.txt").write_text("text")
+    code, _, err = run(capsys, "predict", str(ckpt), str(tmp_path / "a.txt"))
+    assert code == 1 and "is not an image file" in one_line_error(err)
+    code, _, err = run(capsys, "predict", str(ckpt), str(pngs[0]), "--topk", "0")
+    assert code == 2 and "--topk" in one_line_error(err)
+    code, _, err = run(capsys, "predict", str(ckpt))
+    assert code == 2 and "IMAGE" in one_line_error(err)

@@ -41,7 +41,7 @@ _LAZY = {
     # training
     "fit": "zoo.train",
     "evaluate": "zoo.train",
-    "predict": "zoo.train.predict",
+    "predict": "zoo.train",
     "load": "zoo.train",
     "save": "zoo.train",
     "History": "zoo.train",
@@ -115,8 +115,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo import testing
     from zoo.comparison import Results, compare, summary
     from zoo.data import DataInfo, Dataset, load_dataset
-    from zoo.train import Callback, CSVLogger, EarlyStopping, History, Metrics, TrainConfig, evaluate, fit, load, save
-    from zoo.train.predict import predict
     from zoo.registry import (
         ModelCard,
         UnknownDatasetError,
@@ -131,4 +129,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         register_model,
         register_plugin,
         unregister_plugin,
+    )
+    from zoo.train import (
+        Callback,
+        CSVLogger,
+        EarlyStopping,
+        History,
+        Metrics,
+        TrainConfig,
+        evaluate,
+        fit,
+        load,
+        predict,
+        save,
     )

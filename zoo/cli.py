@@ -3,15 +3,20 @@
     zoo list [PATTERN] [--family F] [--tag T] [--source zoo|timm|torchvision|all] [--json]
     zoo info NAME [--json]
     zoo summary NAME [--input 3x32x32] [--json]
-    zoo train NAME --dataset D [--epochs N] [--out DIR] [--plot FILE]
-    zoo evaluate CHECKPOINT --dataset D
-    zoo compare NAME... --dataset D [--epochs N] [--format table|markdown|csv|json] [--plot FILE] [--run-dir DIR]
+    zoo train NAME --dataset D [--root DIR] [--limit N] [--epochs N] [--out DIR] [--plot FILE] [fit options]
+    zoo evaluate CHECKPOINT --dataset D [--root DIR] [--limit N] [--json]
+    zoo predict CHECKPOINT IMAGE... [--topk K] [--json] [--device D]
+    zoo compare NAME... --dataset D [--root DIR] [--limit N] [--epochs N] [--format table|markdown|csv|json]
+                [--plot FILE] [--run-dir DIR] [fit options]
     zoo bench NAME... [--input 3x224x224] [--batch 8]
     zoo plugins [--json]
 
-Exit status: 0 on success, 2 on a usage error (bad option, unknown model or dataset, malformed ``--input``),
-1 when the work itself fails (missing checkpoint, training error). Errors are one line, without a traceback.
-Each subcommand imports only what it needs, so ``zoo list`` answers fast.
+The fit options (``--batch-size``, ``--lr``, ``--optimizer``, ``--scheduler``, ``--loss``, ...) are made from
+``zoo.train.config.cli_fields()``: each ``TrainConfig`` field declared with a flag type, with its help text.
+
+Exit status: 0 on success, 2 on a usage error (bad option, unknown model or dataset, malformed ``--input``, a bad
+``--limit``), 1 when the work itself fails (missing checkpoint or image, training error). Errors are one line,
+without a traceback. Each subcommand imports only what it needs, so ``zoo list`` answers fast.
 """
 
 from __future__ import annotations
@@ -69,11 +74,12 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _load_data(name: str, img_size: int | None):
+def _load_data(args: argparse.Namespace):
+    """``load_dataset`` with the command's ``--img-size``, ``--root`` and ``--limit``."""
     from zoo.data import load_dataset
 
-    options = {"img_size": img_size} if img_size else {}
-    return load_dataset(name, **options)
+    options = {"img_size": args.img_size} if args.img_size else {}
+    return load_dataset(args.dataset, root=args.root, limit=args.limit, **options)
 
 
 def _check_dataset(name: str) -> None:
@@ -85,13 +91,30 @@ def _check_dataset(name: str) -> None:
     registry.get_dataset_spec(name)
 
 
+# fit options with a short flag too
+_SHORT_FLAGS = {"epochs": "-e", "batch_size": "-b"}
+_NONE_WORDS = ("none", "null", "off")
+
+
+def _fit_fields() -> list:
+    from zoo.train.config import cli_fields
+
+    return [f for f in cli_fields() if f.name != "epochs"]
+
+
 def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fit options given on the command line (and only those: the others keep fit's defaults)."""
     options: dict[str, Any] = {}
-    for key in ("batch_size", "lr", "device", "precision", "optimizer", "scheduler", "seed"):
-        value = getattr(args, key, None)
+    for f in _fit_fields():
+        value = getattr(args, f.name, None)
         if value is not None:
-            options[key] = value
+            options[f.name] = None if isinstance(value, str) and value.lower() in _NONE_WORDS else value
     return options
+
+
+def _check_limit(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: expected a positive number of images per split")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,9 +192,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     registry.get_spec(args.name)
     _check_dataset(args.dataset)
     _check_plot_arg(args.plot)
-    from zoo.engine import evaluate, fit
+    _check_limit(args)
+    from zoo.train import evaluate, fit, save
 
-    data = _load_data(args.dataset, args.img_size)
+    data = _load_data(args)
     model = registry.create(
         args.name,
         num_classes=data.num_classes,
@@ -190,9 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     history_path = os.path.join(args.out, "history.json")
     history.to_json(history_path)
-    metrics = evaluate(model, data)
-    from zoo.engine import save
-
+    test = getattr(history, "test", None) or evaluate(model, data)  # fit scores the test split itself
     ckpt = os.path.join(args.out, "model.safetensors")
     save(model, ckpt)
     last = history.epochs[-1] if getattr(history, "epochs", None) else {}
@@ -201,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{args.name} on {args.dataset}: {len(history.epochs)} epoch{'' if len(history.epochs) == 1 else 's'} "
         f"in {seconds:.1f} s "
         f"({last.get('images_per_s', 0):,.0f} img/s, {getattr(history, 'device', '?')}, "
-        f"{getattr(history, 'precision', '?')}); test top-1 {100 * metrics['top1']:.2f}%"
+        f"{getattr(history, 'precision', '?')}); test {_test_figure(test)}"
     )
     print(f"model: {ckpt}\nhistory: {history_path}")
     if args.plot:
@@ -209,14 +231,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _test_figure(metrics: dict[str, Any]) -> str:
+    """The headline test score: top-1 (classes), accuracy (labels), MAE and R² (regression), else the loss."""
+    if metrics.get("top1") is not None:
+        return f"top-1 {100 * metrics['top1']:.2f}%"
+    if metrics.get("accuracy") is not None:
+        return f"accuracy {100 * metrics['accuracy']:.2f}%"
+    if metrics.get("mae") is not None:
+        r2 = f", R² {metrics['r2']:.4f}" if metrics.get("r2") is not None else ""
+        return f"MAE {metrics['mae']:.4g}{r2}"
+    return f"loss {metrics['loss']:.4f}" if metrics.get("loss") is not None else "n/a"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if not os.path.exists(args.checkpoint):
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     _check_dataset(args.dataset)
-    from zoo.engine import evaluate, load
+    _check_limit(args)
+    from zoo.train import evaluate, load
 
     model = load(args.checkpoint)
-    data = _load_data(args.dataset, args.img_size)
+    data = _load_data(args)
     metrics = evaluate(model, data, batch_size=args.batch_size)
     result = {k: metrics[k] for k in ("loss", "top1", "top5") if metrics.get(k) is not None}
     if args.json:
@@ -228,6 +263,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _predict_line(record: dict[str, Any], topk: int) -> str:
+    """``path: label (p=0.93)``, with the top-k when asked; labels or outputs for other tasks."""
+    if "output" in record:
+        out = record["output"]
+        text = f"{out:.6g}" if isinstance(out, float) else "[" + ", ".join(f"{v:.6g}" for v in out) + "]"
+    elif "labels" in record:
+        probs = record["probabilities"]
+        shown = ", ".join(f"{k} {probs[k]:.2f}" for k in record["labels"])
+        text = f"{', '.join(map(str, record['labels'])) or '(none)'}" + (f" ({shown})" if shown else "")
+    else:
+        text = f"{record['label']} (p={record['probability']:.2f})"
+        if topk > 1:
+            text += f"; top-{len(record['topk'])}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in record["topk"])
+    return f"{record.get('path', '-')}: {text}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
+    if args.topk < 1:
+        raise UsageError(f"--topk {args.topk}: expected a positive number of classes")
+    from zoo.train import load
+    from zoo.train.predict import predict
+
+    model = load(args.checkpoint)
+    with _warnings_to_stderr():
+        records = predict(model, list(args.images), topk=args.topk, device=args.device)
+    if args.json:
+        _print_json(records)
+        return EXIT_OK
+    for record in records:
+        print(_predict_line(record, args.topk))
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr():
+    """Warnings (e.g. a model without a data record) as one ``zoo: warning:`` line each."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        print(f"zoo: warning: {(str(w.message).splitlines() or [''])[0]}", file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from zoo import registry
 
@@ -235,11 +317,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         registry.get_spec(name)
     _check_dataset(args.dataset)
     _check_plot_arg(args.plot)
+    _check_limit(args)
     from zoo.comparison import compare
 
+    dataset: Any = args.dataset
+    if args.root is not None or args.limit is not None:  # compare loads names itself, without root or limit
+        dataset = _load_data(args)
+        if args.limit is not None:  # a subset is another dataset: a --run-dir of the full one is not reused
+            dataset.name = f"{dataset.name}[limit={args.limit}]"
     results = compare(
         args.names,
-        dataset=args.dataset,
+        dataset=dataset,
         epochs=args.epochs,
         img_size=args.img_size,
         throughput_batch=args.throughput_batch,
@@ -392,17 +480,28 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _add_training(p: argparse.ArgumentParser, epochs: int) -> None:
+def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", "-d", required=True, help="dataset name (zoo.list_datasets()) or image folder")
-    p.add_argument("--epochs", "-e", type=int, default=epochs, help=f"training epochs (default {epochs})")
-    p.add_argument("--batch-size", "-b", type=int, default=None, help="training batch size (default: zoo.fit's, 256)")
+    p.add_argument("--root", default=None, metavar="DIR", help="look for the dataset's files in DIR first")
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="at most N images per split (stratified, seeded)"
+    )
     p.add_argument("--img-size", type=int, default=None, help="resize the dataset to this size on load")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: zoo.fit's)")
-    p.add_argument("--optimizer", default=None, help="optimizer name (default: zoo.fit's)")
-    p.add_argument("--scheduler", default=None, help="learning-rate schedule (default: zoo.fit's)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default auto)")
-    p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16 (default auto)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+
+
+def _add_training(p: argparse.ArgumentParser, epochs: int) -> None:
+    import dataclasses
+
+    from zoo.train.config import cli_fields
+
+    _add_data(p)
+    group = p.add_argument_group("fit options (default: zoo.fit's; 'none' for None)")
+    for f in cli_fields():
+        flags = [f"--{f.name.replace('_', '-')}"] + ([_SHORT_FLAGS[f.name]] if f.name in _SHORT_FLAGS else [])
+        default = epochs if f.name == "epochs" else None
+        shown = epochs if f.name == "epochs" else f.default if f.default is not dataclasses.MISSING else None
+        text = f"{f.metadata['help']} (default {shown})".replace("%", "%%")
+        group.add_argument(*flags, type=f.metadata["cli"], default=default, metavar=f.name.upper(), help=text)
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars (shown on a terminal)"
     )
@@ -447,11 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", "-d", required=True)
-    p.add_argument("--img-size", type=int, default=None)
+    _add_data(p)
     p.add_argument("--batch-size", "-b", type=int, default=256)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images with a checkpoint, prepared as its training data was")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
+    p.add_argument("--topk", "-k", type=int, default=1, help="list the K most likely classes (default 1)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default: cpu)")
+    p.add_argument("--json", action="store_true", help="machine-readable output: one record per image")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("compare", help="train several models on one dataset and tabulate size, speed, accuracy")
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -499,11 +605,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("zoo: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from zoo.data.types import DatasetOptionError
         from zoo.registry import UnknownDatasetError, UnknownModelError
 
-        code = EXIT_USAGE if isinstance(exc, UnknownModelError | UnknownDatasetError) else EXIT_FAILURE
+        usage = (UnknownModelError, UnknownDatasetError, DatasetOptionError)
+        code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
         text = (str(exc).strip().splitlines() or [""])[0]
-        if isinstance(exc, UnknownModelError | UnknownDatasetError | FileNotFoundError | ValueError):
+        if isinstance(exc, (*usage, FileNotFoundError, ValueError)):
             print(f"zoo: error: {text}", file=sys.stderr)
         else:
             print(f"zoo: error: {type(exc).__name__}: {text}", file=sys.stderr)

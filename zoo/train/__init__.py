@@ -13,6 +13,7 @@ from zoo.train.callbacks import EPOCH_FIELDS, Callback, CSVLogger, EarlyStopping
 from zoo.train.config import TrainConfig
 from zoo.train.devices import resolve_device, resolve_precision
 from zoo.train.evaluate import evaluate
+from zoo.train.predict import predict
 from zoo.train.state import CheckpointError, load, save
 from zoo.train.tasks import LOSSES, TASKS
 from zoo.train.trainer import fit
@@ -30,6 +31,7 @@ __all__ = [
     "TASKS",
     "fit",
     "evaluate",
+    "predict",
     "load",
     "save",
     "resolve_device",
