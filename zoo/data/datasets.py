@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data import sources
+import zoo.data.sources as sources
 from zoo.data.formats import DatasetFormatError, read_cifar_batch, read_cifar_meta, read_idx
 from zoo.data.images import IMAGE_EXTENSIONS, channel_stats, convert_channels, image_mode, read_images, resize_images
 from zoo.data.loaders import stratified_order
