@@ -216,7 +216,7 @@ def test_root_and_limit(capsys, tmp_path):
     code, _, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "--dataset", "digits", "--root", "x")
     assert code == 2 and "takes no root" in one_line_error(err)
     code, _, err = run(capsys, "train", "mlp", "--dataset", "mnist", "--root", str(tmp_path / "nowhere"), "-e", "1",
-                       "--out", str(out_dir))  # fmt: skip
+                       "--out", str(tmp_path / "fresh"))  # fmt: skip
     assert code == 1 and "root" in one_line_error(err)
 
 
@@ -266,3 +266,55 @@ def test_predict_errors(capsys, digits_checkpoint, tmp_path):
     assert code == 2 and "--topk" in one_line_error(err)
     code, _, err = run(capsys, "predict", str(ckpt))
     assert code == 2 and "IMAGE" in one_line_error(err)
+
+
+def test_train_owns_its_out_folder(capsys, tmp_path):
+    out = tmp_path / "run"
+    base = ("train", "mlp", "--dataset", "synthetic", "--limit", "40", "-e", "1", "-b", "16", "--no-progress")
+    code, _, _ = run(capsys, *base, "--out", str(out))
+    assert code == 0 and (out / "model.safetensors").exists()
+    code, _, err = run(capsys, *base, "--out", str(out))
+    assert code == 2 and "already holds a run; pass --resume to continue it, --overwrite" in one_line_error(err)
+    code, stdout, _ = run(capsys, *base[:-3], "-e", "2", "-b", "16", "--no-progress", "--out", str(out), "--resume")
+    history = json.loads((out / "history.json").read_text())
+    assert code == 0 and [e["epoch"] for e in history["epochs"]] == [1, 2]
+    code, _, _ = run(capsys, *base, "--out", str(out), "--overwrite")
+    assert code == 0 and len(json.loads((out / "history.json").read_text())["epochs"]) == 1
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "file"))
+    assert code == 2 and "is a file" in one_line_error(err)
+
+
+def test_a_torn_last_line_in_a_run_dir_is_dropped_and_the_model_run_again(tmp_path):
+    from zoo.comparison import Results, compare
+
+    data = zoo.load_dataset("synthetic", img_size=16, in_chans=1, train_size=48, test_size=16)
+    opts = dict(dataset=data, epochs=1, latency_runs=0, throughput_batch=4, progress=False, run_dir=tmp_path)
+    compare(["mlp"], **opts)
+    with open(tmp_path / "results.jsonl", "a") as f:
+        f.write('{"model": "lenet5", "par')  # a crash in the middle of appending lenet5's row
+    with pytest.warns(UserWarning, match="torn last line"):
+        assert [r["model"] for r in Results.load(tmp_path).rows] == ["mlp"]
+    with pytest.warns(UserWarning, match="torn last line"):
+        results = compare(["mlp", "lenet5"], **opts)
+    assert [r["model"] for r in results.rows] == ["mlp", "lenet5"] and results.rows[1]["error"] is None
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+
+
+def test_ctrl_c_on_train_exits_130_without_a_final_model(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "zoo", "train", "mlp", "--dataset", "synthetic", "-e", "500", "-b", "16",
+            "--limit", "64", "--no-progress", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopped by SIGINT" in err and "rerun with --resume" in err and "Traceback" not in err
+    assert not (out / "model.safetensors").exists() and (out / "last.pt").exists()

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -195,6 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_limit(args)
     from zoo.train import evaluate, fit, save
 
+    _check_out(args)
     data = _load_data(args)
     model = registry.create(
         args.name,
@@ -203,17 +204,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         img_size=data.img_size,
         drop_rate=args.drop_rate,
     )
-    os.makedirs(args.out, exist_ok=True)
     history = fit(
         model,
         data,
         epochs=args.epochs,
         checkpoint_dir=args.out,
+        resume=args.resume,
         progress=args.progress,
         **_fit_options(args),
     )
     history_path = os.path.join(args.out, "history.json")
     history.to_json(history_path)
+    if history.interrupted:  # Ctrl-C: no final model from partial weights; last.pt holds where it stopped
+        print(f"zoo: {history.notes[-1]}; rerun with --resume to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     test = getattr(history, "test", None) or evaluate(model, data)  # fit scores the test split itself
     ckpt = os.path.join(args.out, "model.safetensors")
     save(model, ckpt)
@@ -229,6 +233,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"plot: {history.plot(args.plot)}")
     return EXIT_OK
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` is owned by one run: an existing non-empty folder needs --resume (continue it) or --overwrite."""
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out '{out}' is a file; it must be a folder (new, empty, or a run to --resume)")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    used = os.path.isdir(out) and any(not name.startswith(".") for name in os.listdir(out))
+    if used and not (args.resume or args.overwrite):
+        raise UsageError(
+            f"--out '{out}' already holds a run; pass --resume to continue it, --overwrite to replace it, or "
+            f"another --out"
+        )
+    if used and args.overwrite:
+        for name in ("last.pt", "best.pt", "history.json", "model.safetensors"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
 
 
 def _test_figure(metrics: dict[str, Any]) -> str:
@@ -541,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(p, epochs=5)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--out", "-o", default="runs/train", help="output directory (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--plot", default=None, metavar="FILE", help="save the training curves (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_train)
 

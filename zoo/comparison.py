@@ -12,6 +12,7 @@ counted, as in every FLOP counter people quote.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -481,10 +483,18 @@ class Results:
                 f"no comparison in '{run_dir}': {path.name} not found (written by compare(run_dir=))"
             )
         rows: dict[str, dict[str, Any]] = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
                 rows[row["model"]] = row
+            except (ValueError, KeyError, TypeError):
+                if i == len(lines) - 1:  # a torn last line (a crash mid-append): that model is run again
+                    warnings.warn(f"{path}: ignoring a torn last line (an interrupted write)", stacklevel=2)
+                    continue
+                raise ValueError(f"{path}: line {i + 1} is not a result row; the file is damaged") from None
         meta = {}
         config = Path(run_dir) / "config.json"
         if config.exists():
@@ -724,35 +734,54 @@ def compare(
         "seed": seed,
         "fit_kwargs": {k: v for k, v in fit_kwargs.items() if k != "progress"},
     }
-    done: dict[str, dict[str, Any]] = {}
-    if run_dir is not None:
-        done = _open_run_dir(Path(run_dir), config)
-    rows = []
-    for name in names:
-        if name in done:
-            rows.append(done[name])
-            continue
-        base = {
-            "dataset": dataset_name,
-            "epochs": epochs,
-            "img_size": data.img_size,
-            "batch_size": batch_size,
-            "throughput_batch": throughput_batch,
-        }
-        try:
-            row = _run_one(name, data, epochs, batch_size, throughput_batch, latency_runs, seed, dict(fit_kwargs))
-            row["error"] = None
-        except Exception as exc:  # one failing model must not stop the comparison
-            row = {"model": name, "error": _one_line(exc)}
-        finally:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        row = {k: row.get(k) for k in COLUMNS} | base | {k: v for k, v in row.items() if k not in COLUMNS}
-        rows.append(row)
+    from zoo.train.rundir import RunDirLock
+
+    # a run directory is owned while rows are added to it: a second compare into it gets a one-line error
+    with RunDirLock(run_dir, "zoo.compare") if run_dir is not None else contextlib.nullcontext():
+        done: dict[str, dict[str, Any]] = {}
         if run_dir is not None:
-            with open(Path(run_dir) / "results.jsonl", "a") as f:
-                f.write(json.dumps(row, default=str) + "\n")
+            done = _open_run_dir(Path(run_dir), config)
+        rows = []
+        for name in names:
+            if name in done:
+                rows.append(done[name])
+                continue
+            base = {
+                "dataset": dataset_name,
+                "epochs": epochs,
+                "img_size": data.img_size,
+                "batch_size": batch_size,
+                "throughput_batch": throughput_batch,
+            }
+            try:
+                row = _run_one(name, data, epochs, batch_size, throughput_batch, latency_runs, seed, dict(fit_kwargs))
+                row["error"] = None
+            except Exception as exc:  # one failing model must not stop the comparison
+                row = {"model": name, "error": _one_line(exc)}
+            finally:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            row = {k: row.get(k) for k in COLUMNS} | base | {k: v for k, v in row.items() if k not in COLUMNS}
+            rows.append(row)
+            if run_dir is not None:
+                _append_row(Path(run_dir) / "results.jsonl", row)
     return Results(rows, config)
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one row as a line, after cutting a torn last line an interrupted write left; fsync'd."""
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size:
+            f.seek(0)
+            data = f.read()
+            if not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+        f.seek(0, os.SEEK_END)
+        f.write((json.dumps(row, default=str) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:

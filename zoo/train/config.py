@@ -92,8 +92,20 @@ class TrainConfig:
     seed: int | None = option(
         None, "seeds torch, python and the data order; None -> a random seed, recorded in history", cli=int
     )
-    checkpoint_dir: str | None = option(None, "where last.pt, best.pt (by validation score) and interrupted.pt go")
-    resume: bool = option(False, "continue from checkpoint_dir/last.pt if it exists")
+    checkpoint_dir: str | None = option(
+        None, "where last.pt and best.pt (by validation score) go; the folder is locked while fit writes"
+    )
+    checkpoint_every: int | None = option(
+        None,
+        "also write last.pt every N optimizer steps, mid-epoch (resume continues from that exact batch); "
+        "None -> at epoch ends only",
+        cli=int,
+    )
+    resume: bool = option(
+        False,
+        "continue from checkpoint_dir/last.pt if it exists; epochs, lr and weight_decay may change (the schedule is "
+        "re-planned), batch_size, grad_accum, optimizer, scheduler, loss and precision may not",
+    )
     progress: bool | None = option(
         True, "progress bar when stderr is a terminal; False or the environment's ZOO_PROGRESS=0 silence it"
     )

@@ -21,7 +21,7 @@ from zoo.data.types import is_dataset, is_split
 from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
 from zoo.train.state import unwrap
-from zoo.train.tasks import Meter, Task, resolve_task
+from zoo.train.tasks import Meter, Task, logits_of, resolve_task
 
 __all__ = ["evaluate", "run_eval", "check_model_fits", "recorded_data", "check_labels"]
 
@@ -64,9 +64,7 @@ def check_model_fits(model: nn.Module, batches: Batches, what: str = "fit") -> t
         ) from None
     finally:
         model.train(was_training)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.float(), y
+    return logits_of(out).float(), y
 
 
 @torch.no_grad()
@@ -86,7 +84,7 @@ def run_eval(
     try:
         for x, y in batches:
             with autocast:
-                out = model(x)
+                out = logits_of(model(x))
             meter.update(out, task.target(y))
     finally:
         model.train(was_training)

@@ -34,6 +34,7 @@ from zoo.data.images import IMAGE_EXTENSIONS, resize_images
 from zoo.train.devices import resolve_device
 from zoo.train.evaluate import recorded_data
 from zoo.train.state import unwrap
+from zoo.train.tasks import logits_of
 
 __all__ = ["predict", "Preprocessing"]
 
@@ -449,7 +450,7 @@ def predict(
     try:
         with torch.no_grad():
             for x, paths in _batches(items, prep, batch_size):
-                out = model(x.to(dev, dtype=dtype, non_blocking=True))
+                out = logits_of(model(x.to(dev, dtype=dtype, non_blocking=True)))
                 if isinstance(out, (tuple, list)):
                     out = out[0]
                 task = prep.task or ("classification" if out.ndim == 2 and out.shape[1] > 1 else "regression")

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from zoo.suggest import suggest
 
-__all__ = ["LOSSES", "TASKS", "Task", "resolve_task", "Meter"]
+__all__ = ["LOSSES", "TASKS", "Task", "resolve_task", "Meter", "logits_of"]
 
 LOSSES = ("cross_entropy", "bce", "mse", "l1", "smooth_l1")
 TASKS = ("classification", "multilabel", "regression")
@@ -46,6 +46,25 @@ MONITOR = {
     "multilabel": ("val_accuracy", True),
     "regression": ("val_loss", False),
 }
+
+
+def logits_of(out: Any) -> torch.Tensor:
+    """The logits of a model's output: a tensor as it is; a tuple or list (auxiliary heads in training mode, as
+    GoogLeNet's) its first element; a dict its ``"logits"`` or ``"out"`` entry, else its first tensor."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict):
+        for key in ("logits", "out"):
+            if isinstance(out.get(key), torch.Tensor):
+                return out[key]
+        first = next((v for v in out.values() if isinstance(v, torch.Tensor)), None)
+        if first is not None:
+            return first
+    raise TypeError(
+        f"the model returned a {type(out).__name__}; zoo needs a tensor of logits (or a tuple/dict holding one)"
+    )
 
 
 def _shape(t: torch.Tensor) -> str:

@@ -22,7 +22,9 @@ import inspect
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +40,7 @@ from zoo.train.config import TrainConfig, config_from_options, signature
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision, setup_distributed
 from zoo.train.evaluate import check_labels, check_model_fits, run_eval
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer, make_scheduler
+from zoo.train.rundir import RunDirLock, clean_orphans
 from zoo.train.state import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -52,7 +55,7 @@ from zoo.train.state import (
     set_rng_state,
     unwrap,
 )
-from zoo.train.tasks import MONITOR, resolve_task
+from zoo.train.tasks import MONITOR, logits_of, resolve_task
 
 __all__ = ["fit", "DEFAULT_VAL_FRACTION"]
 
@@ -339,8 +342,9 @@ class _Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------------
 
-    def _checkpoint(self, epoch: int) -> dict[str, Any]:
+    def _checkpoint(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
+            "partial": partial,
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "model": {k: v.detach().cpu() for k, v in clean_state_dict(self.model.state_dict()).items()},
@@ -355,9 +359,14 @@ class _Trainer:
             "history": plain(self.history.to_dict()),
         }
 
-    def _save(self, name: str, epoch: int) -> None:
+    def _save(self, name: str, epoch: int, partial: dict[str, Any] | None = None) -> None:
+        """Write ``name`` after ``epoch`` complete epochs (and, mid-epoch, the ``partial`` one's position)."""
         if self.ckpt_dir is not None and self.dist.rank == 0:
-            atomic_save(self._checkpoint(epoch), self.ckpt_dir / name)
+            atomic_save(self._checkpoint(epoch, partial), self.ckpt_dir / name)
+
+    # options a resumed run must share with the run it resumes (the data order, the optimizer state and the
+    # checkpointed schedule depend on them); epochs, lr and weight_decay may change, the others freely
+    _FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss")
 
     def _resume(self) -> None:
         path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
@@ -368,6 +377,19 @@ class _Trainer:
         ckpt = read_checkpoint(path, map_location="cpu")
         if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
             raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
+        old_history = ckpt.get("history") or {}
+        old = old_history.get("config") or {}
+        new = self.history.config
+        fixed = [k for k in self._FIXED_ON_RESUME if k in old and plain(old[k]) != plain(new.get(k))]
+        if old_history.get("precision") not in (None, self.precision):
+            fixed.append("precision")
+            old["precision"], new["precision"] = old_history["precision"], self.precision
+        if fixed:
+            what = ", ".join(f"{k} ({old.get(k)!r} -> {plain(new.get(k))!r})" for k in fixed)
+            raise CheckpointError(
+                f"cannot resume {path}: {what} differ from the run it holds, and they cannot change on resume "
+                f"(epochs, lr and weight_decay can); resume with the same values or use another checkpoint_dir"
+            )
         load_weights(self.model, ckpt["model"], path)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -382,40 +404,92 @@ class _Trainer:
         set_rng_state(ckpt["rng"], self.device)
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.step = int(ckpt.get("step", 0))
+        self.partial = ckpt.get("partial")
+        if self.partial:
+            self.partial["rng"] = ckpt["rng"]  # the generators at the stop, restored once the order is replayed
         best = ckpt.get("best") or {"monitor": "val_accuracy", "score": ckpt.get("best_val_accuracy")}
         self.best_score = best.get("score") if best.get("monitor") == self.monitor else None
-        old = History.from_dict(ckpt.get("history") or {})
-        self.history.epochs = old.epochs
-        self.history.notes = old.notes + [f"resumed from {path} after epoch {ckpt['epoch']}"]
+        previous = History.from_dict(old_history)
+        self.history.epochs = previous.epochs
+        where = f"epoch {ckpt['epoch']}"
+        if self.partial:
+            where = f"batch {self.partial['batch']} of epoch {self.partial['epoch']}"
+        self.history.notes = previous.notes + [f"resumed from {path} after {where}"]
+        changed = [k for k in ("epochs", "lr", "weight_decay") if k in old and plain(old[k]) != plain(new.get(k))]
+        if changed:
+            self._replan(changed, old)
+
+    def _replan(self, changed: list[str], old: dict[str, Any]) -> None:
+        """Apply a new epochs / lr / weight_decay to a resumed run: the optimizer's groups take the new lr and weight
+        decay, and the schedule is planned anew over the new total, then advanced to the step reached."""
+        cfg = self.cfg
+        named = isinstance(cfg.optimizer, str)
+        for i, group in enumerate(self.optimizer.param_groups):
+            for key in ("initial_lr", "max_lr", "min_lr"):
+                group.pop(key, None)
+            if named:  # zoo's groups: weights that decay first, biases and norms (no decay) second
+                group["lr"] = self.lr
+                if i == 0:
+                    group["weight_decay"] = cfg.weight_decay
+        total = (self.steps_per_epoch or 1) * cfg.epochs
+        if self.scheduler is not None:
+            if self.step > total:
+                raise CheckpointError(
+                    f"cannot resume with epochs={cfg.epochs}: the run has already taken {self.step} of its steps, "
+                    f"more than {cfg.epochs} epochs hold ({total}); pass epochs >= {self.start_epoch - 1}"
+                )
+            self.scheduler = make_scheduler(cfg.scheduler, self.optimizer, self.lr, total)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                for _ in range(self.step):
+                    self.scheduler.step()
+        what = ", ".join(f"{k} {old[k]} -> {self.history.config.get(k)}" for k in changed)
+        plan = f"; the schedule re-planned over {cfg.epochs} epochs ({total} steps) from step {self.step}"
+        self.history.notes.append(f"resumed with {what}" + (plan if self.scheduler is not None else ""))
 
     # -- the loop ----------------------------------------------------------------------------------------
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
+    def _train_epoch(self, epoch: int, partial: dict[str, Any] | None = None) -> tuple[float, float, int, float]:
         cfg, net, opt, sched, scaler, task = self.cfg, self.net, self.optimizer, self.scheduler, self.scaler, self.task
         batches = self.train_batches
         batches.set_epoch(epoch)
         n_batches = batches.num_batches
         net.train()
-        losses: list[torch.Tensor] = []  # per-batch loss on the device, read rarely
-        stat = torch.zeros((), dtype=torch.float64, device=self.device)  # the task's training metric, summed
-        sizes: list[int] = []
-        counts: list[int] = []
-        accum, checked = cfg.grad_accum, 0
+        if partial:  # resuming mid-epoch: the epoch's order from its start, then the state at the checkpoint
+            start = int(partial["batch"])
+            self.epoch_rng = partial["epoch_rng"]
+            set_rng_state(self.epoch_rng, self.device)
+            iterator = _skip(iter(batches), start)
+            set_rng_state(partial["rng"], self.device)
+            losses = [t.to(self.device) for t in partial["losses"].unbind()] if len(partial["losses"]) else []
+            stat = partial["stat"].to(self.device, torch.float64)
+            sizes, counts = list(partial["sizes"]), list(partial["counts"])
+        else:
+            start = 0
+            self.epoch_rng = rng_state(self.device)  # what a mid-epoch resume replays the order from
+            iterator = iter(batches)
+            losses = []  # per-batch loss on the device, read rarely
+            stat = torch.zeros((), dtype=torch.float64, device=self.device)  # the task's training metric, summed
+            sizes, counts = [], []
+        accum, checked = cfg.grad_accum, len(losses)
         show = _progress_enabled(cfg.progress, self.dist.rank)
         bar = _Progress(show, n_batches, epoch, cfg.epochs)
+        if start and bar.bar is not None:
+            bar.bar.update(start)
         sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches or 1 << 30)
-        clip = cfg.clip_grad
+        clip, every = cfg.clip_grad, cfg.checkpoint_every
         metric = task.train_metric
         t0 = time.perf_counter()
+        seen0 = sum(sizes)
         opt.zero_grad(set_to_none=True)
-        i = -1
-        for i, (x, y) in enumerate(batches):
+        i = start - 1
+        for i, (x, y) in enumerate(iterator, start):
             y = task.target(y)
             last_micro = (i + 1) % accum == 0 or (n_batches is not None and i + 1 == n_batches)
             sync_ctx = net.no_sync() if self.dist.enabled and not last_micro else contextlib.nullcontext()
             with sync_ctx:
                 with self.autocast:
-                    out = net(x)
+                    out = logits_of(net(x))
                     loss = task.train_loss(out, y)
                 scaler.scale(loss / accum if accum > 1 else loss).backward()
             if last_micro:
@@ -427,13 +501,24 @@ class _Trainer:
             if (i + 1) % sync_every == 0:
                 checked = self._check_finite(losses, checked, epoch)
                 if show:
-                    seen = sum(sizes)
+                    seen = sum(sizes) - seen0
                     bar.update(
                         i + 1 - bar.bar.n,
                         loss=f"{float(torch.stack(losses).mean()):.4f}",
                         **{metric[:3]: f"{float(stat) / sum(counts):.4f}"},
                         img_s=f"{seen / (time.perf_counter() - t0):,.0f}",
                     )
+            if last_micro and (n_batches is None or i + 1 < n_batches):
+                stop = self._signals.pending(self.dist, self.step, self.device)
+                if stop or (every and self.step % every == 0):
+                    self._check_finite(losses, checked, epoch)
+                    state = {"epoch": epoch, "batch": i + 1, "epoch_rng": self.epoch_rng, "sizes": sizes,
+                             "counts": counts, "stat": stat.detach().cpu(),
+                             "losses": torch.stack(losses).detach().cpu()}  # fmt: skip
+                    self._save("last.pt", epoch - 1, partial=state)
+                if stop:
+                    bar.close()
+                    raise _Stopped(stop, epoch, i + 1)
         if n_batches is None and (i + 1) % accum != 0 and i >= 0:
             self._step(opt, sched, scaler, clip)  # a stream's last partial accumulation
         if i < 0:
@@ -449,10 +534,10 @@ class _Trainer:
         )  # fmt: skip
         packed = all_reduce(packed, self.dist).cpu()
         n = float(packed[2])
-        rate = n / max(seconds, 1e-9)
+        rate = (sum(sizes) - seen0) * self.dist.world_size / max(seconds, 1e-9)
         loss_mean, metric_mean = float(packed[0]) / n, float(packed[1]) / float(packed[3])
         bar.close(loss=f"{loss_mean:.4f}", **{metric[:3]: f"{metric_mean:.4f}"}, img_s=f"{rate:,.0f}")
-        return loss_mean, metric_mean, int(n), seconds
+        return loss_mean, metric_mean, (sum(sizes) - seen0) * self.dist.world_size, seconds
 
     def _step(self, opt: Any, sched: Any, scaler: Any, clip: float | None) -> None:
         if clip is not None:
@@ -503,9 +588,9 @@ class _Trainer:
         model = self.model if not self.dist.enabled else self.net.module
         return run_eval(model, batches, self.task, self.autocast, self.device, self.dist, self.cfg.metrics)
 
-    def _epoch(self, epoch: int) -> dict[str, Any]:
+    def _epoch(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
-        loss, metric, n, train_s = self._train_epoch(epoch)
+        loss, metric, n, train_s = self._train_epoch(epoch, partial)
         record: dict[str, Any] = {"epoch": epoch, "loss": loss, self.task.train_metric: metric}
         for key in self.history.fields:
             if key.startswith("val_"):
@@ -521,21 +606,32 @@ class _Trainer:
         return record
 
     def run(self) -> History:
+        owner = self.ckpt_dir is not None and self.dist.rank == 0
+        with RunDirLock(self.ckpt_dir, "zoo.fit") if owner else contextlib.nullcontext(), _Signals() as signals:
+            self._signals = signals
+            if owner:
+                clean_orphans(self.ckpt_dir)  # what a write killed half-way left; we hold the lock
+            return self._run()
+
+    def _run(self) -> History:
         cfg, history = self.cfg, self.history
         ok = False
         try:
             self._build()
+            self.partial = None
             if cfg.resume:
                 self._resume()
             for cb in cfg.callbacks:
                 cb.model = self.model
                 cb.on_fit_start(history)
             epoch = self.start_epoch - 1
+            stopped: _Stopped | None = None
             try:
                 for epoch in range(self.start_epoch, cfg.epochs + 1):
                     for cb in cfg.callbacks:
                         cb.on_epoch_start(history, epoch)
-                    record = self._epoch(epoch)
+                    record = self._epoch(epoch, self.partial)
+                    self.partial = None
                     history.epochs.append(record)
                     score = record.get(self.monitor)
                     better = score is not None and (
@@ -555,21 +651,24 @@ class _Trainer:
                         if epoch < cfg.epochs:
                             history.notes.append(f"stopped after epoch {epoch}: {reason}")
                         break
-            except KeyboardInterrupt:
+                    signum = self._signals.pending(self.dist, None, self.device)
+                    if signum and epoch < cfg.epochs:  # came in during the epoch's last step or its validation
+                        raise _Stopped(signum, epoch, None)
+            except _Stopped as exc:
+                stopped = exc
                 history.interrupted = True
-                where = f"during epoch {epoch + 1}" if len(history.epochs) < epoch + 1 else f"after epoch {epoch}"
-                note = f"interrupted {where}"
+                history.notes.append(exc.note(self.ckpt_dir))
+            except KeyboardInterrupt:  # a second Ctrl-C, or fit running outside the main thread
+                history.interrupted = True
+                done = len(history.epochs)
+                note = f"interrupted during epoch {done + 1}"
                 if self.ckpt_dir is not None:
-                    self._save("interrupted.pt", len(history.epochs))
-                    note += (
-                        f"; weights at the interruption in {self.ckpt_dir / 'interrupted.pt'}, "
-                        f"resume=True continues from last.pt (the last complete epoch)"
-                    )
+                    note += f"; resume=True continues from {self.ckpt_dir / 'last.pt'} (after epoch {done})"
                 history.notes.append(note)
-                if self.dist.rank == 0:
-                    print(f"zoo.fit: {note}", file=sys.stderr)
             except _NonFiniteLoss as exc:
                 raise FloatingPointError(str(exc)) from None
+            if history.interrupted and self.dist.rank == 0:
+                print(f"zoo.fit: {history.notes[-1]}", file=sys.stderr)
             if self.test_src is not None and not history.interrupted and len(self.test_src):
                 m = self._evaluate(
                     self._batches(self.test_src, cfg.eval_batch_size or 2 * self.batch_size, train=False)
@@ -578,6 +677,8 @@ class _Trainer:
             for cb in cfg.callbacks:
                 cb.on_fit_end(history)
             ok = True
+            if stopped is not None and stopped.signum == signal.SIGTERM:
+                raise SystemExit(128 + signal.SIGTERM)  # what a scheduler's SIGTERM means: the process ends
             return history
         finally:
             self._teardown(ok)
@@ -600,6 +701,82 @@ class _Trainer:
                     dist.barrier()
                 if self.dist.created_group:
                     dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Signals: a preempted run stops at a step boundary, with its checkpoint
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived: the current step finished and last.pt holds this point."""
+
+    def __init__(self, signum: int, epoch: int, batch: int | None) -> None:
+        super().__init__(signum)
+        self.signum, self.epoch, self.batch = signum, epoch, batch
+
+    def note(self, ckpt_dir: Path | None) -> str:
+        name = signal.Signals(self.signum).name
+        where = f"after batch {self.batch} of epoch {self.epoch}" if self.batch else f"after epoch {self.epoch}"
+        saved = (
+            f"; {ckpt_dir / 'last.pt'} holds that point and resume=True continues from it"
+            if ckpt_dir is not None
+            else "; nothing was saved (no checkpoint_dir)"
+        )
+        return f"stopped by {name} {where}{saved}"
+
+
+class _Signals:
+    """While fit runs (in the main thread): the first SIGINT or SIGTERM is noted, and the loop stops at the next
+    optimizer step with last.pt written; a second one acts as it would without zoo (Ctrl-C raises
+    KeyboardInterrupt, SIGTERM ends the process)."""
+
+    CHECK_EVERY = 10  # steps between all-reduces of the flag under torchrun (every rank must stop at the same step)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError, OSError):
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, old in self._old.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old)
+        self._old = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        self._restore()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+
+    def pending(self, dist_info: Any, step: int | None, device: torch.device) -> int | None:
+        """The signal to stop for, agreed by every rank (checked every few steps under torchrun)."""
+        if not dist_info.enabled:
+            return self.received
+        if step is not None and step % self.CHECK_EVERY:
+            return None
+        flag = torch.tensor([float(self.received or 0)], device=device)
+        return int(all_reduce(flag, dist_info, op="max").item()) or None
+
+
+def _skip(iterator: Any, n: int) -> Any:
+    """``iterator`` after its first ``n`` items (the batches a mid-epoch resume has already trained on)."""
+    for _ in range(n):
+        next(iterator)
+    return iterator
 
 
 # ---------------------------------------------------------------------------------------------------------
