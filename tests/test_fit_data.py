@@ -269,6 +269,8 @@ BAD = [
     ("a string", lambda: ("fashion-mnist", {}), TypeError, r"expected a zoo Dataset.*DataLoader; got str"),
     ("negative clip_grad", lambda: ((_images(), torch.zeros(16, dtype=torch.long)), {"clip_grad": -1}), ValueError,
      r"clip_grad must be a positive number"),
+    ("grad_accum beyond an epoch", lambda: ((_images(), torch.zeros(16, dtype=torch.long)), {"grad_accum": 10**6}),
+     ValueError, r"grad_accum=1000000 is more than the 1 batches of an epoch"),
     ("fractional batch size", lambda: ((_images(), torch.zeros(16, dtype=torch.long)), {"batch_size": 2.5}),
      ValueError, r"batch_size must be a positive integer, got 2\.5"),
 ]  # fmt: skip

@@ -286,6 +286,12 @@ class _Trainer:
         if self.val_src is not None and (source_len(self.val_src) or 0) != 0:
             self.val_batches = self._batches(self.val_src, eval_bs, train=False)
         self.steps_per_epoch = None
+        n_batches = self.train_batches.num_batches
+        if n_batches is not None and cfg.grad_accum > n_batches:
+            raise ValueError(
+                f"grad_accum={cfg.grad_accum} is more than the {n_batches} batches of an epoch (an optimizer step "
+                f"would see fewer than it asks for); use grad_accum <= {n_batches} or a smaller batch_size"
+            )
         if self.train_batches.num_batches is not None:
             self.steps_per_epoch = math.ceil(self.train_batches.num_batches / cfg.grad_accum)
         elif cfg.scheduler is not None and not callable(cfg.scheduler):
