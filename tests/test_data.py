@@ -203,7 +203,8 @@ def test_lookup_order(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_fails_fast_listing_every_place(tmp_path, monkeypatch):
-    monkeypatch.setenv(zd.ENV_DATA, str(tmp_path / "env"))
+    monkeypatch.setenv(zd.ENV_DATA, str(tmp_path / "env"))  # missing: skipped, and listed as missing
+    (tmp_path / "root").mkdir()  # root= must exist (tests/test_data_hostile.py checks one that does not)
     start = time.perf_counter()
     with pytest.raises(zd.DatasetNotFoundError) as info:
         zoo.load_dataset("fashion-mnist", root=tmp_path / "root")
@@ -213,6 +214,7 @@ def test_missing_dataset_fails_fast_listing_every_place(tmp_path, monkeypatch):
     for place in ("root", "env", "xdg-cache", str(tmp_path / "system" / "fashion-mnist")):
         assert str(tmp_path / place) in msg or place in msg
     assert "apt-get install dataset-fashion-mnist" in msg and "download=True" in msg and "ZOO_DATA" in msg
+    assert f"{tmp_path / 'env'} ($ZOO_DATA, missing)" in msg
 
 
 def test_download_only_when_allowed(tmp_path, monkeypatch):

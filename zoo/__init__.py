@@ -34,6 +34,8 @@ _LAZY = {
     "ModelCard": "zoo.registry",
     "UnknownModelError": "zoo.registry",
     "UnknownDatasetError": "zoo.registry",
+    "PluginError": "zoo.registry",
+    "ModelOptionError": "zoo.registry",
     # data
     "load_dataset": "zoo.data",
     "Dataset": "zoo.data",
@@ -73,6 +75,8 @@ __all__ = [
     "ModelCard",
     "UnknownModelError",
     "UnknownDatasetError",
+    "PluginError",
+    "ModelOptionError",
     "load_dataset",
     "Dataset",
     "DataInfo",
@@ -117,6 +121,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo.data import DataInfo, Dataset, load_dataset
     from zoo.registry import (
         ModelCard,
+        ModelOptionError,
+        PluginError,
         UnknownDatasetError,
         UnknownModelError,
         create,

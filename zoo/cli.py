@@ -631,12 +631,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from zoo.data.types import DatasetOptionError
-        from zoo.registry import UnknownDatasetError, UnknownModelError
+        from zoo.registry import ModelOptionError, UnknownDatasetError, UnknownModelError
 
-        usage = (UnknownModelError, UnknownDatasetError, DatasetOptionError)
+        usage = (UnknownModelError, UnknownDatasetError, DatasetOptionError, ModelOptionError)
         code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
         text = (str(exc).strip().splitlines() or [""])[0]
-        if isinstance(exc, (*usage, FileNotFoundError, ValueError)):
+        if isinstance(exc, (*usage, FileNotFoundError, ValueError, RuntimeError)):
             print(f"zoo: error: {text}", file=sys.stderr)
         else:
             print(f"zoo: error: {type(exc).__name__}: {text}", file=sys.stderr)

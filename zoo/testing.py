@@ -49,11 +49,30 @@ def smaller_size(size: int) -> int:
     return max(step, target // step * step)
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
-    if isinstance(out, (tuple, list)):  # e.g. auxiliary heads in training mode: the logits come first
+def _logits(name: str, out: object) -> torch.Tensor:
+    """The logits of a model's output: the tensor itself, the first of a tuple (auxiliary heads in training mode,
+    torchvision's ``GoogLeNetOutputs``), or a dict's ``"logits"``."""
+    if isinstance(out, dict):
+        if "logits" not in out:
+            raise _fail(name, f"forward returns a dict without 'logits' (keys {sorted(map(str, out))[:5]})")
+        out = out["logits"]
+    elif isinstance(out, (tuple, list)) and out:
         out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise _fail(name, f"forward returns {type(out).__name__}, not a tensor, a tuple or a dict of tensors")
     return out
+
+
+def _total(out: object) -> torch.Tensor:
+    """The sum of every tensor a model returned, for backward to reach the auxiliary heads too."""
+    if isinstance(out, torch.Tensor):
+        return out.float().sum()
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else ()
+    return sum((_total(v) for v in values), torch.zeros(()))
+
+
+def _forward(model: nn.Module, x: torch.Tensor, name: str = "model") -> torch.Tensor:
+    return _logits(name, model(x))
 
 
 def _fail(name: str, what: str) -> AssertionError:
@@ -108,24 +127,25 @@ def check_architecture(
         model = registry.create(name, in_chans=c, img_size=h)
     model.train()
     x = torch.randn(batch_size, c, h, w)
-    out = _forward(model, x)
+    raw = model(x)
+    out = _logits(name, raw)
     if tuple(out.shape) != (batch_size, classes):
         raise _fail(
             name, f"output shape {tuple(out.shape)} at input {(batch_size, c, h, w)}; expected {(batch_size, classes)}"
         )
     if not torch.isfinite(out).all():
         raise _fail(name, "non-finite logits at the declared input")
-    out.float().sum().backward()
+    _total(raw).backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     if no_grad:
         raise _fail(name, f"backward reaches no gradient for {len(no_grad)} parameters, e.g. {no_grad[:3]}")
     report.passed.append(f"forward and backward at {c}x{h}x{w}")
-    del model, out
+    del model, out, raw
 
     other_classes = classes + 3
     model = registry.create(name, num_classes=other_classes, in_chans=c, img_size=h).eval()
     with torch.no_grad():
-        out = _forward(model, torch.randn(1, c, h, w))
+        out = _forward(model, torch.randn(1, c, h, w), name)
     if out.shape[-1] != other_classes:
         raise _fail(name, f"num_classes={other_classes} gives {out.shape[-1]} outputs")
     report.passed.append("honours num_classes")
@@ -133,7 +153,7 @@ def check_architecture(
     other_chans = 1 if c == 3 else 3
     model = registry.create(name, in_chans=other_chans, img_size=h).eval()
     with torch.no_grad():
-        out = _forward(model, torch.randn(1, other_chans, h, w))
+        out = _forward(model, torch.randn(1, other_chans, h, w), name)
     if out.shape[-1] != classes:
         raise _fail(name, f"in_chans={other_chans} changes the output to {tuple(out.shape)}")
     report.passed.append("honours in_chans")
@@ -142,7 +162,7 @@ def check_architecture(
         size = smaller_size(h)
         model = registry.create(name, in_chans=c, img_size=size).eval()
         with torch.no_grad():
-            out = _forward(model, torch.randn(1, c, size, size))
+            out = _forward(model, torch.randn(1, c, size, size), name)
         if tuple(out.shape) != (1, classes):
             raise _fail(name, f"img_size={size} gives output {tuple(out.shape)}")
         report.passed.append(f"honours img_size ({size})")

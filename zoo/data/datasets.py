@@ -118,6 +118,20 @@ def _finish(
     )
 
 
+def _check_idx_types(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
+    """Images must be uint8 (IDX type 0x08); labels any integer type (range-checked later), never floats."""
+    if images.dtype != np.uint8:
+        raise DatasetFormatError(
+            f"{images_path}: IDX images of type {images.dtype.name}; accepted: uint8 (type code 0x08), "
+            "as in MNIST and Fashion-MNIST"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetFormatError(
+            f"{labels_path}: IDX labels of type {labels.dtype.name}; accepted: class indices of an integer type "
+            "(uint8, int8, int16, int32)"
+        )
+
+
 def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: dict[str, Any]) -> Dataset:
     opts = _options(spec.name, options, {"img_size": None, "in_chans": None, "download": None})
     files, looked = sources.locate(spec, root)
@@ -131,10 +145,15 @@ def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: 
         for part in ("train", "test"):
             images = read_idx(files[f"{part}_images"])
             labels = read_idx(files[f"{part}_labels"])
+            _check_idx_types(files[f"{part}_images"], images, files[f"{part}_labels"], labels)
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DatasetFormatError(
                     f"{files[f'{part}_images']}: size mismatch: images of shape {images.shape} but "
                     f"{files[f'{part}_labels'].name} holds labels of shape {labels.shape}"
+                )
+            if images.shape[1] == 0 or images.shape[2] == 0:
+                raise DatasetFormatError(
+                    f"{files[f'{part}_images']}: images of shape {images.shape[1:]}; an image has at least 1 x 1 pixels"
                 )
             splits.append(
                 Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
@@ -153,6 +172,9 @@ def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: 
         meta = ("batches.meta", "label_names") if spec.num_classes == 10 else ("meta", "fine_label_names")
         classes = read_cifar_meta(directory / meta[0], meta[1]) or (list(spec.classes) if spec.classes else None)
     for split, part in zip(splits, ("train", "test")):
+        if len(split) == 0:
+            where = files.get(f"{part}_images") or files.get(part) or files["test"].parent
+            raise DatasetFormatError(f"{where}: the {part} split holds no images; a dataset file holds at least one")
         bad = (split.labels < 0) | (split.labels >= spec.num_classes)
         if bool(bad.any()):
             where = files.get(f"{part}_labels") or files.get(part) or files["test"].parent
@@ -293,25 +315,97 @@ def _load_synthetic(root: str | None = None, **options: Any) -> Dataset:
 # image folders
 
 
+_EXAMPLES = "/".join(e[1:] for e in IMAGE_EXTENSIONS[:4])
+_SPLIT_DIRS = ("train", "test", "val")
+
+
 def _list_classes(directory: Path) -> list[str]:
+    """Subfolder names, sorted; hidden ones (``.ipynb_checkpoints``) are not classes."""
     return sorted(d.name for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
 def _list_images(directory: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    """Every image under ``directory/<class>``, labelled by its class's index; a class folder with none is an error.
+
+    As torchvision's ImageFolder, which raises for a class without a valid file: an empty class folder is more
+    often a copy that went wrong than a class meant to have no images. ``classes`` missing from ``directory`` are
+    skipped (a test split may lack a class).
+    """
     paths, labels = [], []
     for i, c in enumerate(classes):
-        for p in sorted((directory / c).rglob("*")):
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
-                paths.append(p)
-                labels.append(i)
+        if not (directory / c).is_dir():
+            continue
+        found = [p for p in sorted((directory / c).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        if not found:
+            raise DatasetFormatError(
+                f"{directory / c}: class folder '{c}' holds no images ({_EXAMPLES}... files); every subfolder is a "
+                "class: add its images, remove it, or hide it with a name starting with '.'"
+            )
+        paths += found
+        labels += [i] * len(found)
     return paths, labels
+
+
+def _min_per_class(frac: float) -> int:
+    """The fewest images a class needs so that the held-out split gives it at least one test and one train image."""
+    n = max(2, int(0.5 / min(frac, 1 - frac)))  # below this, round(n * frac) is 0 or n
+    while not 1 <= round(n * frac) <= n - 1:
+        n += 1
+    return n
+
+
+def _held_out_split(
+    directory: Path, paths: list[Path], labels: list[int], classes: list[str], frac: float, seed: int
+) -> tuple[list[Path], list[int], list[Path], list[int]]:
+    """A seeded, stratified split: within each class, ``round(n * frac)`` images of a permutation go to test."""
+    lab = np.asarray(labels)
+    counts = np.bincount(lab, minlength=len(classes))
+    need = _min_per_class(frac)
+    small = [i for i, n in enumerate(counts) if not 1 <= round(int(n) * frac) <= n - 1]
+    if small:
+        i = min(small, key=lambda k: counts[k])
+        n = int(counts[i])
+        lacks = "test" if round(n * frac) < 1 else "training"
+        raise DatasetFormatError(
+            f"image folder {directory}: class '{classes[i]}' has {n} image{'s' if n != 1 else ''}, so the held-out "
+            f"split (test_fraction={frac}) leaves it no {lacks} image; every class needs at least {need} images at "
+            "that test_fraction (or pass another test_fraction, or give train/ and test/ subfolders)"
+        )
+    rng = np.random.default_rng(seed)
+    test_mask = np.zeros(len(paths), dtype=bool)
+    for i in range(len(classes)):
+        idx = rng.permutation(np.flatnonzero(lab == i))
+        test_mask[idx[: int(round(len(idx) * frac))]] = True
+    return (
+        [p for p, m in zip(paths, test_mask) if not m],
+        [int(x) for x in lab[~test_mask]],
+        [p for p, m in zip(paths, test_mask) if m],
+        [int(x) for x in lab[test_mask]],
+    )
+
+
+def _split_options(directory: Path, opts: dict[str, Any]) -> tuple[float, int]:
+    frac, seed = opts["test_fraction"], opts["seed"]
+    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.integer, np.floating)):
+        raise DatasetOptionError(f"image folder {directory}: test_fraction must be a number in (0, 1), got {frac!r}")
+    if not 0 < frac < 1:
+        raise DatasetOptionError(f"image folder {directory}: test_fraction must be in (0, 1), got {frac!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise DatasetOptionError(f"image folder {directory}: seed must be an integer, got {seed!r}")
+    return float(frac), int(seed)
 
 
 def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
     """A directory with one subfolder per class (like torchvision's ImageFolder).
 
     If it has ``train/`` and ``test/`` (or ``val/``) subfolders, those are the splits; otherwise a seeded,
-    stratified ``test_fraction`` of each class is held out. Images are resized to ``img_size`` on load.
+    stratified ``test_fraction`` of each class is held out (of ``train/``'s classes when ``train/`` is the only
+    subfolder). Images are resized to ``img_size`` on load.
+
+    The layout is checked, each problem a one-line ``DatasetFormatError``: a class folder without images (as
+    torchvision's ImageFolder), a class in ``test/`` but not in ``train/``, a ``test/`` without images or without a
+    ``train/``, and a class too small for the held-out split to leave it a test and a training image. A class in
+    ``train/`` but not in ``test/`` is allowed.
     """
     directory = Path(path)
     opts = _options(
@@ -319,32 +413,52 @@ def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
         options,
         {"img_size": 32, "in_chans": None, "test_fraction": 0.2, "seed": 0, "hflip": True},
     )
+    frac, seed = _split_options(directory, opts)
     size = opts["img_size"]
-    test_dir = next((directory / d for d in ("test", "val") if (directory / d).is_dir()), None)
-    if (directory / "train").is_dir() and test_dir is not None:
+    subdirs = _list_classes(directory)
+    test_dir = next((directory / d for d in ("test", "val") if d in subdirs), None)
+    if "train" in subdirs and test_dir is not None:
         classes = _list_classes(directory / "train")
+        extra = [c for c in _list_classes(test_dir) if c not in classes]
+        if extra:
+            raise DatasetFormatError(
+                f"{test_dir / extra[0]}: class '{extra[0]}' is in {test_dir.name}/ but not in train/; every class in "
+                f"{test_dir.name}/ needs training images in train/<class>/ (train/ has: {', '.join(classes) or 'none'})"
+            )
         train_paths, train_labels = _list_images(directory / "train", classes)
         test_paths, test_labels = _list_images(test_dir, classes)
+        if train_paths and not test_paths:
+            raise DatasetFormatError(
+                f"{test_dir}: no images; {test_dir.name}/ needs one subfolder per class, as train/ has, holding "
+                f"{_EXAMPLES}... files"
+            )
+    elif subdirs and set(subdirs) <= set(_SPLIT_DIRS):
+        if subdirs != ["train"]:
+            raise DatasetFormatError(
+                f"image folder {directory} has {'/ and '.join(subdirs)}/ but no train/; expected train/ and test/ "
+                "(or val/) subfolders, or one subfolder per class"
+            )
+        classes = _list_classes(directory / "train")  # train/ alone: hold out a split of it
+        paths, labels = _list_images(directory / "train", classes)
+        if paths:
+            train_paths, train_labels, test_paths, test_labels = _held_out_split(
+                directory / "train", paths, labels, classes, frac, seed
+            )
+        else:
+            train_paths = []
     else:
-        classes = _list_classes(directory)
+        classes = subdirs
         paths, labels = _list_images(directory, classes)
-        frac = float(opts["test_fraction"])
-        if not 0 < frac < 1:
-            raise DatasetOptionError(f"image folder {directory}: test_fraction must be in (0, 1), got {frac!r}")
-        rng = np.random.default_rng(int(opts["seed"]))
-        lab = np.asarray(labels)
-        test_mask = np.zeros(len(paths), dtype=bool)
-        for i in range(len(classes)):
-            idx = rng.permutation(np.flatnonzero(lab == i))
-            test_mask[idx[: int(round(len(idx) * frac))]] = True
-        train_paths = [p for p, m in zip(paths, test_mask) if not m]
-        train_labels = [int(x) for x in lab[~test_mask]]
-        test_paths = [p for p, m in zip(paths, test_mask) if m]
-        test_labels = [int(x) for x in lab[test_mask]]
+        if paths:
+            train_paths, train_labels, test_paths, test_labels = _held_out_split(
+                directory, paths, labels, classes, frac, seed
+            )
+        else:
+            train_paths = []
     if not classes or not train_paths:
         raise DatasetNotFoundError(
             f"{directory}: no images found; expected one subfolder per class holding "
-            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS[:4])}... files (optionally under train/ and test/)"
+            f"{_EXAMPLES}... files (optionally under train/ and test/)"
         )
     mode = {1: "L", 3: "RGB"}.get(opts["in_chans"]) or image_mode(train_paths)
     train = Split(read_images(train_paths, size, mode), torch.tensor(train_labels, dtype=torch.int64))
@@ -391,6 +505,11 @@ def load_dataset(
         raise DatasetOptionError(f"limit must be a positive integer (images per split), got {limit!r}")
     name = os.fspath(name_or_path)
     if name not in registry.list_datasets() and (os.path.isdir(name) or os.sep in name or name.startswith(".")):
+        if os.path.exists(name) and not os.path.isdir(name):
+            raise DatasetNotFoundError(
+                f"image folder '{name}' is not a directory (it is a file); an image folder is a directory with one "
+                "subfolder per class"
+            )
         if not os.path.isdir(name):
             raise DatasetNotFoundError(f"image folder '{name}' does not exist (and no dataset has that name)")
         if root is not None:
@@ -398,7 +517,8 @@ def load_dataset(
         data = load_image_folder(name, **options)
     else:
         spec = registry.get_dataset_spec(name)
-        data = spec.loader(root=root, **options)
+        # a plugin's loader runs contained: whatever it raises (SystemExit too) comes back as one error naming it
+        data = registry.run_plugin(f"dataset '{name}' (plugin '{spec.plugin}')", spec.loader, root=root, **options)
     if limit is not None:
         data.train, data.test = subset(data.train, limit), subset(data.test, limit)
     return data

@@ -3,6 +3,9 @@ and ``zoo.predict``, so that a new image is prepared exactly as the training ima
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,16 @@ import torch.nn.functional as F
 
 from zoo.data.formats import DatasetFormatError
 
-__all__ = ["IMAGE_EXTENSIONS", "resize_images", "convert_channels", "channel_stats", "read_images", "image_mode"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "resize_images",
+    "convert_channels",
+    "channel_stats",
+    "read_images",
+    "image_mode",
+    "bombs_refused",
+    "image_error",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -58,32 +70,72 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
+@contextmanager
+def bombs_refused() -> Iterator[None]:
+    """Pillow's decompression-bomb warning (an image over ``PIL.Image.MAX_IMAGE_PIXELS``) raised as an error.
+
+    Above twice the limit Pillow raises; between the limit and twice it, it only warns and decodes anyway, up to
+    half a gigabyte per image. zoo refuses both, and never raises the limit itself.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def image_error(path: Path, exc: BaseException) -> DatasetFormatError:
+    """One line for an image file that cannot be read: a refused decompression bomb, or why decoding failed."""
+    from PIL import Image
+
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return DatasetFormatError(
+            f"{path}: refused as a possible decompression bomb ({str(exc).rstrip('.')}); images may have at most "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,} pixels: shrink the image or leave it out"
+        )
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return DatasetFormatError(f"{path}: cannot read image ({type(exc).__name__}: {text})")
+
+
 def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    """Decode, convert to ``mode`` ("L" or "RGB") and resize image files: uint8 N x C x size x size.
+
+    A file that is not an image, is broken, or is over Pillow's decompression-bomb limit gives a one-line
+    ``DatasetFormatError`` naming it.
+    """
+    from PIL import Image
 
     c = 1 if mode == "L" else 3
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                arr = np.array(im, dtype=np.uint8)  # a writable copy
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise DatasetFormatError(f"{p}: cannot read image ({exc})") from None
-        out[i] = torch.from_numpy(arr.reshape(size, size, c)).permute(2, 0, 1)
+    with bombs_refused():
+        for i, p in enumerate(paths):
+            try:
+                with Image.open(p) as im:
+                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    arr = np.array(im, dtype=np.uint8)  # a writable copy
+            except Exception as exc:  # a broken file can make a Pillow plugin raise almost anything
+                raise image_error(p, exc) from None
+            out[i] = torch.from_numpy(arr.reshape(size, size, c)).permute(2, 0, 1)
     return out
 
 
 def image_mode(paths: list[Path]) -> str:
-    """'L' when every image (of a sample of up to 64) is greyscale, else 'RGB'."""
+    """'L' when every image (of a sample of up to 64) is greyscale, else 'RGB'.
+
+    Only headers are read; a file that cannot be opened is skipped here (``read_images`` names it), but one over
+    the decompression-bomb limit is refused at once.
+    """
     from PIL import Image
 
     step = max(1, len(paths) // 64)
-    for p in paths[::step]:
-        try:
-            with Image.open(p) as im:
-                if im.mode not in ("L", "1", "I", "I;16", "LA"):
-                    return "RGB"
-        except OSError:
-            continue
+    with bombs_refused():
+        for p in paths[::step]:
+            try:
+                with Image.open(p) as im:
+                    if im.mode not in ("L", "1", "I", "I;16", "LA"):
+                        return "RGB"
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise image_error(p, exc) from None
+            except Exception:
+                continue
     return "L"

@@ -137,10 +137,35 @@ def find_files(spec: FileSpec, directory: Path) -> dict[str, Path] | None:
     return found
 
 
+def check_root(root: str | os.PathLike | None) -> None:
+    """``root=`` must be an existing directory: a typo must not fall through to the other places silently."""
+    if root is None:
+        return
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"root={os.fspath(root)!r} does not exist; root= must be an existing directory that holds the dataset's "
+            "files (or leave it out to search $ZOO_DATA, the cache and the system dataset directory)"
+        )
+    if not path.is_dir():
+        raise DatasetNotFoundError(
+            f"root={os.fspath(root)!r} is not a directory; root= must be the directory that holds the dataset's "
+            "files, not one of the files"
+        )
+
+
 def locate(spec: FileSpec, root: str | os.PathLike | None) -> tuple[dict[str, Path] | None, list[str]]:
-    """The first directory holding every file of ``spec``, and the list of places looked (for the error)."""
+    """The first directory holding every file of ``spec``, and the list of places looked (for the error).
+
+    ``root=`` that does not exist (or is a file) is an error; other places that do not exist are skipped, and
+    listed as missing.
+    """
+    check_root(root)
     looked = []
     for origin, base in search_paths(spec.name, root):
+        if not base.is_dir():
+            looked.append(f"{base} ({origin}, {'not a directory' if base.exists() else 'missing'})")
+            continue
         # $ZOO_DATA and the cache are shared by every dataset (MNIST and Fashion-MNIST use the same file names):
         # only a subdirectory named for the dataset counts there
         dirnames = spec.dirnames if origin in ("root=", "system") else spec.dirnames[1:]

@@ -45,9 +45,15 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
 
 
 def check_img_size(name: str, img_size: int | tuple[int, int], min_size: int) -> int:
-    """Validate ``img_size`` at creation so a too-small input fails here, not deep inside ``forward``."""
-    size = img_size if isinstance(img_size, int) else min(img_size)
-    if not isinstance(size, int) or size < min_size:
+    """Validate ``img_size`` at creation so a too-small input fails here, not deep inside ``forward``.
+
+    ``zoo.create`` has already checked its type (``zoo.registry.check_uniform_keywords``); this also guards builders
+    called directly."""
+    sizes = [img_size] if isinstance(img_size, int) else list(img_size) if isinstance(img_size, (tuple, list)) else []
+    if len(sizes) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
+        raise TypeError(f"{name}: img_size must be an int or a pair of ints (H, W); got {img_size!r}")
+    size = min(sizes)
+    if size < min_size:
         raise ValueError(
             f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model"
         )

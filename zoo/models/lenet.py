@@ -68,7 +68,7 @@ class LeNet5(nn.Module):
             get_act(activation),
             nn.Dropout(drop_rate),
         )
-        self.fc = nn.Linear(84, num_classes)
+        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()  # 0: no head (timm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.data.images import IMAGE_EXTENSIONS, resize_images
+from zoo.data.images import IMAGE_EXTENSIONS, bombs_refused, image_error, resize_images
 from zoo.train.devices import resolve_device
 from zoo.train.evaluate import recorded_data
 from zoo.train.state import unwrap
@@ -309,12 +309,14 @@ def _items(inputs: Any, top: bool = True) -> list[tuple[str, Any, str | None]]:
 def _open(ref: Any) -> Any:
     if not isinstance(ref, Path):
         return ref
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(ref) as im:
+        with bombs_refused(), Image.open(ref) as im:
             return im.copy()  # decoded, and the file closed
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"predict: {image_error(ref, exc)}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(
             f"predict: '{ref}' is not an image file zoo can read ({str(exc).splitlines()[0][:120]}); {ACCEPTED}"
         ) from None

@@ -4,6 +4,11 @@ A checkpoint is written atomically (temporary file in the same folder, fsync, ``
 leaves a half-written file, and holds only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``. It records how the model was created (``model.zoo_config``), so
 ``zoo.load(path)`` rebuilds the model without the user re-typing its configuration.
+
+Files are read as hostile: a path that is not a regular file, a zip archive inflating far beyond its size, a
+pickle with code, anything that is not a dict of tensors is a one-line ``CheckpointError`` naming the file. A
+checkpoint's recorded configuration may only rebuild a model no larger than the weights it holds, and may not
+make zoo read any other file.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import contextlib
 import json
 import os
 import random
+import re
+import stat
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -109,27 +117,132 @@ def atomic_save(obj: Any, path: Path) -> None:
             os.close(dfd)
 
 
+def _check_file(path: Path, what: str = "checkpoint") -> None:
+    """A regular file: a FIFO would block, ``/dev/zero`` never ends, a folder is not a checkpoint."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} '{path}' does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+        raise CheckpointError(f"{what} '{path}' is not a regular file (it is {kind})")
+
+
+# A torch.save archive stores its entries uncompressed; zip's deflate could inflate a small file ~1000-fold.
+_MAX_INFLATION, _INFLATION_SLACK = 4, 16 << 20
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a zip archive whose entries inflate far beyond the file (torch.load would inflate them)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return  # not a readable archive: torch.load says what is wrong
+    size = path.stat().st_size
+    if inflated > _MAX_INFLATION * size + _INFLATION_SLACK:
+        raise CheckpointError(
+            f"'{path}' is refused: its entries inflate to {inflated:,} bytes from a {size:,}-byte file (a "
+            "decompression bomb?); zoo reads torch.save archives, which are stored uncompressed"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).strip().splitlines()[:1]).strip()
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    _check_file(path)
+    _check_archive(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        if "Weights only load failed" in text:  # torch's message goes on to suggest weights_only=False: never
+            refused = re.search(r"GLOBAL ([\w.]+)", text)
+            if refused:
+                raise CheckpointError(
+                    f"'{path}' is refused: it holds a pickled {refused.group(1)}, and zoo unpickles nothing but "
+                    "tensors, numbers, strings, lists and dicts (pickled code never runs)"
+                ) from None
+            detail = re.search(r"Unsupported [^\n.]+", text)
+            text = detail.group(0) if detail else "not a pickle of tensors"
+        reason = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
         raise CheckpointError(
             f"cannot read checkpoint '{path}': it is truncated, corrupt or not a torch.save file "
-            f"({type(exc).__name__}: {reason[:160]}); delete it or use another (e.g. best.pt)"
+            f"({reason}); delete it or use another (e.g. best.pt)"
         ) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"'{path}' holds a {type(ckpt).__name__}, not a zoo checkpoint or a state dict")
     return ckpt
 
 
-def _state_from(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    if ckpt.get("format") == CHECKPOINT_FORMAT:
-        return ckpt["model"]
-    return ckpt  # a bare state dict
+def state_dict_problem(state: Any) -> str | None:
+    """What makes ``state`` not a state dict (string keys, tensor values), in a few words; ``None`` if it is one."""
+    if not isinstance(state, dict):
+        return f"it is not a dict of tensors ({type(state).__name__})"
+    for key, value in state.items():
+        if not isinstance(key, str):
+            return f"key {_short(key)} is not a string"
+        if not isinstance(value, torch.Tensor):
+            hint = (
+                f" (a training checkpoint? pass its state dict, e.g. torch.load(...)[{key!r}])"
+                if isinstance(value, dict)
+                else ""
+            )
+            return f"{key!r} is not a tensor ({type(value).__name__}){hint}"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _state_from(ckpt: dict[str, Any], path: Any) -> dict[str, torch.Tensor]:
+    """The state dict of a zoo checkpoint, of a ``{"model": state}`` dict, or a bare state dict; checked."""
+    if ckpt.get("format") == CHECKPOINT_FORMAT and "model" not in ckpt:
+        raise CheckpointError(f"'{path}' is a zoo checkpoint without its 'model' weights")
+    state = ckpt["model"] if ckpt.get("format") == CHECKPOINT_FORMAT or isinstance(ckpt.get("model"), dict) else ckpt
+    problem = state_dict_problem(state)
+    if problem:
+        raise CheckpointError(f"'{path}' is not a state dict: {problem}")
+    return state
+
+
+def _read_safetensors(path: Path, map_location: Any = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    _check_file(path, "safetensors file")
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path), device=str(map_location))
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read safetensors file '{path}': it is truncated, corrupt or not a safetensors file "
+            f"({_first_line(exc)})"
+        ) from None
+    problem = state_dict_problem(state)
+    if problem:
+        raise CheckpointError(f"'{path}' is not a state dict: {problem}")
+    return state, meta
+
+
+def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """The state dict in ``path``: a ``.safetensors`` file, a zoo checkpoint, or a ``torch.save``'d state dict
+    (read with ``weights_only=True``: nothing pickled runs). Anything else is a one-line ``CheckpointError``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path, map_location)[0]
+    return _state_from(read_checkpoint(path, map_location), path)
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
@@ -190,6 +303,113 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
         raise
 
 
+# Keywords that name something to read or fetch: a checkpoint's config may not hold them (with a path or a
+# structure as value; a flag such as init_weights=True names nothing).
+_FILE_WORD = re.compile(
+    r"weights|pretrained|paths?|files?|filename|dir|directory|root|url|uri|checkpoint|ckpt|cache|overlay|hub|download"
+)
+_MAX_CONFIG_DEPTH = 16
+
+
+def _config_problem(value: Any, key: str, depth: int = 0) -> str | None:
+    """Why ``key=value`` may not come from a checkpoint's config: not plain data, or naming a file."""
+    if depth > _MAX_CONFIG_DEPTH:
+        return f"{key!r} nests deeper than {_MAX_CONFIG_DEPTH} levels"
+    named = any(_FILE_WORD.fullmatch(word) for word in re.split(r"[^a-z]+", key.lower()))
+    flag = value is None or isinstance(value, (bool, int, float))
+    if (named and not flag) or key.lower() == "pretrained":
+        return f"keyword {key!r}={_short(value)} names a file or a download"
+    if isinstance(value, str) and "://" in value:
+        return f"keyword {key!r}={_short(value)} names a file or a download"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((p for v in value if (p := _config_problem(v, key, depth + 1))), None)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{key!r} holds a key {_short(k)} that is not a string"
+            problem = _config_problem(v, k, depth + 1)
+            if problem:
+                return problem
+        return None
+    kind = type(value).__name__
+    return f"{key!r} holds a value of type {kind}; a config holds numbers, strings, booleans, lists and dicts"
+
+
+def _checked_config(path: Path, config: Any) -> tuple[str, dict[str, Any]]:
+    """The registry name and keywords of a checkpoint's ``model_config``, or a one-line ``CheckpointError``."""
+    if not config:
+        raise CheckpointError(
+            f"'{path}' does not say which model it holds (it was not made by zoo.create); "
+            f"build the model yourself and call zoo.load(path, model=model)"
+        )
+    fix = "build the model yourself and call zoo.load(path, model=model)"
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"cannot rebuild the model of '{path}': its model_config is of type {type(config).__name__}, not a dict "
+            f"{{'name': ..., 'kwargs': {{...}}}}; {fix}"
+        )
+    if "name" not in config:
+        raise CheckpointError(
+            f"'{path}' holds a model zoo did not create (its record has no registry name); build the model "
+            f"yourself and call zoo.load(path, model=model)"
+        )
+    name, kwargs = config["name"], config.get("kwargs")
+    problem = None
+    if not isinstance(name, str):
+        problem = f"its model name is of type {type(name).__name__} ({_short(name)}), not a string"
+    elif kwargs is not None and not isinstance(kwargs, dict):
+        problem = f"its kwargs are of type {type(kwargs).__name__}, not a dict"
+    else:
+        for key, value in (kwargs or {}).items():
+            if not isinstance(key, str):
+                problem = f"its keyword {_short(key)} is not a string"
+            else:
+                problem = _config_problem(value, key)
+                if problem and problem.startswith("keyword"):
+                    problem += "; a checkpoint may not make zoo read anything but itself"
+            if problem:
+                break
+    if problem:
+        raise CheckpointError(f"cannot rebuild the model of '{path}': {problem}; {fix}")
+    return name, dict(kwargs or {})
+
+
+def _read_model_file(path: Path, map_location: Any) -> tuple[dict[str, torch.Tensor], Any, str | None]:
+    """The state dict, the recorded model config, and why the config could not be read (or ``None``)."""
+    if path.suffix == ".safetensors":
+        state, meta = _read_safetensors(path, map_location)
+        raw = meta.get("zoo_config")
+        if not raw:
+            return state, None, None
+        try:
+            return state, json.loads(raw), None
+        except (ValueError, RecursionError) as exc:
+            return state, None, f"its zoo_config metadata is not JSON ({_first_line(exc)})"
+    ckpt = read_checkpoint(path, map_location)
+    config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
+    return _state_from(ckpt, path), config, None
+
+
+def _rebuild(path: Path, config: Any, problem: str | None, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The model ``config`` records, built only if it is no larger than the weights the file holds."""
+    if problem:
+        raise CheckpointError(
+            f"cannot rebuild the model of '{path}': {problem}; build the model yourself and call "
+            "zoo.load(path, model=model)"
+        )
+    name, kwargs = _checked_config(path, config)
+    from zoo.registry import create_within  # the engine otherwise knows nothing of the registry
+
+    numel = sum(t.numel() for t in state.values())
+    try:
+        return create_within(name, kwargs, max_params=numel, max_tensors=len(state))
+    except Exception as exc:
+        text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
+        raise CheckpointError(f"cannot rebuild the model of '{path}' from its model_config: {text}") from None
+
+
 def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_location: Any = "cpu") -> nn.Module:
     """Rebuild a model from a checkpoint written by ``fit`` (``last.pt``, ``best.pt``) or ``save``.
 
@@ -199,46 +419,23 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     weights into a model you built yourself (needed for models not made by ``zoo.create``). Nothing pickled is
     executed: ``torch.load(weights_only=True)`` or safetensors.
 
+    The recorded configuration is checked before it is used: a malformed one, one naming a file to read
+    (``weights=``, a path-valued keyword), or one asking for a model with more parameters than the file holds is
+    refused with a one-line ``CheckpointError``; the model is counted on the meta device before it is built.
+
     Returns:
         The model, in eval mode, on ``map_location``.
     """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint '{path}' does not exist")
-        try:
-            from safetensors import safe_open
-            from safetensors.torch import load_file
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            state = load_file(str(path), device=str(map_location))
-        except Exception as exc:
-            raise CheckpointError(f"cannot read safetensors file '{path}': {str(exc)[:200]}") from None
-        config = json.loads(meta["zoo_config"]) if meta.get("zoo_config") else None
-    else:
-        ckpt = read_checkpoint(path, map_location)
-        state = _state_from(ckpt)
-        config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
+    state, config, problem = _read_model_file(path, map_location)
     if model is None:
-        if not config:
-            raise CheckpointError(
-                f"'{path}' does not say which model it holds (it was not made by zoo.create); "
-                f"build the model yourself and call zoo.load(path, model=model)"
-            )
-        from zoo.registry import create  # the engine otherwise knows nothing of the registry
-
-        if "name" not in config:
-            raise CheckpointError(
-                f"'{path}' holds a model zoo did not create (its record has no registry name); build the model "
-                f"yourself and call zoo.load(path, model=model)"
-            )
-        model = create(config["name"], **config.get("kwargs", {}))
+        model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
-    if config and isinstance(config.get("data"), dict):  # what fit recorded: preprocessing, classes, task
+    data = config.get("data") if isinstance(config, dict) else None
+    if isinstance(data, dict):  # what fit recorded: preprocessing, classes, task
         own = getattr(model, "zoo_config", None)
         if isinstance(own, dict):
-            own["data"] = config["data"]
+            own["data"] = data
         else:
-            model.zoo_config = {"data": config["data"]}
+            model.zoo_config = {"data": data}
     return model.to(map_location).eval()

@@ -251,7 +251,7 @@ class _Trainer:
         cfg, model = self.cfg, self.model
         n = source_len(self.train_src)
         if isinstance(self.train_src, torch.utils.data.DataLoader):
-            bs = self.train_src.batch_size or 1
+            bs = self.train_src.batch_size  # as given; None for a loader that yields ready-made batches
         elif cfg.batch_size is not None:
             bs = cfg.batch_size
         else:
@@ -281,7 +281,7 @@ class _Trainer:
         self._record_data()
         self.history.task = self.task.kind
         self.history.fields = self._fields()
-        eval_bs = cfg.eval_batch_size or 2 * bs
+        eval_bs = cfg.eval_batch_size or 2 * (bs or 256)
         self.val_batches = None
         if self.val_src is not None and (source_len(self.val_src) or 0) != 0:
             self.val_batches = self._batches(self.val_src, eval_bs, train=False)
@@ -677,7 +677,7 @@ class _Trainer:
                 print(f"zoo.fit: {history.notes[-1]}", file=sys.stderr)
             if self.test_src is not None and not history.interrupted and len(self.test_src):
                 m = self._evaluate(
-                    self._batches(self.test_src, cfg.eval_batch_size or 2 * self.batch_size, train=False)
+                    self._batches(self.test_src, cfg.eval_batch_size or 2 * (self.batch_size or 256), train=False)
                 )
                 history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
             for cb in cfg.callbacks:
