@@ -23,19 +23,7 @@ import zoo
 from zoo import data as zd
 from zoo.data import formats
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """No real cache, no $ZOO_DATA, no system datasets and no download unless a test sets them."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv(zd.ENV_DATA, raising=False)
-    monkeypatch.delenv(zd.ENV_DOWNLOAD, raising=False)
-    monkeypatch.setattr(zd.sources, "SYSTEM_DATA_DIR", tmp_path / "system")
-
-    def no_download(spec):
-        raise AssertionError(f"a download of {spec.name} was attempted")
-
-    monkeypatch.setattr(zd.sources, "download", no_download)
+pytestmark = pytest.mark.usefixtures("isolated_data")  # conftest.py
 
 
 def one_line(exc_info, *names) -> str:

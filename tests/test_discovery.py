@@ -140,3 +140,14 @@ def test_creating_a_builtin_does_not_import_timm():
     proc = run_python("import sys, zoo; zoo.create('lenet5'); zoo.list_models(); print('timm' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_subpackages_are_attributes_of_zoo_in_a_fresh_process():
+    code = (
+        "import zoo\n"
+        "assert callable(zoo.train.save) and callable(zoo.data.load_dataset) and zoo.plotting.PLOT_FORMATS\n"
+        "assert zoo.comparison.bench_model and zoo.version.__version__ == zoo.__version__\n"
+        "print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

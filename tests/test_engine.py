@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+from conftest import states_equal
 
 import zoo
 from zoo import train
@@ -18,14 +19,7 @@ from zoo.train import state, trainer
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models gain nothing from a second thread, and on a shared 2-core machine two threads per process
-    # make every small op wait for a descheduled partner (measured: 0.17 s vs 1.5-9 s per tiny epoch)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +32,6 @@ def tiny(num_classes=10, in_chans=1, drop_rate=0.0):
 
 
 FAST = {"batch_size": 32, "progress": False}
-
-
-def states_equal(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # ---------------------------------------------------------------------------------------------------------

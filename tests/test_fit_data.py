@@ -20,12 +20,7 @@ from zoo.data.loaders import split_off
 FAST = {"progress": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
 # ---------------------------------------------------------------------------------------------------------

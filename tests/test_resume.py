@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+from conftest import states_equal
 
 import zoo
 from zoo.train.rundir import RunDirBusy, RunDirLock
@@ -19,12 +20,7 @@ from zoo.train.state import CheckpointError
 FAST = {"batch_size": 32, "progress": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +30,6 @@ def data():
 
 def tiny(drop_rate=0.3):
     return zoo.create("lenet5", num_classes=10, in_chans=1, img_size=16, drop_rate=drop_rate)
-
-
-def states_equal(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 class SignalAt:

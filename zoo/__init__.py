@@ -15,8 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from zoo.hookspecs import hookimpl
-
-__version__ = "0.1.0"
+from zoo.version import __version__
 
 # public name -> module that defines it; resolved on first access (PEP 562)
 _LAZY = {
@@ -97,7 +96,7 @@ __all__ = [
 ]
 
 
-_SUBMODULES = ("testing", "data", "train", "registry", "comparison", "plotting", "models", "bridges", "cli")
+_SUBMODULES = ("testing", "data", "train", "registry", "comparison", "plotting", "models", "bridges", "cli", "version")
 
 
 def __getattr__(name: str) -> Any:

@@ -376,54 +376,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if all(r.get("error") for r in results.rows) else EXIT_OK
 
 
-def bench_model(model, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict[str, float]:
-    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward."""
-    import statistics
-    import time
-
-    import torch
-
-    dev = torch.device(device)
-    model = model.to(dev)
-    x = torch.randn(batch, *input_size, device=dev)
-
-    def timed(fn) -> float:
-        times = []
-        for i in range(runs + 1):  # one warm-up
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if i:
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    def forward() -> None:
-        with torch.inference_mode():
-            model(x)
-
-    def train_step() -> None:
-        out = model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out.float().sum().backward()
-        model.zero_grad(set_to_none=True)
-
-    model.eval()
-    fwd = timed(forward)
-    model.train()
-    bwd = timed(train_step)
-    return {
-        "forward_ms": 1000 * fwd,
-        "forward_img_s": batch / fwd,
-        "train_step_ms": 1000 * bwd,
-        "train_step_img_s": batch / bwd,
-    }
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from zoo import registry
+    from zoo.comparison import bench_model, one_line
 
     size = parse_input(args.input) if args.input else None
     for name in args.names:
@@ -442,9 +397,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             model = registry.create(name, in_chans=c, img_size=h if h == w else (h, w))
             row.update(bench_model(model, (c, h, w), args.batch, args.runs, device))
         except Exception as exc:
-            from zoo.comparison import _one_line
-
-            row["error"] = _one_line(exc)
+            row["error"] = one_line(exc)
         rows.append(row)
     if args.json:
         _print_json(rows)
@@ -531,7 +484,7 @@ def _add_training(p: argparse.ArgumentParser, epochs: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zoo import __version__
+    from zoo.version import __version__
 
     parser = _Parser(prog="zoo", description="A plugin-based model zoo for PyTorch.")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")

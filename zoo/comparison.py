@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, style
     return "\n".join(out)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """A short one-line reason for a row of the table."""
     if isinstance(exc, torch.OutOfMemoryError):
         return "out of memory"
@@ -571,7 +571,7 @@ def _parse_cell(value: str | None) -> Any:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved next to results so numbers can be read in context."""
-    from zoo import __version__
+    from zoo.version import __version__
 
     env = {
         "zoo": __version__,
@@ -592,18 +592,51 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_forward(model: nn.Module, x: torch.Tensor, runs: int, warmup: int = 2) -> float:
-    """Median seconds of ``model(x)`` over ``runs`` timed calls after ``warmup`` untimed ones."""
+def median_time(fn: Callable[[], Any], runs: int, warmup: int, device: torch.device) -> float:
+    """Median seconds of ``fn()`` over ``runs`` timed calls after ``warmup`` untimed ones (synchronised on CUDA)."""
     times = []
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            _sync(x.device)
-            start = time.perf_counter()
-            model(x)
-            _sync(x.device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+    for i in range(warmup + runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _time_forward(model: nn.Module, x: torch.Tensor, runs: int, warmup: int = 2) -> float:
+    """Median seconds of ``model(x)`` in inference mode."""
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return median_time(forward, runs, warmup, x.device)
+
+
+def bench_model(model: nn.Module, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict:
+    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward, one warm-up."""
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = torch.randn(batch, *input_size, device=dev)
+
+    def train_step() -> None:
+        out = model(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.float().sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    model.eval()
+    fwd = _time_forward(model, x, runs, warmup=1)
+    model.train()
+    bwd = median_time(train_step, runs, 1, dev)
+    return {
+        "forward_ms": 1000 * fwd,
+        "forward_img_s": batch / fwd,
+        "train_step_ms": 1000 * bwd,
+        "train_step_img_s": batch / bwd,
+    }
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -660,7 +693,7 @@ def _run_one(
             xb = torch.randn(throughput_batch, *data.input_size, device=device)
             row["throughput_img_s"] = throughput_batch / _time_forward(model, xb, max(1, latency_runs // 3), warmup=1)
         except Exception as exc:
-            row["note"] = f"timing failed: {_one_line(exc)}"
+            row["note"] = f"timing failed: {one_line(exc)}"
     return row
 
 
@@ -757,7 +790,7 @@ def compare(
                 row = _run_one(name, data, epochs, batch_size, throughput_batch, latency_runs, seed, dict(fit_kwargs))
                 row["error"] = None
             except Exception as exc:  # one failing model must not stop the comparison
-                row = {"model": name, "error": _one_line(exc)}
+                row = {"model": name, "error": one_line(exc)}
             finally:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()

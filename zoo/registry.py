@@ -155,7 +155,7 @@ _REG = _Registry()
 
 
 def _zoo_version() -> str:
-    from zoo import __version__
+    from zoo.version import __version__
 
     return __version__
 
