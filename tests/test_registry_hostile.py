@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo import registry
+from zoo import plugin_manager, registry
 from zoo.registry import ModelOptionError, PluginError, ZooPluginWarning
 from zoo.testing import check_architecture
 from zoo.train.state import CheckpointError
@@ -419,7 +419,7 @@ def test_a_plugin_failing_on_import_or_attribute_access_is_contained(reg, monkey
         def __getattr__(self, name):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(registry, "_entry_points", lambda: [FakeEntryPoint()])
+    monkeypatch.setattr(plugin_manager, "_entry_points", lambda: [FakeEntryPoint()])
     registry.reset()
     with pytest.warns(ZooPluginWarning, match="'exits_on_import' failed: SystemExit"):
         rows = {p.name: p for p in zoo.plugins()}

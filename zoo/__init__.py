@@ -25,15 +25,15 @@ _LAZY = {
     "list_sources": "zoo.registry",
     "list_datasets": "zoo.registry",
     "info": "zoo.registry",
-    "plugins": "zoo.registry",
-    "register_model": "zoo.registry",
-    "register_dataset": "zoo.registry",
-    "register_plugin": "zoo.registry",
-    "unregister_plugin": "zoo.registry",
+    "plugins": "zoo.plugin_manager",
+    "register_model": "zoo.plugin_manager",
+    "register_dataset": "zoo.plugin_manager",
+    "register_plugin": "zoo.plugin_manager",
+    "unregister_plugin": "zoo.plugin_manager",
     "ModelCard": "zoo.registry",
     "UnknownModelError": "zoo.registry",
     "UnknownDatasetError": "zoo.registry",
-    "PluginError": "zoo.registry",
+    "PluginError": "zoo.plugin_manager",
     "ModelOptionError": "zoo.registry",
     # data
     "load_dataset": "zoo.data",
@@ -96,7 +96,19 @@ __all__ = [
 ]
 
 
-_SUBMODULES = ("testing", "data", "train", "registry", "comparison", "plotting", "models", "bridges", "cli", "version")
+_SUBMODULES = (
+    "testing",
+    "data",
+    "train",
+    "registry",
+    "plugin_manager",
+    "comparison",
+    "plotting",
+    "models",
+    "bridges",
+    "cli",
+    "version",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,585 @@
+"""The plugin manager: discovery, loading, validation and containment of plugins, and the tables they fill.
+
+Plugins are loaded lazily, the first time the registry is used, in a fixed order: the built-ins (the model
+families, the datasets, the timm/torchvision bridges), then entry-point plugins of the group ``zoo`` sorted by
+name. Each plugin is loaded and called on its own, so that one failing plugin cannot take the rest down: its
+failure becomes a warning and a ``failed`` row in ``zoo.plugins()``. The first registration of a name wins; a
+later one is refused with a warning naming both plugins.
+
+Plugin code (imports, hooks, builders, sources, ``convert_weights``) may raise anything, ``SystemExit`` and
+``KeyboardInterrupt`` included: what it raises is contained like any other failure (see ``call_plugin``). Only
+a Ctrl-C the user really pressed, told apart by watching SIGINT while the plugin runs, still stops the program.
+Lookup and ``create`` live in ``zoo.registry``, which reads the tables through ``ensure_loaded()``. (The module is
+not called ``plugins`` because ``zoo.plugins()`` is the public list of loaded plugins.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import inspect
+import os
+import re
+import signal
+import threading
+import warnings
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import pluggy
+
+from zoo import hookspecs
+from zoo.hookspecs import PROJECT
+from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, SourceSpec
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "UNIFORM_KEYWORDS",
+    "MODEL_METADATA",
+    "DATASET_METADATA",
+    "SOURCE_METADATA",
+    "ENV_LOAD_PLUGINS",
+    "ZooPluginWarning",
+    "UnknownModelError",
+    "UnknownDatasetError",
+    "ModelOptionError",
+    "ModelTooLargeError",
+    "PluginError",
+    "Registry",
+    "ensure_loaded",
+    "call_plugin",
+    "run_plugin",
+    "describe",
+    "make_model_spec",
+    "register_model",
+    "register_dataset",
+    "register_plugin",
+    "unregister_plugin",
+    "reset",
+    "plugins",
+]
+
+# Modules that register through the hooks exactly like a third-party plugin, loaded in this order.
+BUILTIN_PLUGINS = (
+    "zoo.models.mlp",
+    "zoo.models.lenet",
+    "zoo.models.alexnet",
+    "zoo.models.googlenet",
+    "zoo.models.densenet",
+    "zoo.models.mobilenet",
+    "zoo.models.efficientnet",
+    "zoo.models.vit",
+    "zoo.data.datasets",
+    "zoo.bridges.timm",
+    "zoo.bridges.torchvision",
+)
+
+UNIFORM_KEYWORDS = ("num_classes", "in_chans", "img_size")
+MODEL_METADATA = (
+    "family",
+    "paper",
+    "year",
+    "input_size",
+    "num_classes",
+    "tags",
+    "description",
+    "url",
+    "notes",
+    "num_params",
+    "convert_weights",
+)
+DATASET_METADATA = ("num_classes", "input_size", "description", "url", "tags")
+SOURCE_METADATA = ("description", "url")
+ENV_LOAD_PLUGINS = "ZOO_LOAD_PLUGINS"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class ZooPluginWarning(UserWarning):
+    """A plugin failed to load, or one of its registrations was refused."""
+
+
+class UnknownModelError(KeyError):
+    """No model of that name is registered. A ``KeyError`` whose message reads well."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownDatasetError(KeyError):
+    """No dataset of that name is registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelOptionError(ValueError, TypeError):
+    """A uniform builder keyword (``num_classes``, ``in_chans``, ``drop_rate``, ``img_size``) has a bad value or type.
+
+    Both a ``ValueError`` and a ``TypeError``, so that either ``except`` clause catches it."""
+
+
+class ModelTooLargeError(ValueError):
+    """``create_within`` refused a model with more parameters than it was allowed (a checkpoint's own weights)."""
+
+
+class PluginError(RuntimeError):
+    """Plugin code raised something that is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt`` raised by
+    the code itself, ...); zoo contained it. The message names the plugin."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry state
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.extra_plugins: list[tuple[object, str]] = []  # registered by register_plugin() (tests, notebooks)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was discovered (not the lock, not the in-process plugins, which load again)."""
+        self.loaded = False
+        self.pm: pluggy.PluginManager | None = None
+        self.models: dict[str, ModelSpec] = {}
+        self.datasets: dict[str, DatasetSpec] = {}
+        self.sources: dict[str, SourceSpec] = {}
+        self.plugins: dict[str, PluginInfo] = {}
+        self.source_cache: dict[str, ModelSpec] = {}
+        self.param_cache: dict[str, int] = {}
+
+
+_REG = Registry()
+
+
+def _zoo_version() -> str:
+    from zoo.version import __version__
+
+    return __version__
+
+
+def _new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def ensure_loaded() -> Registry:
+    if _REG.loaded:
+        return _REG
+    with _REG.lock:
+        if _REG.loaded:
+            return _REG
+        _REG.pm = _new_plugin_manager()
+        version = _zoo_version()
+        try:
+            for modname in BUILTIN_PLUGINS:
+                _load_plugin(lambda m=modname: importlib.import_module(m), modname, version, "builtin")
+            for ep in _entry_points():
+                _load_plugin(ep.load, ep.name, _ep_version(ep), "entry point")
+            for obj, name in _REG.extra_plugins:
+                _load_plugin(lambda o=obj: o, name, _plugin_attr(obj, "__version__"), "in-process")
+        except BaseException:  # the user's Ctrl-C: leave nothing half-discovered behind; the next use starts over
+            _REG.clear()
+            raise
+        _REG.loaded = True
+    return _REG
+
+
+def _entry_points() -> list[importlib_metadata.EntryPoint]:
+    eps = {ep.name: ep for ep in importlib_metadata.entry_points(group=PROJECT)}
+    wanted = os.environ.get(ENV_LOAD_PLUGINS)
+    if wanted is not None:
+        names = {n.strip() for n in wanted.split(",") if n.strip()}
+        eps = {n: ep for n, ep in eps.items() if n in names or (ep.dist is not None and ep.dist.name in names)}
+    return [eps[n] for n in sorted(eps)]
+
+
+def _ep_version(ep: importlib_metadata.EntryPoint) -> str | None:
+    return ep.dist.version if ep.dist is not None else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running plugin code: whatever it raises is contained, except the user's own Ctrl-C
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Contained(Exception):
+    """Plugin code raised a ``BaseException`` that is not an ``Exception``; it travels wrapped in this."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
+
+
+class OverBudget(BaseException):
+    """``_tensor_budget`` stops a build. A ``BaseException``, so that a builder's ``except Exception`` cannot swallow
+    it and build on."""
+
+    def __init__(self, numel: int, tensors: int) -> None:
+        super().__init__(numel, tensors)
+        self.numel, self.tensors = numel, tensors
+
+
+class _SigintWatch:
+    """Tells a ``KeyboardInterrupt`` that a SIGINT delivered (the user pressed Ctrl-C) from one that plugin code
+    raised itself: while plugin code runs in the main thread, the SIGINT handler is wrapped so that it notes the
+    delivery before doing what it did. Signals reach only the main thread, so elsewhere nothing is delivered."""
+
+    def __init__(self) -> None:
+        self.delivered = False
+        self.default = False  # the handler was Python's own, which raises KeyboardInterrupt
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintWatch:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+            if not callable(previous):  # SIG_IGN, SIG_DFL or not set from Python: nothing is raised from a signal
+                return self
+
+            def note_delivery(signum: int, frame: Any) -> Any:
+                self.delivered = True
+                return previous(signum, frame)
+
+            signal.signal(signal.SIGINT, note_delivery)
+        except (ValueError, OSError, RuntimeError):  # no signals here (a sub-interpreter, an embedding host)
+            return self
+        self._previous = previous
+        self.default = previous is signal.default_int_handler
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                signal.signal(signal.SIGINT, self._previous)
+
+
+def call_plugin(who: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call plugin code. ``Exception`` passes through; any other ``BaseException`` it raises (``SystemExit``,
+    ``KeyboardInterrupt``, ``GeneratorExit``, its own subclasses) comes out wrapped in ``Contained``, for the
+    caller to report like any failure. After a SIGINT was delivered while it ran, what the handler raised goes on
+    (with a note naming ``who``); with Python's own handler a Ctrl-C always ends as ``KeyboardInterrupt``, even if
+    the plugin swallowed it or turned it into an error."""
+    watch = _SigintWatch()
+    with watch:
+        try:
+            result = fn(*args, **kwargs)
+        except OverBudget:
+            raise
+        except BaseException as exc:
+            if watch.delivered and not isinstance(exc, Exception):  # what the SIGINT handler raised: let it go on
+                exc.add_note(f"zoo: interrupted while {who} ran")
+                raise
+            if watch.delivered and watch.default:  # the plugin turned the user's Ctrl-C into an error
+                interrupt = KeyboardInterrupt()
+                interrupt.add_note(f"zoo: interrupted while {who} ran")
+                raise interrupt from exc
+            if isinstance(exc, Exception):
+                raise
+            raise Contained(exc) from exc
+    if watch.delivered and watch.default:  # the plugin caught the user's Ctrl-C and carried on
+        interrupt = KeyboardInterrupt()
+        interrupt.add_note(f"zoo: interrupted while {who} ran")
+        raise interrupt
+    return result
+
+
+def run_plugin(who: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``call_plugin`` for callers outside the registry: a contained ``BaseException`` becomes a one-line
+    ``PluginError`` naming ``who`` (an ``Exception`` passes through as it is)."""
+    try:
+        return call_plugin(who, fn, *args, **kwargs)
+    except Contained as exc:
+        raise PluginError(f"{who} raised {describe(exc)}; zoo contained it") from None
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: first line"`` of an exception, safe against messages that raise or run over many lines."""
+    if isinstance(exc, Contained):
+        exc = exc.original
+    try:
+        text = call_plugin("str() of a plugin's exception", str, exc)
+        text = text if isinstance(text, str) else ""
+    except Exception:
+        text = ""
+    text = "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _load_plugin(load: Callable[[], object], name: str, version: str | None, kind: str) -> None:
+    """Import one plugin, validate its hookimpls, and call its hooks; any failure is contained to it."""
+    info = PluginInfo(name=name, version=version, kind=kind)
+    _REG.plugins[name] = info
+    who = f"plugin '{name}'"
+    try:
+        call_plugin(who, _import_plugin, load, name)
+    except Exception as exc:  # a broken plugin must never take the others down
+        _fail(info, describe(exc))
+        pm = _REG.pm
+        with contextlib.suppress(Exception):
+            if pm is not None and pm.get_plugin(name) is not None:
+                call_plugin(who, pm.unregister, name=name)
+        return
+    for hook, make_register in (
+        ("register_models", _model_register),
+        ("register_model_sources", _source_register),
+        ("register_datasets", _dataset_register),
+    ):
+        for impl in getattr(_REG.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name != name:
+                continue
+            try:
+                call_plugin(who, impl.function, register=make_register(info, strict=False))
+            except Exception as exc:
+                _fail(info, f"{hook} raised {describe(exc)}")
+
+
+def _plugin_attr(plugin: object, attr: str) -> str | None:
+    """A string attribute of a plugin object (``__version__``, ``__name__``), or ``None`` however it fails."""
+    try:
+        value = call_plugin("a plugin's attribute", getattr, plugin, attr, None)
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _import_plugin(load: Callable[[], object], name: str) -> None:
+    assert _REG.pm is not None
+    plugin = load()
+    _validate_hookimpls(plugin, name)
+    _REG.pm.register(plugin, name=name)
+
+
+def _validate_hookimpls(plugin: object, name: str) -> None:
+    known = {"register_models", "register_model_sources", "register_datasets"}
+    for attr in dir(plugin):
+        obj = getattr(plugin, attr, None)
+        if callable(obj) and hasattr(obj, f"{PROJECT}_impl") and attr not in known:
+            close = difflib.get_close_matches(attr, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown hook '{attr}'{hint}; zoo's hooks are {', '.join(sorted(known))}")
+
+
+def _fail(info: PluginInfo, message: str) -> None:
+    info.status = "failed"
+    info.errors.append(message)
+    warnings.warn(f"zoo plugin '{info.name}' failed: {message}", ZooPluginWarning, stacklevel=3)
+
+
+def _refuse(info: PluginInfo, message: str, strict: bool) -> None:
+    """A single registration of a plugin is refused: raise if the user called us directly, else warn."""
+    if strict:
+        raise ValueError(message)
+    if info.status == "ok":
+        info.status = "partial"
+    info.errors.append(message)
+    warnings.warn(f"zoo plugin '{info.name}': {message}", ZooPluginWarning, stacklevel=3)
+
+
+def _check_metadata(kind: str, metadata: dict[str, Any], accepted: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(metadata) - set(accepted))
+    if unknown:
+        return f"unknown {kind} metadata {', '.join(map(repr, unknown))}; accepted: {', '.join(accepted)}"
+    return None
+
+
+def _check_builder(name: str, builder: Any) -> str | None:
+    if not callable(builder):
+        return f"builder for '{name}' is not callable (got {type(builder).__name__})"
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return None  # builtins and C callables: accept, create() will tell
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    missing = [k for k in UNIFORM_KEYWORDS if k not in params]
+    if missing:
+        return (
+            f"builder for '{name}' must accept the keywords {', '.join(UNIFORM_KEYWORDS)}; missing {', '.join(missing)}"
+        )
+    return None
+
+
+def make_model_spec(name: str, builder: Callable, info: PluginInfo, metadata: dict[str, Any]) -> ModelSpec:
+    md = dict(metadata)
+    if md.get("input_size") is not None:
+        md["input_size"] = tuple(int(v) for v in md["input_size"])
+    if md.get("tags") is not None:
+        md["tags"] = (md["tags"],) if isinstance(md["tags"], str) else tuple(md["tags"])
+    return ModelSpec(name=name, builder=builder, plugin=info.name, plugin_version=info.version, **md)
+
+
+def _model_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
+    def register(name: str, builder: Callable[..., Any], **metadata: Any) -> None:
+        override = metadata.pop("override", False) if strict else False
+        problem = None
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            problem = f"invalid model name {name!r}: use letters, digits, '_', '-', '.' (no '/')"
+        problem = problem or _check_builder(name, builder) or _check_metadata("model", metadata, MODEL_METADATA)
+        if problem:
+            return _refuse(info, problem, strict)
+        existing = _REG.models.get(name)
+        if existing is not None and not override:
+            return _refuse(
+                info,
+                f"model '{name}' from plugin '{info.name}' is already registered by plugin '{existing.plugin}'; "
+                f"the first registration is kept",
+                strict,
+            )
+        _REG.models[name] = make_model_spec(name, builder, info, metadata)
+        _REG.param_cache.pop(name, None)
+        if name not in info.models:
+            info.models.append(name)
+
+    return register
+
+
+def _source_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
+    def register(prefix: str, list_names: Callable, get_model: Callable, **metadata: Any) -> None:
+        problem = None
+        if not isinstance(prefix, str) or not _NAME_RE.match(prefix):
+            problem = f"invalid source prefix {prefix!r}"
+        elif not callable(list_names) or not callable(get_model):
+            problem = f"source '{prefix}': list_names and get_model must be callables"
+        problem = problem or _check_metadata("source", metadata, SOURCE_METADATA)
+        if problem is None and prefix in _REG.sources:
+            owner = _REG.sources[prefix].plugin
+            problem = f"source '{prefix}' from plugin '{info.name}' is already registered by plugin '{owner}'"
+        if problem:
+            return _refuse(info, problem, strict)
+        _REG.sources[prefix] = SourceSpec(prefix, list_names, get_model, info.name, info.version, **metadata)
+        info.sources.append(prefix)
+
+    return register
+
+
+def _dataset_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
+    def register(name: str, loader: Callable[..., Any], **metadata: Any) -> None:
+        override = metadata.pop("override", False) if strict else False
+        problem = None
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            problem = f"invalid dataset name {name!r}"
+        elif not callable(loader):
+            problem = f"loader for dataset '{name}' is not callable (got {type(loader).__name__})"
+        problem = problem or _check_metadata("dataset", metadata, DATASET_METADATA)
+        if problem is None and name in _REG.datasets and not override:
+            problem = (
+                f"dataset '{name}' from plugin '{info.name}' is already registered by plugin "
+                f"'{_REG.datasets[name].plugin}'; the first registration is kept"
+            )
+        if problem:
+            return _refuse(info, problem, strict)
+        md = dict(metadata)
+        if md.get("input_size") is not None:
+            md["input_size"] = tuple(int(v) for v in md["input_size"])
+        if md.get("tags") is not None:
+            md["tags"] = tuple(md["tags"])
+        _REG.datasets[name] = DatasetSpec(name, loader, info.name, info.version, **md)
+        info.datasets.append(name)
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plugins: in-process registration, for notebooks and tests
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _in_process_info(module: str | None) -> PluginInfo:
+    name = module or "__main__"
+    info = _REG.plugins.get(name)
+    if info is None:
+        info = _REG.plugins[name] = PluginInfo(name=name, version=None, kind="in-process")
+    return info
+
+
+def register_model(
+    name: str | None = None, *, override: bool = False, **metadata: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a builder from user code (a notebook, a script)::
+
+        @zoo.register_model("tiny_cnn", family="cnn", input_size=(1, 28, 28), num_classes=10)
+        def tiny_cnn(num_classes=10, in_chans=1, img_size=28, drop_rate=0.0): ...
+
+    The name defaults to the function's name. A name that exists raises ``ValueError`` naming the plugin that
+    owns it, unless ``override=True``.
+    """
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        reg = ensure_loaded()
+        with reg.lock:
+            info = _in_process_info(getattr(builder, "__module__", None))
+            _model_register(info, strict=True)(name or builder.__name__, builder, override=override, **metadata)
+        return builder
+
+    if callable(name):  # used bare: @zoo.register_model
+        builder, name = name, None
+        return decorator(builder)
+    return decorator
+
+
+def register_dataset(
+    name: str, *, override: bool = False, **metadata: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a dataset loader from user code; see ``zoo.hookspecs.register_datasets``."""
+
+    def decorator(loader: Callable[..., Any]) -> Callable[..., Any]:
+        reg = ensure_loaded()
+        with reg.lock:
+            info = _in_process_info(getattr(loader, "__module__", None))
+            _dataset_register(info, strict=True)(name, loader, override=override, **metadata)
+        return loader
+
+    return decorator
+
+
+def register_plugin(plugin: object, name: str | None = None) -> PluginInfo:
+    """Load a plugin object (a module or any object with ``@zoo.hookimpl`` functions) now, as if discovered.
+
+    Returns its row of ``zoo.plugins()``; a failure is reported there and as a warning, never raised.
+    """
+    name = name or _plugin_attr(plugin, "__name__") or type(plugin).__name__
+    reg = ensure_loaded()
+    with reg.lock:
+        if name in reg.plugins:
+            raise ValueError(f"a plugin named '{name}' is already loaded ({reg.plugins[name].kind})")
+        reg.extra_plugins.append((plugin, name))
+        try:
+            _load_plugin(lambda: plugin, name, _plugin_attr(plugin, "__version__"), "in-process")
+        except BaseException:  # the user's Ctrl-C: the plugin is not half registered
+            unregister_plugin(name)
+            raise
+        return reg.plugins[name]
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin and everything it registered."""
+    reg = ensure_loaded()
+    with reg.lock:
+        reg.extra_plugins = [(p, n) for p, n in reg.extra_plugins if n != name]
+        if reg.pm is not None and reg.pm.get_plugin(name) is not None:
+            reg.pm.unregister(name=name)
+        reg.plugins.pop(name, None)
+        reg.models = {k: v for k, v in reg.models.items() if v.plugin != name}
+        reg.datasets = {k: v for k, v in reg.datasets.items() if v.plugin != name}
+        reg.sources = {k: v for k, v in reg.sources.items() if v.plugin != name}
+        reg.source_cache = {k: v for k, v in reg.source_cache.items() if v.plugin != name}
+
+
+def reset() -> None:
+    """Forget everything loaded; the next use of the registry discovers the plugins again."""
+    with _REG.lock:
+        _REG.extra_plugins = []
+        _REG.clear()
+
+
+def plugins() -> list[PluginInfo]:
+    """The plugins zoo loaded (or failed to load), in load order, with their versions and registrations."""
+    return list(ensure_loaded().plugins.values())
