@@ -79,12 +79,24 @@ def _fail(name: str, what: str) -> AssertionError:
     return AssertionError(f"{name}: {what}")
 
 
+def _create_default(name: str, meta: bool) -> object:
+    """The model at its defaults; on the meta device when ``meta`` and the builder allows it."""
+    if meta:
+        try:
+            with torch.device("meta"):
+                return registry.create(name)
+        except Exception:
+            pass
+    return registry.create(name)
+
+
 def check_architecture(
     name: str,
     *,
     batch_size: int = 2,
     input_size: Sequence[int] | None = None,
     check_img_size: bool = True,
+    fast: bool = False,
 ) -> CheckReport:
     """Run the standard checks on a registered architecture.
 
@@ -93,6 +105,9 @@ def check_architecture(
         batch_size: the batch for forward and backward.
         input_size: ``(C, H, W)`` to check at instead of the declared input (for very large defaults).
         check_img_size: also build at a smaller ``img_size`` and check the output there.
+        fast: build the default model for the parameter count on the meta device (shapes only, no memory and no
+            initialisation; the CPU when construction needs real tensors). With a small ``input_size`` this keeps
+            the check cheap for large ImageNet models.
 
     Checks: the model card is complete and the builder documented; the model builds with defaults and is an
     ``nn.Module``; the declared parameter count (if any) holds; forward at the declared input gives
@@ -109,7 +124,7 @@ def check_architecture(
         raise _fail(name, "the builder has no docstring (say which paper and year it follows)")
     report.passed.append("model card complete and builder documented")
 
-    model = registry.create(name)
+    model = _create_default(name, fast)
     if not isinstance(model, nn.Module):
         raise _fail(name, f"builder returned {type(model).__name__}, not nn.Module")
     n_params = sum(p.numel() for p in model.parameters())
@@ -123,7 +138,7 @@ def check_architecture(
 
     c, h, w = input_size or spec.input_size
     classes = spec.num_classes
-    if input_size is not None and tuple(input_size) != tuple(spec.input_size):
+    if fast or (input_size is not None and tuple(input_size) != tuple(spec.input_size)):
         model = registry.create(name, in_chans=c, img_size=h)
     model.train()
     x = torch.randn(batch_size, c, h, w)

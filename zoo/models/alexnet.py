@@ -20,10 +20,9 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
-from zoo.models.layers import check_img_size
+from zoo.models.layers import SMALL_INPUT, choose_stem
 
 PAPER = "ImageNet Classification with Deep Convolutional Neural Networks"
-SMALL_INPUT = 64  # below this many pixels (unless small_stem= says otherwise) the CIFAR-style stem is used
 MIN_SIZE = {False: 63, True: 8}  # smallest img_size of the ImageNet and the small-input layouts
 
 
@@ -55,10 +54,7 @@ class AlexNet(nn.Module):
         small_stem: bool | None = None,
     ) -> None:
         super().__init__()
-        size = check_img_size("alexnet", img_size, 1)
-        small = size < SMALL_INPUT if small_stem is None else bool(small_stem)
-        layout = "small-input (small_stem=True)" if small else "ImageNet (small_stem=False)"
-        check_img_size(f"alexnet's {layout} layout", img_size, MIN_SIZE[small])
+        small = choose_stem("alexnet", img_size, small_stem, MIN_SIZE)
         self.num_classes = num_classes
         self.small_stem = small
         if small:

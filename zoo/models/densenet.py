@@ -32,10 +32,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from zoo.hookspecs import hookimpl
-from zoo.models.layers import check_img_size, check_keywords, keyword_only_params
+from zoo.models.layers import SMALL_INPUT, check_keywords, choose_stem, keyword_only_params
 
 PAPER = "Densely Connected Convolutional Networks"
-SMALL_INPUT = 64  # below this many pixels (unless small_stem= says otherwise) the CIFAR stem is used
 
 # variant -> (growth_rate k, layers per dense block, stem channels, default (in_chans, img_size), num_classes)
 DENSENET_CFGS = {
@@ -164,10 +163,8 @@ class DenseNet(nn.Module):
         name: str = "densenet",
     ) -> None:
         super().__init__()
-        size = check_img_size(name, img_size, 1)
-        small = size < SMALL_INPUT if small_stem is None else bool(small_stem)
-        layout = "CIFAR (small_stem=True)" if small else "ImageNet (small_stem=False)"
-        check_img_size(f"{name}'s {layout} layout", img_size, min_img_size(len(block_config), small))
+        min_size = {s: min_img_size(len(block_config), s) for s in (True, False)}
+        small = choose_stem(name, img_size, small_stem, min_size, small_label="CIFAR")
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.small_stem = small

@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.layers import (
+    SMALL_INPUT,
     ConvNormAct,
     InvertedResidual,
     check_keywords,
@@ -37,7 +38,6 @@ from zoo.models.layers import (
 
 PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
 URL = "https://arxiv.org/abs/1905.11946"
-SMALL_INPUT = 64  # below this many pixels (and without output_stride=) the stem runs at stride 1
 
 # B0, Table 1: (expansion, kernel, first stride, in_chs, out_chs, layers) per stage, after a 32-channel stem
 EFFICIENTNET_B0 = (
@@ -92,7 +92,7 @@ class EfficientNet(nn.Module):
         name: str = "efficientnet",
     ) -> None:
         super().__init__()
-        output_stride = resolve_output_stride(name, img_size, output_stride, SMALL_INPUT)
+        output_stride = resolve_output_stride(name, img_size, output_stride)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.output_stride = output_stride

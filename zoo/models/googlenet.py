@@ -24,10 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zoo.hookspecs import hookimpl
-from zoo.models.layers import check_img_size
+from zoo.models.layers import SMALL_INPUT, choose_stem
 
 PAPER = "Going Deeper with Convolutions"
-SMALL_INPUT = 64  # below this many pixels (unless small_stem= says otherwise) the small-input stem is used
 MIN_SIZE = {False: 15, True: 4}  # smallest img_size of the ImageNet and the small-input layouts
 
 # Table 1 of the paper: (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj) of each Inception block.
@@ -133,10 +132,7 @@ class GoogLeNet(nn.Module):
         small_stem: bool | None = None,
     ) -> None:
         super().__init__()
-        size = check_img_size("googlenet", img_size, 1)
-        small = size < SMALL_INPUT if small_stem is None else bool(small_stem)
-        layout = "small-input (small_stem=True)" if small else "ImageNet (small_stem=False)"
-        check_img_size(f"googlenet's {layout} layout", img_size, MIN_SIZE[small])
+        small = choose_stem("googlenet", img_size, small_stem, MIN_SIZE)
         self.num_classes = num_classes
         self.aux_logits = aux_logits
         self.small_stem = small

@@ -10,6 +10,10 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn as nn
 
+# The one small-input rule: an image narrower than this many pixels (the shorter side) gets each family's
+# small-input layout (a stride-1 stem, a smaller patch, output stride 16) unless the caller says otherwise.
+SMALL_INPUT = 64
+
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
     "relu6": lambda: nn.ReLU6(inplace=True),
@@ -58,6 +62,34 @@ def check_img_size(name: str, img_size: int | tuple[int, int], min_size: int) ->
             f"{name} needs img_size >= {min_size} (got {img_size}); upsample the input or pick another model"
         )
     return size
+
+
+def is_small_input(img_size: int | tuple[int, int]) -> bool:
+    """Whether ``img_size`` (an int or ``(H, W)``) falls below :data:`SMALL_INPUT` on its shorter side."""
+    return (img_size if isinstance(img_size, int) else min(img_size)) < SMALL_INPUT
+
+
+def choose_stem(
+    name: str,
+    img_size: int | tuple[int, int],
+    small_stem: bool | None,
+    min_size: dict[bool, int],
+    small_label: str = "small-input",
+) -> bool:
+    """Pick the small-input stem (``True``) or the ImageNet stem (``False``) and check the image fits it.
+
+    Args:
+        name: the model name used in error messages.
+        img_size: the input size, an int or ``(H, W)``.
+        small_stem: the caller's choice; ``None`` picks the small stem below :data:`SMALL_INPUT` px.
+        min_size: the smallest image each layout accepts, keyed by ``small``.
+        small_label: how errors name the small layout (``"small-input"``, ``"CIFAR"``).
+    """
+    size = check_img_size(name, img_size, 1)
+    small = size < SMALL_INPUT if small_stem is None else bool(small_stem)
+    layout = f"{small_label} (small_stem=True)" if small else "ImageNet (small_stem=False)"
+    check_img_size(f"{name}'s {layout} layout", img_size, min_size[small])
+    return small
 
 
 def check_keywords(name: str, kwargs: dict, accepted: Iterable[str]) -> None:
@@ -205,14 +237,12 @@ def reduce_strides(strides: list[int], output_stride: int) -> list[int]:
     return strides
 
 
-def resolve_output_stride(
-    name: str, img_size: int | tuple[int, int], output_stride: int | None, small_input: int
-) -> int:
+def resolve_output_stride(name: str, img_size: int | tuple[int, int], output_stride: int | None) -> int:
     """The total downsampling of a 32x ImageNet layout: ``output_stride`` if given (8, 16 or 32), else 32, or 16
-    below ``small_input`` pixels. Refuses an image smaller than the stride (no pixel would reach the head)."""
+    below :data:`SMALL_INPUT` pixels. Refuses an image smaller than the stride (no pixel would reach the head)."""
     size = check_img_size(name, img_size, 1)
     if output_stride is None:
-        output_stride = 32 if size >= small_input else 16
+        output_stride = 32 if size >= SMALL_INPUT else 16
     elif output_stride not in (8, 16, 32):
         nearest = min((8, 16, 32), key=lambda s: abs(s - output_stride))
         raise ValueError(f"{name}: output_stride must be one of 8, 16, 32, got {output_stride}; try {nearest}")

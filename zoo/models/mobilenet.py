@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.layers import (
+    SMALL_INPUT,
     ConvNormAct,
     InvertedResidual,
     check_keywords,
@@ -38,8 +39,6 @@ from zoo.models.layers import (
     reduce_strides,
     resolve_output_stride,
 )
-
-SMALL_INPUT = 64  # below this many pixels (and without output_stride=) the stem runs at stride 1
 
 # V1: (out_chs, stride) of the 13 depthwise separable blocks after a 32-channel stride-2 stem.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
@@ -139,7 +138,7 @@ class MobileNet(nn.Module):
         name: str = "mobilenet",
     ) -> None:
         super().__init__()
-        output_stride = resolve_output_stride(name, img_size, output_stride, SMALL_INPUT)
+        output_stride = resolve_output_stride(name, img_size, output_stride)
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.output_stride = output_stride

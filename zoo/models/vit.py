@@ -30,13 +30,12 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from zoo.hookspecs import hookimpl
-from zoo.models.layers import DropPath
+from zoo.models.layers import SMALL_INPUT, DropPath, is_small_input
 
 PAPER = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
 URL = "https://arxiv.org/abs/2010.11929"
 
-SMALL_INPUT = 64  # below this many pixels, and with no patch_size given, patches are SMALL_PATCH wide
-SMALL_PATCH = 4
+SMALL_PATCH = 4  # below SMALL_INPUT px, and with no patch_size given, patches are this wide
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -318,7 +317,7 @@ def _create_vit(variant: str, *, img_size: int | tuple[int, int] = 224, patch_si
         raise TypeError(f"{variant}: unknown keyword '{unknown[0]}'; accepted: {', '.join(_ACCEPTED)}{hint}")
     patch, embed_dim, depth, num_heads = VIT_CFGS[variant]
     if patch_size is None:
-        small = min(_pair(img_size)) < SMALL_INPUT
+        small = is_small_input(img_size)
         patch_size = SMALL_PATCH if small else patch
         why = f" (the patch used below {SMALL_INPUT} px unless patch_size= is given)" if small else ""
         _check_vit_size(variant, img_size, patch_size, why)

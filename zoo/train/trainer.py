@@ -20,11 +20,9 @@ import contextlib
 import gc
 import inspect
 import math
-import os
 import random
 import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +38,8 @@ from zoo.train.config import TrainConfig, config_from_options, signature
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision, setup_distributed
 from zoo.train.evaluate import check_labels, check_model_fits, run_eval
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer, make_scheduler
+from zoo.train.preemption import SignalWatch, Stopped, skip
+from zoo.train.progress import Progress, progress_enabled
 from zoo.train.rundir import RunDirLock, clean_orphans
 from zoo.train.state import (
     CHECKPOINT_FORMAT,
@@ -465,7 +465,7 @@ class _Trainer:
             start = int(partial["batch"])
             self.epoch_rng = partial["epoch_rng"]
             set_rng_state(self.epoch_rng, self.device)
-            iterator = _skip(iter(batches), start)
+            iterator = skip(iter(batches), start)
             set_rng_state(partial["rng"], self.device)
             losses = [t.to(self.device) for t in partial["losses"].unbind()] if len(partial["losses"]) else []
             stat = partial["stat"].to(self.device, torch.float64)
@@ -478,8 +478,8 @@ class _Trainer:
             stat = torch.zeros((), dtype=torch.float64, device=self.device)  # the task's training metric, summed
             sizes, counts = [], []
         accum, checked = cfg.grad_accum, len(losses)
-        show = _progress_enabled(cfg.progress, self.dist.rank)
-        bar = _Progress(show, n_batches, epoch, cfg.epochs)
+        show = progress_enabled(cfg.progress, self.dist.rank)
+        bar = Progress(show, n_batches, epoch, cfg.epochs)
         if start and bar.bar is not None:
             bar.bar.update(start)
         sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches or 1 << 30)
@@ -524,7 +524,7 @@ class _Trainer:
                     self._save("last.pt", epoch - 1, partial=state)
                 if stop:
                     bar.close()
-                    raise _Stopped(stop, epoch, i + 1)
+                    raise Stopped(stop, epoch, i + 1)
         if n_batches is None and (i + 1) % accum != 0 and i >= 0:
             self._step(opt, sched, scaler, clip)  # a stream's last partial accumulation
         if i < 0:
@@ -613,7 +613,7 @@ class _Trainer:
 
     def run(self) -> History:
         owner = self.ckpt_dir is not None and self.dist.rank == 0
-        with RunDirLock(self.ckpt_dir, "zoo.fit") if owner else contextlib.nullcontext(), _Signals() as signals:
+        with RunDirLock(self.ckpt_dir, "zoo.fit") if owner else contextlib.nullcontext(), SignalWatch() as signals:
             self._signals = signals
             if owner:
                 clean_orphans(self.ckpt_dir)  # what a write killed half-way left; we hold the lock
@@ -631,7 +631,7 @@ class _Trainer:
                 cb.model = self.model
                 cb.on_fit_start(history)
             epoch = self.start_epoch - 1
-            stopped: _Stopped | None = None
+            stopped: Stopped | None = None
             try:
                 for epoch in range(self.start_epoch, cfg.epochs + 1):
                     for cb in cfg.callbacks:
@@ -659,8 +659,8 @@ class _Trainer:
                         break
                     signum = self._signals.pending(self.dist, None, self.device)
                     if signum and epoch < cfg.epochs:  # came in during the epoch's last step or its validation
-                        raise _Stopped(signum, epoch, None)
-            except _Stopped as exc:
+                        raise Stopped(signum, epoch, None)
+            except Stopped as exc:
                 stopped = exc
                 history.interrupted = True
                 history.notes.append(exc.note(self.ckpt_dir))
@@ -707,114 +707,6 @@ class _Trainer:
                     dist.barrier()
                 if self.dist.created_group:
                     dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Signals: a preempted run stops at a step boundary, with its checkpoint
-# ---------------------------------------------------------------------------------------------------------
-
-
-class _Stopped(Exception):
-    """SIGINT or SIGTERM arrived: the current step finished and last.pt holds this point."""
-
-    def __init__(self, signum: int, epoch: int, batch: int | None) -> None:
-        super().__init__(signum)
-        self.signum, self.epoch, self.batch = signum, epoch, batch
-
-    def note(self, ckpt_dir: Path | None) -> str:
-        name = signal.Signals(self.signum).name
-        where = f"after batch {self.batch} of epoch {self.epoch}" if self.batch else f"after epoch {self.epoch}"
-        saved = (
-            f"; {ckpt_dir / 'last.pt'} holds that point and resume=True continues from it"
-            if ckpt_dir is not None
-            else "; nothing was saved (no checkpoint_dir)"
-        )
-        return f"stopped by {name} {where}{saved}"
-
-
-class _Signals:
-    """While fit runs (in the main thread): the first SIGINT or SIGTERM is noted, and the loop stops at the next
-    optimizer step with last.pt written; a second one acts as it would without zoo (Ctrl-C raises
-    KeyboardInterrupt, SIGTERM ends the process)."""
-
-    CHECK_EVERY = 10  # steps between all-reduces of the flag under torchrun (every rank must stop at the same step)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(ValueError, OSError):
-                    self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for sig, old in self._old.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, old)
-        self._old = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is None:
-            self.received = signum
-            return
-        self._restore()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        os.kill(os.getpid(), signum)
-
-    def pending(self, dist_info: Any, step: int | None, device: torch.device) -> int | None:
-        """The signal to stop for, agreed by every rank (checked every few steps under torchrun)."""
-        if not dist_info.enabled:
-            return self.received
-        if step is not None and step % self.CHECK_EVERY:
-            return None
-        flag = torch.tensor([float(self.received or 0)], device=device)
-        return int(all_reduce(flag, dist_info, op="max").item()) or None
-
-
-def _skip(iterator: Any, n: int) -> Any:
-    """``iterator`` after its first ``n`` items (the batches a mid-epoch resume has already trained on)."""
-    for _ in range(n):
-        next(iterator)
-    return iterator
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Progress
-# ---------------------------------------------------------------------------------------------------------
-
-
-class _Progress:
-    """A tqdm bar updated every few steps (never per step: reading the metrics synchronises the device)."""
-
-    def __init__(self, enabled: bool, total: int | None, epoch: int, epochs: int) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True, dynamic_ncols=True)
-
-    def update(self, n: int, **postfix: Any) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(n)
-
-    def close(self, **postfix: Any) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(postfix)
-            self.bar.close()
-
-
-def _progress_enabled(progress: bool | None, rank: int) -> bool:
-    if progress is False or rank != 0 or os.environ.get("ZOO_PROGRESS", "1").strip().lower() in ("0", "false", "no"):
-        return False
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 class _NonFiniteLoss(FloatingPointError):

@@ -1,0 +1,88 @@
+"""Preemption: the first SIGINT or SIGTERM while ``fit`` runs is noted, the loop stops at the next optimizer step
+with ``last.pt`` written at that batch, and a resumed run replays the epoch's order up to there (``skip``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.train.devices import all_reduce
+
+__all__ = ["Stopped", "SignalWatch", "skip"]
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: the current step finished and last.pt holds this point."""
+
+    def __init__(self, signum: int, epoch: int, batch: int | None) -> None:
+        super().__init__(signum)
+        self.signum, self.epoch, self.batch = signum, epoch, batch
+
+    def note(self, ckpt_dir: Path | None) -> str:
+        name = signal.Signals(self.signum).name
+        where = f"after batch {self.batch} of epoch {self.epoch}" if self.batch else f"after epoch {self.epoch}"
+        saved = (
+            f"; {ckpt_dir / 'last.pt'} holds that point and resume=True continues from it"
+            if ckpt_dir is not None
+            else "; nothing was saved (no checkpoint_dir)"
+        )
+        return f"stopped by {name} {where}{saved}"
+
+
+class SignalWatch:
+    """While fit runs (in the main thread): the first SIGINT or SIGTERM is noted, and the loop stops at the next
+    optimizer step with last.pt written; a second one acts as it would without zoo (Ctrl-C raises
+    KeyboardInterrupt, SIGTERM ends the process)."""
+
+    CHECK_EVERY = 10  # steps between all-reduces of the flag under torchrun (every rank must stop at the same step)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalWatch:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError, OSError):
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, old in self._old.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old)
+        self._old = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+            return
+        self._restore()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+
+    def pending(self, dist_info: Any, step: int | None, device: torch.device) -> int | None:
+        """The signal to stop for, agreed by every rank (checked every few steps under torchrun)."""
+        if not dist_info.enabled:
+            return self.received
+        if step is not None and step % self.CHECK_EVERY:
+            return None
+        flag = torch.tensor([float(self.received or 0)], device=device)
+        return int(all_reduce(flag, dist_info, op="max").item()) or None
+
+
+def skip(iterator: Any, n: int) -> Any:
+    """``iterator`` after its first ``n`` items (the batches a mid-epoch resume has already trained on)."""
+    for _ in range(n):
+        next(iterator)
+    return iterator
