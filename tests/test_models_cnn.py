@@ -257,10 +257,3 @@ def test_head_interface(name):
 def test_unknown_keyword_is_refused():
     with pytest.raises(TypeError, match="did you mean 'small_stem'"):
         zoo.create("densenet121", small_sten=True)
-
-
-def test_check_architecture():
-    """The plugin-author kit on the one model of these families whose defaults are small."""
-    testing = pytest.importorskip("zoo.testing")
-    report = testing.check_architecture("densenet_bc_100_k12")
-    assert report.num_params == registry.count_params("densenet_bc_100_k12")

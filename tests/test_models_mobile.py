@@ -139,9 +139,3 @@ def test_torchvision_weights_give_the_same_logits(name):
     # a test that could fail: the logits are not near zero and depend on the input
     assert expected.abs().max() > 0.1 and (expected[0] - expected[1]).abs().max() > 0.01
     assert (got - expected).abs().max().item() <= 1e-5
-
-
-def test_check_architecture():
-    testing = pytest.importorskip("zoo.testing")
-    report = testing.check_architecture("mobilenet_v3_small")
-    assert report.num_params == _count(zoo.create("mobilenet_v3_small"))

@@ -1,14 +1,19 @@
-"""Checks generated from the registry for every built-in model: shapes, gradients, the uniform keywords, the
-model card, clear errors for too-small inputs, and the timm-style head interface.
+"""Checks generated from the registry for every built-in model and the out-of-tree plugin in ``plugins/``.
 
-Cost control: each model is built once per input size (1x28x28, 3x32x32, 3x224x224), and the keyword and
-head-interface checks ride on those builds; too-small inputs are probed on the meta device (no memory, no
-initialisation), falling back to the CPU only for a model whose construction needs real tensors.
+``zoo.testing.check_architecture`` (the plugin author's kit) runs on each: model card, builds, parameter count,
+forward and backward, the uniform keywords. This file adds what the kit does not check: a 1x28x28 grey-scale
+input, the timm-style head interface, and clear errors for too-small inputs.
+
+Cost control: the kit runs at 3x32x32 (or the declared input when smaller) with the default build on the meta
+device (``fast=True``); too-small inputs are probed on the meta device too (no memory, no initialisation),
+falling back to the CPU only for a model whose construction needs real tensors.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,11 +21,13 @@ import torch.nn as nn
 
 import zoo
 from zoo import registry
+from zoo.testing import check_architecture
 
 BUILTIN = [n for n in zoo.list_models() if registry.get_spec(n).plugin in registry.BUILTIN_PLUGINS]
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "zoo-resnet"
+PLUGIN_MODELS = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
 
-# (in_chans, img_size, num_classes or None for the model's default); batch 2 everywhere
-SIZES = ((1, 28, 7), (3, 32, 10), (3, 224, None))
+SMALL = 32  # the kit's input side for models whose declared input is larger
 MIN_SIZE_RE = re.compile(r"img_size\s*>=\s*(\d+)")
 
 
@@ -34,6 +41,20 @@ def _total(out) -> torch.Tensor:
     return sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor))
 
 
+@pytest.fixture(scope="module")
+def resnet_plugin():
+    """plugins/zoo-resnet imported from its source folder and registered like a third-party plugin."""
+    sys.path.insert(0, str(PLUGIN_DIR))
+    try:
+        import zoo_resnet
+
+        zoo.register_plugin(zoo_resnet, name="zoo_resnet")
+        yield zoo_resnet
+        zoo.unregister_plugin("zoo_resnet")
+    finally:
+        sys.path.remove(str(PLUGIN_DIR))
+
+
 def test_registry_has_builtins():
     assert {"mlp", "lenet5", "vit_tiny_patch16"} <= set(BUILTIN)
 
@@ -44,36 +65,40 @@ def test_builtin_plugins_load_cleanly():
     assert not broken, "; ".join(broken)
 
 
-@pytest.mark.parametrize("name", BUILTIN)
-def test_card_and_docstring(name):
-    spec = registry.get_spec(name)
-    assert (spec.builder.__doc__ or "").strip(), f"{name}: builder has no docstring"
+def _kit(name: str) -> None:
+    c, h, w = registry.get_spec(name).input_size
+    size = (c, h, w) if max(h, w) <= SMALL else (c, SMALL, SMALL)
+    report = check_architecture(name, input_size=size, fast=True)
     card = zoo.info(name)
-    for field in ("family", "paper", "year", "input_size", "num_classes", "num_params"):
-        assert getattr(card, field) not in (None, "", ()), f"{name}: zoo.info(...).{field} is empty"
-    assert len(card.input_size) == 3 and card.num_params > 0
+    assert card.num_params == report.num_params > 0, f"{name}: zoo.info(...).num_params is {card.num_params}"
+    assert len(card.input_size) == 3
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_forward_backward_sizes(name):
-    """(a) forward + backward at 1x28x28, 3x32x32, 3x224x224, batch 2; (b) num_classes and in_chans honoured;
-    (e) forward_features / forward_head / get_classifier / reset_classifier, on the cheapest build."""
-    default_classes = registry.get_spec(name).num_classes
-    for chans, size, classes in SIZES:
-        classes = classes or default_classes
-        kw = {"num_classes": classes, "in_chans": chans, "img_size": size}
-        model = zoo.create(name, **kw).train()
-        x = torch.randn(2, chans, size, size)
-        out = model(x)
-        logits = _logits(out)
-        assert tuple(logits.shape) == (2, classes), f"{name} {kw}: output {tuple(logits.shape)}"
-        assert torch.isfinite(logits).all(), f"{name} {kw}: non-finite logits"
-        _total(out).backward()
-        no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-        assert not no_grad, f"{name} {kw}: no gradient for {len(no_grad)} parameters, e.g. {no_grad[:3]}"
-        if size == 28:
-            _check_head_interface(name, model.eval(), x)
-        del model, out, logits
+def test_check_architecture(name):
+    _kit(name)
+
+
+@pytest.mark.parametrize("name", PLUGIN_MODELS)
+def test_check_architecture_on_the_plugin(resnet_plugin, name):
+    assert registry.get_spec(name).plugin == "zoo_resnet"
+    _kit(name)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_grey_28px_and_head_interface(name):
+    """Forward and backward at 1x28x28 with 7 classes, then forward_features / forward_head / get_classifier /
+    reset_classifier on the same build."""
+    model = zoo.create(name, num_classes=7, in_chans=1, img_size=28).train()
+    x = torch.randn(2, 1, 28, 28)
+    out = model(x)
+    logits = _logits(out)
+    assert tuple(logits.shape) == (2, 7), f"{name}: output {tuple(logits.shape)}"
+    assert torch.isfinite(logits).all(), f"{name}: non-finite logits"
+    _total(out).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"{name}: no gradient for {len(no_grad)} parameters, e.g. {no_grad[:3]}"
+    _check_head_interface(name, model.eval(), x)
 
 
 def _check_head_interface(name: str, model: nn.Module, x: torch.Tensor) -> None:

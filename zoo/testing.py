@@ -79,15 +79,15 @@ def _fail(name: str, what: str) -> AssertionError:
     return AssertionError(f"{name}: {what}")
 
 
-def _create_default(name: str, meta: bool) -> object:
-    """The model at its defaults; on the meta device when ``meta`` and the builder allows it."""
+def _create_default(name: str, meta: bool, **kwargs) -> object:
+    """The model built with ``kwargs``; on the meta device when ``meta`` and the builder allows it."""
     if meta:
         try:
             with torch.device("meta"):
-                return registry.create(name)
+                return registry.create(name, **kwargs)
         except Exception:
             pass
-    return registry.create(name)
+    return registry.create(name, **kwargs)
 
 
 def check_architecture(
@@ -182,7 +182,7 @@ def check_architecture(
             raise _fail(name, f"img_size={size} gives output {tuple(out.shape)}")
         report.passed.append(f"honours img_size ({size})")
 
-    model = registry.create(name, drop_rate=0.1, in_chans=c, img_size=h)
+    model = _create_default(name, fast, drop_rate=0.1, in_chans=c, img_size=h)
     if not isinstance(model, nn.Module):
         raise _fail(name, "drop_rate=0.1 does not build")
     report.passed.append("accepts drop_rate")
