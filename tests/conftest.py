@@ -14,6 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+import zoo  # noqa: E402  (after ZOO_LOAD_PLUGINS is set)
+
 # One intra-op thread per xdist worker: two workers on two cores beat two threads each fighting for both.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
@@ -64,3 +66,14 @@ def isolated_data(monkeypatch, tmp_path):
         raise AssertionError(f"a download of {spec.name} was attempted")
 
     monkeypatch.setattr(sources, "download", no_download)
+
+
+class StopAfter(zoo.Callback):
+    """A callback that stops the run after ``epoch``: a run killed there, as far as its checkpoints go."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, history, record):
+        if record["epoch"] == self.epoch:
+            history.request_stop("simulated kill")

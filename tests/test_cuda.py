@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import StopAfter
 
 import zoo
 
@@ -36,17 +37,6 @@ def test_auto_trains_on_the_gpu_in_bf16_where_supported(data):
     assert history.last["val_accuracy"] > 0.5  # chance is 0.1
     metrics = zoo.evaluate(model, data)  # on the model's device, with the same autocast
     assert metrics["top1"] == pytest.approx(history.test["top1"], abs=0.02)  # fit scored the test split the same way
-
-
-class StopAfter(zoo.Callback):
-    """Stops the run after ``epoch``: a run killed there, as far as its checkpoints go."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, history, record):
-        if record["epoch"] == self.epoch:
-            history.request_stop("simulated kill")
 
 
 def test_fp16_with_the_gradient_scaler_checkpoints_and_resumes(data, tmp_path):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import states_equal
+from conftest import StopAfter, states_equal
 
 import zoo
 from zoo import train
@@ -114,15 +114,6 @@ def test_fit_accepts_tensors_factories_and_options(data):
 # ---------------------------------------------------------------------------------------------------------
 # checkpoints, resume, load
 # ---------------------------------------------------------------------------------------------------------
-
-
-class StopAfter(zoo.Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, history, record):
-        if record["epoch"] == self.epoch:
-            history.request_stop("simulated kill")
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):

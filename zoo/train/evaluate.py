@@ -141,10 +141,8 @@ def evaluate(
         world_size=dist_info.world_size,
     )  # fmt: skip
     out, y = check_model_fits(model, batches, "evaluate")
-    wanted = loss if loss is not None else record.get("loss")
-    if wanted is not None and not isinstance(wanted, str) and loss is None:
-        wanted = None
-    task = resolve_task(wanted, 0.0, out, y, "evaluate")
+    # the record holds the loss's name when fit was given one (a function cannot be recorded)
+    task = resolve_task(loss if loss is not None else record.get("loss"), 0.0, out, y, "evaluate")
     if task.kind == "classification" and is_split(source) and len(source):
         check_labels(source.labels, task.num_outputs, "evaluate")
     return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
