@@ -53,6 +53,39 @@ def test_unknown_keyword_names_the_accepted_ones(reg):
         zoo.create("lenet5", num_class=3)
 
 
+@pytest.mark.parametrize("name", ["densenet121", "mobilenet_v2", "efficientnet_b0", "vit_tiny_patch16", "lenet5"])
+def test_every_family_refuses_a_misspelt_keyword_before_building(reg, name):
+    """Multi-variant builders take **kwargs; the keywords they declare make create() check them all the same (the
+    registry's wording, not the model class's 'got an unexpected keyword argument')."""
+    with pytest.raises(TypeError, match=rf"^{name}: unexpected keyword 'drop_rat'; .*did you mean 'drop_rate'\?$"):
+        zoo.create(name, drop_rat=0.1)
+
+
+def test_declared_keywords_are_checked_at_registration(reg):
+    def loose(**kwargs):
+        return tiny(**kwargs)
+
+    calls = []
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return tiny(**kwargs)
+
+    good = dict(family="tiny", input_size=(1, 8, 8), num_classes=10)
+    with pytest.raises(ValueError, match="must accept the keywords num_classes, in_chans, img_size; missing img_size"):
+        zoo.register_model("loose_a", keywords=("num_classes", "in_chans", "drop_rate"), **good)(loose)
+    with pytest.raises(ValueError, match="does not accept the declared keywords width"):
+        zoo.register_model("tiny_b", keywords=("num_classes", "in_chans", "img_size", "width"), **good)(tiny)
+    with pytest.raises(ValueError, match="keywords for 'loose_c' must be a list of keyword names"):
+        zoo.register_model("loose_c", keywords="num_classes", **good)(loose)
+    zoo.register_model("loose_d", keywords=("num_classes", "in_chans", "img_size", "drop_rate"), **good)(counted)
+    assert "loose_a" not in zoo.list_models() and "tiny_b" not in zoo.list_models()
+    with pytest.raises(TypeError, match="unexpected keyword 'in_chan'.*did you mean 'in_chans'"):
+        zoo.create("loose_d", in_chan=1)
+    assert calls == []  # refused before the builder ran
+    assert zoo.create("loose_d", num_classes=3)(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+
+
 def test_pretrained_is_refused_with_a_way_out(reg):
     with pytest.raises(TypeError, match="weights=PATH"):
         zoo.create("lenet5", pretrained=True)

@@ -41,7 +41,9 @@ def register_models(register: Callable[..., None]) -> None:
               (strings), ``description`` (one line), ``url``, ``notes`` (how the model adapts, e.g. to small
               inputs), ``num_params`` (the declared parameter count at defaults, checked by ``zoo.testing``),
               ``convert_weights`` (a function mapping a reference implementation's state dict onto this
-              model's keys, used by ``zoo.create(name, weights=...)``).
+              model's keys, used by ``zoo.create(name, weights=...)``), ``keywords`` (the keyword names a
+              ``**kwargs`` builder accepts: ``zoo.create`` then refuses a misspelt one before building, with the
+              nearest valid name; a builder with an explicit signature needs none).
 
     Returns:
         Nothing; return values are ignored.

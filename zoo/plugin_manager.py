@@ -50,6 +50,7 @@ __all__ = [
     "Registry",
     "ensure_loaded",
     "call_plugin",
+    "signature_keywords",
     "run_plugin",
     "describe",
     "make_model_spec",
@@ -89,6 +90,7 @@ MODEL_METADATA = (
     "notes",
     "num_params",
     "convert_weights",
+    "keywords",
 )
 DATASET_METADATA = ("num_classes", "input_size", "description", "url", "tags")
 SOURCE_METADATA = ("description", "url")
@@ -390,21 +392,46 @@ def _check_metadata(kind: str, metadata: dict[str, Any], accepted: tuple[str, ..
     return None
 
 
-def _check_builder(name: str, builder: Any) -> str | None:
-    if not callable(builder):
-        return f"builder for '{name}' is not callable (got {type(builder).__name__})"
+def signature_keywords(builder: Callable[..., Any]) -> list[str] | None:
+    """The keywords ``builder`` accepts by name, or ``None`` when its signature cannot tell (``**kwargs``, C code)."""
     try:
         params = inspect.signature(builder).parameters
     except (TypeError, ValueError):
-        return None  # builtins and C callables: accept, create() will tell
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    missing = [k for k in UNIFORM_KEYWORDS if k not in params]
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in params.items() if p.kind in kinds]
+
+
+def _check_builder(name: str, builder: Any, keywords: Any = None) -> str | None:
+    """Why ``builder`` cannot be registered, or ``None``. A ``**kwargs`` builder is checked through the keywords it
+    declares (``keywords=``); one that declares none is accepted unchecked."""
+    if not callable(builder):
+        return f"builder for '{name}' is not callable (got {type(builder).__name__})"
+    accepted = signature_keywords(builder)
+    if keywords is not None:
+        if isinstance(keywords, str) or not all(isinstance(k, str) for k in _iter_or_empty(keywords)):
+            return f"keywords for '{name}' must be a list of keyword names, got {keywords!r}"
+        undeclared = [k for k in keywords if accepted is not None and k not in accepted]
+        if undeclared:
+            return f"builder for '{name}' does not accept the declared keywords {', '.join(undeclared)}"
+        accepted = list(keywords)
+    if accepted is None:
+        return None
+    missing = [k for k in UNIFORM_KEYWORDS if k not in accepted]
     if missing:
         return (
             f"builder for '{name}' must accept the keywords {', '.join(UNIFORM_KEYWORDS)}; missing {', '.join(missing)}"
         )
     return None
+
+
+def _iter_or_empty(value: Any) -> tuple:
+    try:
+        return tuple(value)
+    except TypeError:
+        return (None,)  # not iterable: refused by the caller's type check
 
 
 def make_model_spec(name: str, builder: Callable, info: PluginInfo, metadata: dict[str, Any]) -> ModelSpec:
@@ -413,6 +440,8 @@ def make_model_spec(name: str, builder: Callable, info: PluginInfo, metadata: di
         md["input_size"] = tuple(int(v) for v in md["input_size"])
     if md.get("tags") is not None:
         md["tags"] = (md["tags"],) if isinstance(md["tags"], str) else tuple(md["tags"])
+    if md.get("keywords") is not None:
+        md["keywords"] = tuple(md["keywords"])
     return ModelSpec(name=name, builder=builder, plugin=info.name, plugin_version=info.version, **md)
 
 
@@ -422,7 +451,11 @@ def _model_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
         problem = None
         if not isinstance(name, str) or not _NAME_RE.match(name):
             problem = f"invalid model name {name!r}: use letters, digits, '_', '-', '.' (no '/')"
-        problem = problem or _check_builder(name, builder) or _check_metadata("model", metadata, MODEL_METADATA)
+        problem = (
+            problem
+            or _check_builder(name, builder, metadata.get("keywords"))
+            or _check_metadata("model", metadata, MODEL_METADATA)
+        )
         if problem:
             return _refuse(info, problem, strict)
         existing = _REG.models.get(name)

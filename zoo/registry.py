@@ -8,14 +8,11 @@ their tables and builds models, checking the uniform keywords first. The plugin-
 from __future__ import annotations
 
 import contextlib
-import difflib
 import fnmatch
-import inspect
 import math
 import numbers
 import os
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exported for zoo.registry users)
@@ -41,9 +38,11 @@ from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exp
     register_plugin,
     reset,
     run_plugin,
+    signature_keywords,
     unregister_plugin,
 )
 from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
+from zoo.suggest import closest, suggest
 
 __all__ = [
     "ModelSpec",
@@ -76,21 +75,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    candidates = list(candidates)
-    lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
-    if not close:
-        close = [c for c in lowered if name.lower() in c][:n]
-    return [lowered[c] for c in close]
-
-
-def _did_you_mean(suggestions: list[str]) -> str:
-    if not suggestions:
-        return ""
-    return " did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?"
-
-
 def get_spec(name: str) -> ModelSpec:
     """The ``ModelSpec`` registered under ``name``; ``UnknownModelError`` with suggestions otherwise."""
     if not isinstance(name, str):
@@ -101,11 +85,11 @@ def get_spec(name: str) -> ModelSpec:
         return spec
     if "/" in name:
         return _source_spec(reg, name)
-    suggestions = _suggest(name, reg.models)
     hint = ""
     if reg.sources:
         hint = " (models of other libraries are named " + ", ".join(f"'{p}/<name>'" for p in reg.sources) + ")"
-    raise UnknownModelError(f"unknown model '{name}';{_did_you_mean(suggestions) or ' see zoo.list_models()'}{hint}")
+    close = suggest(name, reg.models, n=3) or "; see zoo.list_models()"
+    raise UnknownModelError(f"unknown model '{name}'{close}{hint}")
 
 
 def _source_spec(reg: Registry, name: str) -> ModelSpec:
@@ -114,17 +98,18 @@ def _source_spec(reg: Registry, name: str) -> ModelSpec:
     prefix, sub = name.split("/", 1)
     source = reg.sources.get(prefix)
     if source is None:
-        suggestions = _suggest(prefix, reg.sources)
+        suggestions = [f"{s}/{sub}" for s in closest(prefix, reg.sources, n=3)]
         raise UnknownModelError(
-            f"unknown model source '{prefix}' in '{name}'; sources: {', '.join(sorted(reg.sources)) or 'none'}."
-            f"{_did_you_mean([s + '/' + sub for s in suggestions])}"
+            f"unknown model source '{prefix}' in '{name}'; sources: {', '.join(sorted(reg.sources)) or 'none'}"
+            f"{suggest(name, suggestions, n=3)}"
         )
     who = f"source '{prefix}' (plugin '{source.plugin}')"
     try:
         builder, md = call_plugin(who, source.get_model, sub)
     except KeyError:
-        suggestions = [f"{prefix}/{s}" for s in _suggest(sub, _source_names(source))]
-        raise UnknownModelError(f"unknown model '{name}' in source '{prefix}';{_did_you_mean(suggestions)}") from None
+        suggestions = [f"{prefix}/{s}" for s in closest(sub, _source_names(source), n=3)]
+        close = suggest(name, suggestions, n=3)
+        raise UnknownModelError(f"unknown model '{name}' in source '{prefix}'{close}") from None
     except Contained as exc:
         raise PluginError(f"{name}: {who} raised {describe(exc)} when asked for the model") from None
     info = PluginInfo(name=source.plugin, version=source.plugin_version, kind="source")
@@ -219,10 +204,9 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     reg = ensure_loaded()
     spec = reg.datasets.get(name)
     if spec is None:
-        suggestions = _suggest(name, reg.datasets)
         raise UnknownDatasetError(
-            f"unknown dataset '{name}';{_did_you_mean(suggestions)} registered: {', '.join(sorted(reg.datasets))}"
-            " (or pass a path to an image folder)"
+            f"unknown dataset '{name}'; registered: {', '.join(sorted(reg.datasets))} (or pass a path to an image "
+            f"folder){suggest(name, reg.datasets, n=3)}"
         )
     return spec
 
@@ -233,15 +217,11 @@ def get_dataset_spec(name: str) -> DatasetSpec:
 
 
 def accepted_keywords(spec: ModelSpec) -> list[str] | None:
-    """The keywords the builder accepts by name, or ``None`` when it takes arbitrary ``**kwargs``."""
-    try:
-        params = inspect.signature(spec.builder).parameters
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [n for n, p in params.items() if p.kind in kinds]
+    """The keywords the builder accepts: those it declared at registration (``keywords=``, for ``**kwargs``
+    builders) or those of its signature; ``None`` when it takes arbitrary ``**kwargs`` and declared none."""
+    if spec.keywords is not None:
+        return list(spec.keywords)
+    return signature_keywords(spec.builder)
 
 
 # ---- uniform keywords ----------------------------------------------------------------------------------
@@ -308,10 +288,9 @@ def _prepare(name: str, kwargs: dict[str, Any]) -> tuple[ModelSpec, dict[str, An
     if accepted is not None:
         unknown = [k for k in kwargs if k not in accepted]
         if unknown:
-            close = _suggest(unknown[0], accepted, n=1)
             raise TypeError(
-                f"{name}: unexpected keyword '{unknown[0]}'; accepted keywords: {', '.join(accepted)}."
-                f"{_did_you_mean(close)}"
+                f"{name}: unexpected keyword '{unknown[0]}'; accepted keywords: {', '.join(accepted)}"
+                f"{suggest(unknown[0], accepted)}"
             )
     return spec, check_uniform_keywords(name, kwargs)
 

@@ -32,6 +32,7 @@ class ModelSpec:
     notes: str | None = None
     num_params: int | None = None
     convert_weights: Callable[[dict], dict] | None = field(default=None, repr=False)
+    keywords: tuple[str, ...] | None = None  # what a **kwargs builder accepts, declared at registration
 
     @property
     def source(self) -> str:

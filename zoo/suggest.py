@@ -1,17 +1,28 @@
-"""One way to say "did you mean": the nearest valid choice for a misspelt name, in one wording everywhere."""
+"""One way to say "did you mean": the nearest valid choices for a misspelt name, in one wording everywhere."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["suggest"]
+__all__ = ["suggest", "closest"]
 
 
-def suggest(word: object, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``word``, or ``""`` when none is close."""
-    word, options = str(word), [str(c) for c in choices]
-    close = difflib.get_close_matches(word, options, n=1)
-    if not close:  # 'lr_rate' -> 'lr', 'epoch' -> 'epochs': one name starting with the other
-        close = sorted((c for c in options if len(c) >= 2 and (word.startswith(c) or c.startswith(word))), key=len)
-    return f"; did you mean '{close[0]}'?" if close else ""
+def closest(word: object, choices: Iterable[str], n: int = 1) -> list[str]:
+    """The (up to ``n``) choices nearest to ``word``, compared case-insensitively; a choice that starts with the
+    word or the word with it ('lr_rate' -> 'lr', 'epoch' -> 'epochs', 'efficient' -> 'efficientnet_b0') when none
+    is close by spelling."""
+    lowered: dict[str, str] = {}
+    for choice in map(str, choices):
+        lowered.setdefault(choice.lower(), choice)
+    key = str(word).lower()
+    close = difflib.get_close_matches(key, list(lowered), n=n)
+    if not close:
+        close = sorted((c for c in lowered if len(c) >= 2 and (key.startswith(c) or c.startswith(key))), key=len)[:n]
+    return [lowered[c] for c in close]
+
+
+def suggest(word: object, choices: Iterable[str], n: int = 1) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for the closest of ``choices`` to ``word``, or ``""``."""
+    close = closest(word, choices, n)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family
 from zoo.models.layers import SMALL_INPUT, choose_stem
 
 PAPER = "ImageNet Classification with Deep Convolutional Neural Networks"
@@ -137,43 +138,34 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _create_alexnet(**kwargs) -> AlexNet:
-    return AlexNet(**kwargs)
+FAMILY = Family(
+    "alexnet",
+    AlexNet,
+    paper=PAPER,
+    year=2012,
+    url="https://papers.nips.cc/paper/4824-imagenet-classification-with-deep-convolutional-neural-networks",
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    tags=("cnn", "classic"),
+    convert_weights=convert_weights,
+)
 
 
-def alexnet(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    img_size: int | tuple[int, int] = 224,
-    drop_rate: float = 0.5,
-    small_stem: bool | None = None,
-) -> AlexNet:
+@FAMILY.variant(
+    description="Five convolutions and three dropout-regularised fully connected layers: ImageNet 2012's winner.",
+    notes=(
+        "Parameters equal torchvision/alexnet's; convert_weights loads torchvision state dicts. "
+        f"Below {SMALL_INPUT} px a CIFAR-style stem (3x3 stride-1 first conv, 2x2 max-pools; output stride 8, "
+        f"32 px ends at 4x4) replaces the 11x11 stride-4 one; small_stem=True/False forces a layout. "
+        f"Smallest img_size: {MIN_SIZE[True]} (small stem), {MIN_SIZE[False]} (ImageNet stem). "
+        "drop_rate (default 0.5) is the dropout before each hidden Linear."
+    ),
+)
+def alexnet(**kwargs) -> AlexNet:
     """AlexNet (Krizhevsky et al., 2012), torchvision's single-tower layout; 61,100,840 parameters at 3x224x224."""
-    return _create_alexnet(
-        num_classes=num_classes, in_chans=in_chans, img_size=img_size, drop_rate=drop_rate, small_stem=small_stem
-    )
+    return AlexNet(**kwargs)
 
 
 @hookimpl
 def register_models(register):
-    register(
-        "alexnet",
-        alexnet,
-        family="alexnet",
-        paper=PAPER,
-        year=2012,
-        input_size=(3, 224, 224),
-        num_classes=1000,
-        tags=("cnn", "classic"),
-        description="Five convolutions and three dropout-regularised fully connected layers: ImageNet 2012's winner.",
-        url="https://papers.nips.cc/paper/4824-imagenet-classification-with-deep-convolutional-neural-networks",
-        notes=(
-            "Parameters equal torchvision/alexnet's; convert_weights loads torchvision state dicts. "
-            f"Below {SMALL_INPUT} px a CIFAR-style stem (3x3 stride-1 first conv, 2x2 max-pools; output stride 8, "
-            f"32 px ends at 4x4) replaces the 11x11 stride-4 one; small_stem=True/False forces a layout. "
-            f"Smallest img_size: {MIN_SIZE[True]} (small stem), {MIN_SIZE[False]} (ImageNet stem). "
-            "drop_rate (default 0.5) is the dropout before each hidden Linear."
-        ),
-        convert_weights=convert_weights,
-    )
+    FAMILY.register_all(register)

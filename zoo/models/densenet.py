@@ -32,19 +32,12 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
 from zoo.hookspecs import hookimpl
-from zoo.models.layers import SMALL_INPUT, check_keywords, choose_stem, keyword_only_params
+from zoo.models.family import Family, merge_variant
+from zoo.models.layers import SMALL_INPUT, choose_stem
 
 PAPER = "Densely Connected Convolutional Networks"
 
-# variant -> (growth_rate k, layers per dense block, stem channels, default (in_chans, img_size), num_classes)
-DENSENET_CFGS = {
-    "densenet121": (32, (6, 12, 24, 16), 64, (3, 224), 1000),
-    "densenet161": (48, (6, 12, 36, 24), 96, (3, 224), 1000),
-    "densenet169": (32, (6, 12, 32, 32), 64, (3, 224), 1000),
-    "densenet201": (32, (6, 12, 48, 32), 64, (3, 224), 1000),
-    # depth 100 = 3 blocks x 16 layers x 2 convs + stem conv + 2 transition convs + classifier
-    "densenet_bc_100_k12": (12, (16, 16, 16), 24, (3, 32), 10),
-}
+URL = "https://arxiv.org/abs/1608.06993"
 
 
 def min_img_size(num_blocks: int, small_stem: bool) -> int:
@@ -251,72 +244,78 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _create_densenet(variant: str, **kwargs) -> DenseNet:
-    check_keywords(variant, kwargs, keyword_only_params(DenseNet))
-    growth_rate, block_config, num_init_features, (in_chans, img_size), num_classes = DENSENET_CFGS[variant]
-    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, **kwargs}
-    return DenseNet(growth_rate, block_config, num_init_features, name=variant, **kwargs)
+FAMILY = Family(
+    "densenet",
+    DenseNet,
+    paper=PAPER,
+    year=2017,
+    url=URL,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    tags=("cnn", "dense"),
+    convert_weights=convert_weights,
+    notes=(
+        "small_stem=True/False forces a layout. Keywords: layer_drop_rate (dropout after each dense layer), "
+        "memory_efficient, small_stem."
+    ),
+)
+_IMAGENET_NOTES = (
+    "Parameters equal torchvision's model of the same name; convert_weights loads its state dicts (legacy 'norm.1' "
+    f"keys too). Below {SMALL_INPUT} px the CIFAR stem (3x3 stride-1 conv, no max-pool; 32 px ends at 4x4). "
+    f"Smallest img_size: {min_img_size(4, True)} (CIFAR stem), {min_img_size(4, False)} (ImageNet stem)."
+)
 
 
+def _create_densenet(variant: str, kwargs: dict, *, growth_rate: int, block_config: tuple[int, ...], stem: int, **cfg):
+    """DenseNet with growth rate k=``growth_rate``, ``block_config`` layers per dense block and a ``stem``-channel
+    first convolution; ``cfg`` holds the variant's defaults for the keywords (the user's ``kwargs`` win)."""
+    return DenseNet(growth_rate, block_config, stem, name=variant, **merge_variant(kwargs, **cfg))
+
+
+@FAMILY.variant(notes=_IMAGENET_NOTES)
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Huang et al., 2017): k=32, blocks (6, 12, 24, 16), 64-channel stem; 3x224x224."""
-    return _create_densenet("densenet121", **kwargs)
+    return _create_densenet("densenet121", kwargs, growth_rate=32, block_config=(6, 12, 24, 16), stem=64)
 
 
+@FAMILY.variant(notes=_IMAGENET_NOTES)
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (Huang et al., 2017): k=48, blocks (6, 12, 36, 24), 96-channel stem; 3x224x224."""
-    return _create_densenet("densenet161", **kwargs)
+    return _create_densenet("densenet161", kwargs, growth_rate=48, block_config=(6, 12, 36, 24), stem=96)
 
 
+@FAMILY.variant(notes=_IMAGENET_NOTES)
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Huang et al., 2017): k=32, blocks (6, 12, 32, 32), 64-channel stem; 3x224x224."""
-    return _create_densenet("densenet169", **kwargs)
+    return _create_densenet("densenet169", kwargs, growth_rate=32, block_config=(6, 12, 32, 32), stem=64)
 
 
+@FAMILY.variant(notes=_IMAGENET_NOTES)
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Huang et al., 2017): k=32, blocks (6, 12, 48, 32), 64-channel stem; 3x224x224."""
-    return _create_densenet("densenet201", **kwargs)
+    return _create_densenet("densenet201", kwargs, growth_rate=32, block_config=(6, 12, 48, 32), stem=64)
 
 
+@FAMILY.variant(
+    input_size=(3, 32, 32),
+    num_classes=10,
+    tags=("cnn", "dense", "small"),
+    description="The paper's CIFAR DenseNet-BC: depth 100, growth rate 12, three dense blocks, 0.8M params.",
+    notes=(
+        f"3x3 stride-1 stem of 2k=24 channels below {SMALL_INPUT} px; from {SMALL_INPUT} px up the ImageNet "
+        "stem (7x7 stride-2 conv + max-pool), so large inputs stay affordable. Smallest img_size: "
+        f"{min_img_size(3, True)} (CIFAR stem), {min_img_size(3, False)} (ImageNet stem)."
+    ),
+    convert_weights=None,
+)
 def densenet_bc_100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L=100, k=12) for CIFAR (Huang et al., 2017): 3 blocks of 16 layers, 3x3 stem; 3x32x32."""
-    return _create_densenet("densenet_bc_100_k12", **kwargs)
-
-
-_BUILDERS = {f.__name__: f for f in (densenet121, densenet161, densenet169, densenet201, densenet_bc_100_k12)}
-_KEYWORDS = "Keywords: layer_drop_rate (dropout after each dense layer), memory_efficient, small_stem."
+    # depth 100 = 3 blocks x 16 layers x 2 convs + stem conv + 2 transition convs + classifier
+    return _create_densenet(
+        "densenet_bc_100_k12", kwargs, growth_rate=12, block_config=(16, 16, 16), stem=24, img_size=32, num_classes=10
+    )
 
 
 @hookimpl
 def register_models(register):
-    for name, (k, blocks, _, (in_chans, img_size), num_classes) in DENSENET_CFGS.items():
-        cifar = len(blocks) == 3
-        if cifar:
-            description = "The paper's CIFAR DenseNet-BC: depth 100, growth rate 12, three dense blocks, 0.8M params."
-            notes = (
-                f"3x3 stride-1 stem of 2k=24 channels below {SMALL_INPUT} px; from {SMALL_INPUT} px up the ImageNet "
-                "stem (7x7 stride-2 conv + max-pool), so large inputs stay affordable. Smallest img_size: "
-                f"{min_img_size(3, True)} (CIFAR stem), {min_img_size(3, False)} (ImageNet stem). "
-            )
-        else:
-            description = f"Dense blocks {blocks} with growth rate {k}: every layer sees all earlier ones."
-            notes = (
-                f"Parameters equal torchvision/{name}'s; convert_weights loads torchvision state dicts (legacy "
-                f"'norm.1' keys too). Below {SMALL_INPUT} px the CIFAR stem (3x3 stride-1 conv, no max-pool; 32 px "
-                f"ends at 4x4). Smallest img_size: {min_img_size(4, True)} (CIFAR stem), "
-                f"{min_img_size(4, False)} (ImageNet stem). "
-            )
-        register(
-            name,
-            _BUILDERS[name],
-            family="densenet",
-            paper=PAPER,
-            year=2017,
-            input_size=(in_chans, img_size, img_size),
-            num_classes=num_classes,
-            tags=("cnn", "dense", "small") if cifar else ("cnn", "dense"),
-            description=description,
-            url="https://arxiv.org/abs/1608.06993",
-            notes=notes + "small_stem=True/False forces a layout. " + _KEYWORDS,
-            convert_weights=None if cifar else convert_weights,
-        )
+    FAMILY.register_all(register)

@@ -2,14 +2,14 @@
 
 Paper: "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", Tan and Le, 2019.
 
-B0 is a searched network of MBConv blocks (MobileNetV2's inverted residual with squeeze-excite and SiLU, the
-paper's "swish"). B1-B7 are not searched again: compound scaling multiplies every width by ``w`` (rounded to a
-multiple of 8) and every stage's depth by ``d`` (rounded up), and trains at a larger resolution ``r``. Here the
-eight variants are generated from ``EFFICIENTNET_B0`` (Table 1 of the paper) and ``SCALING`` (w, d, r, dropout),
-not written out eight times. Structure as torchvision's (stochastic depth rising linearly to ``drop_path_rate=0.2``,
-module names ``features.i.j.block.k``; batch norm as PyTorch's default, except B5-B7 which keep TensorFlow's eps
-1e-3 and momentum 0.01 as torchvision's do): parameter counts equal torchvision's
-``efficientnet_b0`` ... ``efficientnet_b7`` and its state dicts load through ``convert_weights``.
+B0 is a searched network of MBConv blocks (MobileNetV2's inverted residual with squeeze-excite and SiLU, the paper's
+"swish"). B1-B7 are not searched again: compound scaling multiplies every width by ``w`` (rounded to a multiple of
+8) and every stage's depth by ``d`` (rounded up), and trains at a larger resolution ``r``. Here the eight variants
+are generated from ``EFFICIENTNET_B0`` (Table 1 of the paper) and each builder's (w, d, r, dropout), not written out
+eight times. Structure as torchvision's (stochastic depth rising linearly to ``drop_path_rate=0.2``, module names
+``features.i.j.block.k``; batch norm as PyTorch's default, except B5-B7 which keep TensorFlow's eps 1e-3 and
+momentum 0.01 as torchvision's do): parameter counts equal torchvision's ``efficientnet_b0`` ... ``efficientnet_b7``
+and its state dicts load through ``convert_weights``.
 
 Small inputs: the ImageNet layout downsamples 32x; below ``SMALL_INPUT`` pixels the stem runs at stride 1
 (output stride 16: 32 px ends at 2 x 2); ``output_stride=8`` also keeps stage 2 at stride 1 (4 x 4 at 32 px).
@@ -24,13 +24,12 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family, merge_variant
 from zoo.models.layers import (
     SMALL_INPUT,
     ConvNormAct,
     InvertedResidual,
-    check_keywords,
     init_weights_like_torchvision,
-    keyword_only_params,
     make_divisible,
     reduce_strides,
     resolve_output_stride,
@@ -49,19 +48,6 @@ EFFICIENTNET_B0 = (
     (6, 5, 2, 112, 192, 4),
     (6, 3, 1, 192, 320, 1),
 )
-# compound scaling: variant -> (width w, depth d, resolution r, dropout before the classifier)
-SCALING = {
-    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
-    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
-    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
-    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
-    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
-    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
-    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
-    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
-}
-# torchvision's B5-B7 were ported from TensorFlow checkpoints and keep TensorFlow's batch-norm settings
-TF_BATCHNORM = {"efficientnet_b5", "efficientnet_b6", "efficientnet_b7"}
 
 
 class EfficientNet(nn.Module):
@@ -158,94 +144,89 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return {k.replace("classifier.1.", "classifier."): v for k, v in state_dict.items()}
 
 
-def _create_efficientnet(variant: str, **kwargs) -> EfficientNet:
-    check_keywords(variant, kwargs, keyword_only_params(EfficientNet))
-    width, depth, resolution, dropout = SCALING[variant]
-    kwargs.setdefault("img_size", resolution)
-    kwargs.setdefault("drop_rate", dropout)
-    kwargs.setdefault("width_mult", width)
-    kwargs.setdefault("depth_mult", depth)
-    if variant in TF_BATCHNORM:
-        kwargs.setdefault("bn_eps", 1e-3)
-        kwargs.setdefault("bn_momentum", 0.01)
-    return EfficientNet(name=variant, **kwargs)
+FAMILY = Family(
+    "efficientnet",
+    EfficientNet,
+    paper=PAPER,
+    year=2019,
+    url=URL,
+    num_classes=1000,
+    tags=("cnn", "efficient", "compound-scaling"),
+    convert_weights=convert_weights,
+    notes=(
+        "Parameters equal torchvision's model of the same name; convert_weights loads its state dicts. Below "
+        f"{SMALL_INPUT} px the stem runs at stride 1 (output "
+        "stride 16: 32 px ends at 2x2, same parameters); output_stride=8 also keeps stage 2 at stride 1 (4x4 at 32 "
+        "px). Smallest img_size: the output stride. Dropout before the classifier: 0.2 (B0, B1), 0.3 (B2, B3), "
+        "0.4 (B4, B5), 0.5 (B6, B7); stochastic depth drop_path_rate=0.2. Keywords: width_mult, depth_mult, "
+        "drop_path_rate, output_stride."
+    ),
+)
 
 
+def _create_efficientnet(variant: str, kwargs: dict, *, tf_batchnorm: bool = False, **scaling) -> EfficientNet:
+    """B0 scaled by ``scaling`` (``width_mult`` w, ``depth_mult`` d, ``img_size`` r and the classifier's
+    ``drop_rate``); ``tf_batchnorm``: TensorFlow's eps 1e-3 and momentum 0.01, kept by torchvision's B5-B7, which
+    were ported from TensorFlow checkpoints."""
+    if tf_batchnorm:
+        scaling.update(bn_eps=1e-3, bn_momentum=0.01)
+    return EfficientNet(name=variant, **merge_variant(kwargs, **scaling))
+
+
+@FAMILY.variant(input_size=(3, 224, 224))
 def efficientnet_b0(**kwargs) -> EfficientNet:
     """EfficientNet-B0 (Tan & Le, 2019): the searched base network, 224 px."""
-    return _create_efficientnet("efficientnet_b0", **kwargs)
+    return _create_efficientnet("efficientnet_b0", kwargs, width_mult=1.0, depth_mult=1.0, img_size=224, drop_rate=0.2)
 
 
+@FAMILY.variant(input_size=(3, 240, 240))
 def efficientnet_b1(**kwargs) -> EfficientNet:
     """EfficientNet-B1 (Tan & Le, 2019): B0 scaled by w=1.0, d=1.1, 240 px."""
-    return _create_efficientnet("efficientnet_b1", **kwargs)
+    return _create_efficientnet("efficientnet_b1", kwargs, width_mult=1.0, depth_mult=1.1, img_size=240, drop_rate=0.2)
 
 
+@FAMILY.variant(input_size=(3, 260, 260))
 def efficientnet_b2(**kwargs) -> EfficientNet:
     """EfficientNet-B2 (Tan & Le, 2019): B0 scaled by w=1.1, d=1.2, 260 px."""
-    return _create_efficientnet("efficientnet_b2", **kwargs)
+    return _create_efficientnet("efficientnet_b2", kwargs, width_mult=1.1, depth_mult=1.2, img_size=260, drop_rate=0.3)
 
 
+@FAMILY.variant(input_size=(3, 300, 300))
 def efficientnet_b3(**kwargs) -> EfficientNet:
     """EfficientNet-B3 (Tan & Le, 2019): B0 scaled by w=1.2, d=1.4, 300 px."""
-    return _create_efficientnet("efficientnet_b3", **kwargs)
+    return _create_efficientnet("efficientnet_b3", kwargs, width_mult=1.2, depth_mult=1.4, img_size=300, drop_rate=0.3)
 
 
+@FAMILY.variant(input_size=(3, 380, 380))
 def efficientnet_b4(**kwargs) -> EfficientNet:
     """EfficientNet-B4 (Tan & Le, 2019): B0 scaled by w=1.4, d=1.8, 380 px."""
-    return _create_efficientnet("efficientnet_b4", **kwargs)
+    return _create_efficientnet("efficientnet_b4", kwargs, width_mult=1.4, depth_mult=1.8, img_size=380, drop_rate=0.4)
 
 
+@FAMILY.variant(input_size=(3, 456, 456))
 def efficientnet_b5(**kwargs) -> EfficientNet:
     """EfficientNet-B5 (Tan & Le, 2019): B0 scaled by w=1.6, d=2.2, 456 px."""
-    return _create_efficientnet("efficientnet_b5", **kwargs)
+    return _create_efficientnet(
+        "efficientnet_b5", kwargs, width_mult=1.6, depth_mult=2.2, img_size=456, drop_rate=0.4, tf_batchnorm=True
+    )
 
 
+@FAMILY.variant(input_size=(3, 528, 528))
 def efficientnet_b6(**kwargs) -> EfficientNet:
     """EfficientNet-B6 (Tan & Le, 2019): B0 scaled by w=1.8, d=2.6, 528 px."""
-    return _create_efficientnet("efficientnet_b6", **kwargs)
+    return _create_efficientnet(
+        "efficientnet_b6", kwargs, width_mult=1.8, depth_mult=2.6, img_size=528, drop_rate=0.5, tf_batchnorm=True
+    )
 
 
+@FAMILY.variant(input_size=(3, 600, 600))
 def efficientnet_b7(**kwargs) -> EfficientNet:
     """EfficientNet-B7 (Tan & Le, 2019): B0 scaled by w=2.0, d=3.1, 600 px."""
-    return _create_efficientnet("efficientnet_b7", **kwargs)
-
-
-_BUILDERS = (
-    efficientnet_b0,
-    efficientnet_b1,
-    efficientnet_b2,
-    efficientnet_b3,
-    efficientnet_b4,
-    efficientnet_b5,
-    efficientnet_b6,
-    efficientnet_b7,
-)
+    return _create_efficientnet(
+        "efficientnet_b7", kwargs, width_mult=2.0, depth_mult=3.1, img_size=600, drop_rate=0.5, tf_batchnorm=True
+    )
 
 
 @hookimpl
 def register_models(register):
-    for builder in _BUILDERS:
-        name = builder.__name__
-        width, depth, resolution, dropout = SCALING[name]
-        register(
-            name,
-            builder,
-            family="efficientnet",
-            paper=PAPER,
-            year=2019,
-            input_size=(3, resolution, resolution),
-            num_classes=1000,
-            tags=("cnn", "efficient", "compound-scaling"),
-            description=f"EfficientNet-{name[-2:].upper()}: B0's MBConv blocks scaled by width {width}, depth "
-            f"{depth}, at {resolution} px.",
-            url=URL,
-            notes=(
-                f"Parameters equal torchvision/{name}'s; convert_weights loads its state dicts. Below {SMALL_INPUT} "
-                "px the stem runs at stride 1 (output stride 16: 32 px ends at 2x2, same parameters); "
-                "output_stride=8 also keeps stage 2 at stride 1 (4x4 at 32 px). Smallest img_size: the output "
-                f"stride. Dropout {dropout}, stochastic depth drop_path_rate=0.2. Keywords: width_mult, "
-                "depth_mult, drop_path_rate, output_stride."
-            ),
-            convert_weights=convert_weights,
-        )
+    FAMILY.register_all(register)

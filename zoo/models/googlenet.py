@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family
 from zoo.models.layers import SMALL_INPUT, choose_stem
 
 PAPER = "Going Deeper with Convolutions"
@@ -237,52 +238,35 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _create_googlenet(**kwargs) -> GoogLeNet:
-    return GoogLeNet(**kwargs)
+FAMILY = Family(
+    "googlenet",
+    GoogLeNet,
+    paper=PAPER,
+    year=2014,
+    url="https://arxiv.org/abs/1409.4842",
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    tags=("cnn", "classic", "inception"),
+    convert_weights=convert_weights,
+)
 
 
-def googlenet(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    img_size: int | tuple[int, int] = 224,
-    drop_rate: float = 0.2,
-    aux_logits: bool = False,
-    aux_drop_rate: float = 0.7,
-    small_stem: bool | None = None,
-) -> GoogLeNet:
+@FAMILY.variant(
+    description="Nine Inception blocks of parallel 1x1, 3x3, 5x5 and pooling branches; global average pooling.",
+    notes=(
+        "Parameters equal torchvision/googlenet's (with BN; its '5x5' branch is 3x3). aux_logits=True adds "
+        "the two auxiliary classifiers: in training mode forward returns (logits, aux_logits2, aux_logits1). "
+        "No transform_input. convert_weights loads torchvision state dicts (aux heads dropped if unused). "
+        f"Below {SMALL_INPUT} px the stem is a 3x3 stride-1 conv without the first max-pool (output stride 8, "
+        f"32 px ends at 4x4); small_stem=True/False forces a layout. Smallest img_size: {MIN_SIZE[True]} "
+        f"(small stem), {MIN_SIZE[False]} (ImageNet stem)."
+    ),
+)
+def googlenet(**kwargs) -> GoogLeNet:
     """GoogLeNet / Inception v1 (Szegedy et al., 2014) as torchvision builds it; 6,624,904 parameters at 3x224x224."""
-    return _create_googlenet(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        img_size=img_size,
-        drop_rate=drop_rate,
-        aux_logits=aux_logits,
-        aux_drop_rate=aux_drop_rate,
-        small_stem=small_stem,
-    )
+    return GoogLeNet(**kwargs)
 
 
 @hookimpl
 def register_models(register):
-    register(
-        "googlenet",
-        googlenet,
-        family="googlenet",
-        paper=PAPER,
-        year=2014,
-        input_size=(3, 224, 224),
-        num_classes=1000,
-        tags=("cnn", "classic", "inception"),
-        description="Nine Inception blocks of parallel 1x1, 3x3, 5x5 and pooling branches; global average pooling.",
-        url="https://arxiv.org/abs/1409.4842",
-        notes=(
-            "Parameters equal torchvision/googlenet's (with BN; its '5x5' branch is 3x3). aux_logits=True adds "
-            "the two auxiliary classifiers: in training mode forward returns (logits, aux_logits2, aux_logits1). "
-            "No transform_input. convert_weights loads torchvision state dicts (aux heads dropped if unused). "
-            f"Below {SMALL_INPUT} px the stem is a 3x3 stride-1 conv without the first max-pool (output stride 8, "
-            f"32 px ends at 4x4); small_stem=True/False forces a layout. Smallest img_size: {MIN_SIZE[True]} "
-            f"(small stem), {MIN_SIZE[False]} (ImageNet stem)."
-        ),
-        convert_weights=convert_weights,
-    )
+    FAMILY.register_all(register)

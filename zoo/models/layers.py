@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -90,22 +88,6 @@ def choose_stem(
     layout = f"{small_label} (small_stem=True)" if small else "ImageNet (small_stem=False)"
     check_img_size(f"{name}'s {layout} layout", img_size, min_size[small])
     return small
-
-
-def check_keywords(name: str, kwargs: dict, accepted: Iterable[str]) -> None:
-    """Refuse unknown builder keywords with the accepted list and the closest match (``**kwargs`` builders)."""
-    accepted = list(accepted)
-    for key in kwargs:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise TypeError(f"{name}: unknown keyword '{key}'; accepted: {', '.join(accepted)}{hint}")
-
-
-def keyword_only_params(cls: type, exclude: Iterable[str] = ("name",)) -> list[str]:
-    """The keyword-only parameters of ``cls.__init__``: what a ``**kwargs`` builder of that class accepts."""
-    params = inspect.signature(cls).parameters.values()
-    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in exclude]
 
 
 class ConvNormAct(nn.Sequential):

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family
 from zoo.models.layers import check_img_size, get_act
 
 PAPER = "Gradient-Based Learning Applied to Document Recognition"
@@ -25,10 +26,16 @@ _MONOTONIC = {"relu", "relu6", "tanh", "sigmoid", "hardsigmoid", "identity"}
 
 
 class LeNet5(nn.Module):
-    """LeNet-5: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> fc 120 -> fc 84 -> fc num_classes."""
+    """LeNet-5: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> fc 120 -> fc 84 -> fc num_classes.
+
+    61,706 parameters at 1x32x32 (and at 1x28x28, padded) and 10 classes. Inputs smaller than the paper's 32x32
+    field are zero-padded up to it by the first convolution, as the paper did for 28x28 MNIST; ``pad_input=False``
+    keeps them unpadded (a 16*4*4 flatten and 44,426 parameters at 28 px).
+    """
 
     def __init__(
         self,
+        *,
         num_classes: int = 10,
         in_chans: int = 1,
         img_size: int = 32,
@@ -88,51 +95,30 @@ class LeNet5(nn.Module):
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def _create_lenet(**kwargs) -> LeNet5:
+FAMILY = Family(
+    "lenet",
+    LeNet5,
+    paper=PAPER,
+    year=1998,
+    url="http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf",
+    input_size=(1, 32, 32),
+    num_classes=10,
+    tags=("cnn", "classic", "small"),
+)
+
+
+@FAMILY.variant(
+    description="Two conv layers and three fully connected: the network that started CNNs on digits.",
+    notes=(
+        "Any img_size >= 16; smaller than 32 px is zero-padded to the paper's 32x32 field (pad_input=False: not). "
+        "The paper's tanh and average subsampling: activation='tanh', pool='avg'."
+    ),
+)
+def lenet5(**kwargs) -> LeNet5:
+    """LeNet-5 (LeCun et al., 1998); 61,706 parameters at 1x32x32 and at 1x28x28, padded (keywords: ``LeNet5``)."""
     return LeNet5(**kwargs)
-
-
-def lenet5(
-    *,
-    num_classes: int = 10,
-    in_chans: int = 1,
-    img_size: int = 32,
-    drop_rate: float = 0.0,
-    activation: str = "relu",
-    pool: str = "max",
-    pad_input: bool = True,
-) -> LeNet5:
-    """LeNet-5 (LeCun et al., 1998); 61,706 parameters at 1x32x32 (and at 1x28x28, padded) and 10 classes.
-
-    Inputs smaller than the paper's 32x32 field are zero-padded up to it by the first convolution, as the paper did
-    for 28x28 MNIST; ``pad_input=False`` keeps them unpadded (a 16*4*4 flatten and 44,426 parameters at 28 px).
-    """
-    return _create_lenet(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        img_size=img_size,
-        drop_rate=drop_rate,
-        activation=activation,
-        pool=pool,
-        pad_input=pad_input,
-    )
 
 
 @hookimpl
 def register_models(register):
-    register(
-        "lenet5",
-        lenet5,
-        family="lenet",
-        paper=PAPER,
-        year=1998,
-        input_size=(1, 32, 32),
-        num_classes=10,
-        tags=("cnn", "classic", "small"),
-        description="Two conv layers and three fully connected: the network that started CNNs on digits.",
-        url="http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf",
-        notes=(
-            "Any img_size >= 16; smaller than 32 px is zero-padded to the paper's 32x32 field (pad_input=False: not). "
-            "The paper's tanh and average subsampling: activation='tanh', pool='avg'."
-        ),
-    )
+    FAMILY.register_all(register)

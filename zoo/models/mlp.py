@@ -18,13 +18,24 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family
 from zoo.models.layers import get_act
 
 PAPER = "Learning representations by back-propagating errors"
 
 
 class MLP(nn.Module):
-    """Flatten -> (Linear -> [BatchNorm1d] -> activation -> [Dropout]) per hidden size -> Linear -> [out act]."""
+    """Flatten -> (Linear -> [BatchNorm1d] -> activation -> [Dropout]) per hidden size -> Linear -> [out act].
+
+    Args:
+        hidden_sizes: widths of the hidden layers; ``()`` gives a linear (softmax regression) classifier.
+        activation: after each hidden layer (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``, ...).
+        batch_norm: BatchNorm1d between each hidden Linear and its activation.
+        in_features: take flat feature vectors of this length instead of images (``in_chans``/``img_size``
+            are then ignored).
+        out_activation: applied to the logits, e.g. ``"sigmoid"`` for one-output binary classification with
+            ``BCELoss``; leave ``None`` for ``CrossEntropyLoss`` or ``BCEWithLogitsLoss``.
+    """
 
     def __init__(
         self,
@@ -92,61 +103,30 @@ class MLP(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def _create_mlp(**kwargs) -> MLP:
+FAMILY = Family(
+    "mlp",
+    MLP,
+    paper=PAPER,
+    year=1986,
+    url="https://www.nature.com/articles/323533a0",
+    input_size=(1, 28, 28),
+    num_classes=10,
+    tags=("mlp", "classic", "small"),
+)
+
+
+@FAMILY.variant(
+    description="Fully connected layers on the flattened image: the first network of every course.",
+    notes=(
+        "Any input size: images are flattened to in_chans*img_size*img_size features; feature vectors via "
+        "in_features=. hidden_sizes=(...) sets the layers, () gives softmax regression."
+    ),
+)
+def mlp(**kwargs) -> MLP:
+    """Multilayer perceptron (Rumelhart et al., 1986); 1x28x28 -> 512 -> 256 -> 10 by default (keywords: ``MLP``)."""
     return MLP(**kwargs)
-
-
-def mlp(
-    *,
-    num_classes: int = 10,
-    in_chans: int = 1,
-    img_size: int | tuple[int, int] = 28,
-    drop_rate: float = 0.0,
-    hidden_sizes: Sequence[int] = (512, 256),
-    activation: str | Callable[[], nn.Module] = "relu",
-    batch_norm: bool = False,
-    in_features: int | None = None,
-    out_activation: str | Callable[[], nn.Module] | None = None,
-) -> MLP:
-    """Multilayer perceptron (Rumelhart et al., 1986); 1x28x28 -> 512 -> 256 -> 10 by default.
-
-    Args:
-        hidden_sizes: widths of the hidden layers; ``()`` gives a linear (softmax regression) classifier.
-        activation: after each hidden layer (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``, ...).
-        batch_norm: BatchNorm1d between each hidden Linear and its activation.
-        in_features: take flat feature vectors of this length instead of images (``in_chans``/``img_size``
-            are then ignored).
-        out_activation: applied to the logits, e.g. ``"sigmoid"`` for one-output binary classification with
-            ``BCELoss``; leave ``None`` for ``CrossEntropyLoss`` or ``BCEWithLogitsLoss``.
-    """
-    return _create_mlp(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        img_size=img_size,
-        drop_rate=drop_rate,
-        hidden_sizes=hidden_sizes,
-        activation=activation,
-        batch_norm=batch_norm,
-        in_features=in_features,
-        out_activation=out_activation,
-    )
 
 
 @hookimpl
 def register_models(register):
-    register(
-        "mlp",
-        mlp,
-        family="mlp",
-        paper=PAPER,
-        year=1986,
-        input_size=(1, 28, 28),
-        num_classes=10,
-        tags=("mlp", "classic", "small"),
-        description="Fully connected layers on the flattened image: the first network of every course.",
-        url="https://www.nature.com/articles/323533a0",
-        notes=(
-            "Any input size: images are flattened to in_chans*img_size*img_size features; feature vectors via "
-            "in_features=. hidden_sizes=(...) sets the layers, () gives softmax regression."
-        ),
-    )
+    FAMILY.register_all(register)

@@ -28,13 +28,12 @@ import torch
 import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family, merge_variant
 from zoo.models.layers import (
     SMALL_INPUT,
     ConvNormAct,
     InvertedResidual,
-    check_keywords,
     init_weights_like_torchvision,
-    keyword_only_params,
     make_divisible,
     reduce_strides,
     resolve_output_stride,
@@ -75,13 +74,6 @@ V3_SMALL = (
     (5, 576, 96, True, "hardswish", 1),
     (5, 576, 96, True, "hardswish", 1),
 )
-# variant -> (version, block table, head width: V2's last conv / V3's hidden Linear, default dropout)
-MOBILENET_CFGS = {
-    "mobilenet_v1": ("v1", V1_BLOCKS, 1024, 0.0),
-    "mobilenet_v2": ("v2", V2_BLOCKS, 1280, 0.2),
-    "mobilenet_v3_small": ("v3", V3_SMALL, 1024, 0.2),
-    "mobilenet_v3_large": ("v3", V3_LARGE, 1280, 0.2),
-}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -267,86 +259,64 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _create_mobilenet(variant: str, **kwargs) -> MobileNet:
-    check_keywords(variant, kwargs, keyword_only_params(MobileNet))
-    version, blocks, head_chs, drop_rate = MOBILENET_CFGS[variant]
-    kwargs.setdefault("drop_rate", drop_rate)
-    return MobileNet(version, blocks, head_chs, name=variant, **kwargs)
+FAMILY = Family(
+    "mobilenet",
+    MobileNet,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    tags=("cnn", "mobile", "efficient"),
+    convert_weights=convert_weights,
+    notes=(
+        f"Below {SMALL_INPUT} px the stem runs at stride 1 (output stride 16: 32 px ends at 2x2, same parameters); "
+        "output_stride=8 also keeps the first downsampling block at stride 1 (4x4 at 32 px). Smallest img_size: the "
+        "output stride. Keywords: width_mult, output_stride, drop_path_rate."
+    ),
+)
+_V3 = dict(paper="Searching for MobileNetV3", year=2019, url="https://arxiv.org/abs/1905.02244")
+_TORCHVISION = "Parameters equal torchvision's model of the same name; convert_weights loads its state dicts."
 
 
+def _create_mobilenet(variant: str, kwargs: dict, *, version: str, blocks: tuple, head_chs: int, **cfg) -> MobileNet:
+    """MobileNet ``version`` with the ``blocks`` table and a ``head_chs``-wide head (V2's last conv, V3's hidden
+    Linear); ``cfg`` holds the variant's defaults for the keywords (the user's ``kwargs`` win)."""
+    return MobileNet(version, blocks, head_chs, name=variant, **merge_variant(kwargs, **cfg))
+
+
+@FAMILY.variant(
+    paper="MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications",
+    year=2017,
+    url="https://arxiv.org/abs/1704.04861",
+    notes="Parameters equal timm/mobilenetv1_100's (the paper's layout).",
+    convert_weights=None,
+)
 def mobilenet_v1(**kwargs) -> MobileNet:
     """MobileNetV1 (Howard et al., 2017): 13 depthwise separable blocks, 32 -> 1024 channels."""
-    return _create_mobilenet("mobilenet_v1", **kwargs)
+    return _create_mobilenet("mobilenet_v1", kwargs, version="v1", blocks=V1_BLOCKS, head_chs=1024, drop_rate=0.0)
 
 
+@FAMILY.variant(
+    paper="MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+    year=2018,
+    url="https://arxiv.org/abs/1801.04381",
+    notes=_TORCHVISION,
+)
 def mobilenet_v2(**kwargs) -> MobileNet:
     """MobileNetV2 (Sandler et al., 2018): 17 inverted residuals with linear bottlenecks, 1280-channel head."""
-    return _create_mobilenet("mobilenet_v2", **kwargs)
+    return _create_mobilenet("mobilenet_v2", kwargs, version="v2", blocks=V2_BLOCKS, head_chs=1280, drop_rate=0.2)
 
 
+@FAMILY.variant(**_V3, notes=_TORCHVISION)
 def mobilenet_v3_small(**kwargs) -> MobileNet:
     """MobileNetV3-Small (Howard et al., 2019): 11 searched blocks, SE and h-swish, 1024-wide hidden head."""
-    return _create_mobilenet("mobilenet_v3_small", **kwargs)
+    return _create_mobilenet("mobilenet_v3_small", kwargs, version="v3", blocks=V3_SMALL, head_chs=1024, drop_rate=0.2)
 
 
+@FAMILY.variant(**_V3, notes=_TORCHVISION)
 def mobilenet_v3_large(**kwargs) -> MobileNet:
     """MobileNetV3-Large (Howard et al., 2019): 15 searched blocks, SE and h-swish, 1280-wide hidden head."""
-    return _create_mobilenet("mobilenet_v3_large", **kwargs)
-
-
-_CARDS = {
-    "mobilenet_v1": (
-        "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications",
-        2017,
-        "https://arxiv.org/abs/1704.04861",
-        "Depthwise separable convolutions: a 3x3 filter per channel, then a 1x1 mix.",
-        "timm/mobilenetv1_100",
-    ),
-    "mobilenet_v2": (
-        "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
-        2018,
-        "https://arxiv.org/abs/1801.04381",
-        "Inverted residuals: expand 6x, filter depthwise, project back linearly, add the input.",
-        "torchvision/mobilenet_v2",
-    ),
-    "mobilenet_v3_small": (
-        "Searching for MobileNetV3",
-        2019,
-        "https://arxiv.org/abs/1905.02244",
-        "Searched inverted residuals with squeeze-excite and h-swish; the small, low-latency model.",
-        "torchvision/mobilenet_v3_small",
-    ),
-    "mobilenet_v3_large": (
-        "Searching for MobileNetV3",
-        2019,
-        "https://arxiv.org/abs/1905.02244",
-        "Searched inverted residuals with squeeze-excite and h-swish; the large model.",
-        "torchvision/mobilenet_v3_large",
-    ),
-}
-_BUILDERS = {f.__name__: f for f in (mobilenet_v1, mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large)}
+    return _create_mobilenet("mobilenet_v3_large", kwargs, version="v3", blocks=V3_LARGE, head_chs=1280, drop_rate=0.2)
 
 
 @hookimpl
 def register_models(register):
-    for name, (paper, year, url, description, twin) in _CARDS.items():
-        register(
-            name,
-            _BUILDERS[name],
-            family="mobilenet",
-            paper=paper,
-            year=year,
-            input_size=(3, 224, 224),
-            num_classes=1000,
-            tags=("cnn", "mobile", "efficient"),
-            description=description,
-            url=url,
-            notes=(
-                f"Parameters equal {twin}'s. Below {SMALL_INPUT} px the stem runs at stride 1 (output stride 16: "
-                "32 px ends at 2x2, same parameters); output_stride=8 also keeps the first downsampling block at "
-                "stride 1 (4x4 at 32 px). Smallest img_size: the output stride. Keywords: width_mult, "
-                "output_stride."
-                + (" convert_weights loads torchvision state dicts." if twin.startswith("torchvision") else "")
-            ),
-            convert_weights=convert_weights if twin.startswith("torchvision") else None,
-        )
+    FAMILY.register_all(register)

@@ -19,8 +19,6 @@ Small inputs: with ``patch_size`` left out, images below 64 px use 4 x 4 patches
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import math
 import re
 
@@ -30,6 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from zoo.hookspecs import hookimpl
+from zoo.models.family import Family, merge_variant
 from zoo.models.layers import SMALL_INPUT, DropPath, is_small_input
 
 PAPER = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
@@ -294,97 +293,68 @@ def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # Builders
 # ---------------------------------------------------------------------------------------------------------
 
-# name -> (patch_size, embed_dim, depth, num_heads); mlp_ratio 4 everywhere (the paper's Table 1, plus DeiT's
-# Tiny and Small)
-VIT_CFGS: dict[str, tuple[int, int, int, int]] = {
-    "vit_tiny_patch16": (16, 192, 12, 3),
-    "vit_small_patch16": (16, 384, 12, 6),
-    "vit_base_patch16": (16, 768, 12, 12),
-    "vit_base_patch32": (32, 768, 12, 12),
-    "vit_large_patch16": (16, 1024, 24, 16),
-}
+FAMILY = Family(
+    "vit",
+    VisionTransformer,
+    paper=PAPER,
+    year=2020,
+    url=URL,
+    input_size=(3, 224, 224),
+    num_classes=1000,
+    tags=("transformer", "attention"),
+    convert_weights=convert_weights,
+    notes=(
+        "img_size must be a multiple of patch_size; without patch_size=, images below "
+        f"{SMALL_INPUT} px use {SMALL_PATCH}x{SMALL_PATCH} patches (28 px -> 49 tokens, 32 px -> 64). Any config "
+        "value (depth, embed_dim, num_heads, mlp_ratio, ...) can be overridden by keyword."
+    ),
+)
 
-_ACCEPTED = [p for p in inspect.signature(VisionTransformer).parameters if p != "name"]
 
-
-def _create_vit(variant: str, *, img_size: int | tuple[int, int] = 224, patch_size: int | None = None, **kwargs):
-    """Build a ViT variant; any config value (``depth``, ``embed_dim``, ``num_heads``, ``mlp_ratio``, ...) can be
-    overridden by keyword. ``patch_size=None`` picks the variant's patch, or 4 below 64 px."""
-    unknown = [k for k in kwargs if k not in _ACCEPTED]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], _ACCEPTED, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise TypeError(f"{variant}: unknown keyword '{unknown[0]}'; accepted: {', '.join(_ACCEPTED)}{hint}")
-    patch, embed_dim, depth, num_heads = VIT_CFGS[variant]
-    if patch_size is None:
+def _create_vit(variant: str, kwargs: dict, *, patch_size: int, **cfg) -> VisionTransformer:
+    """A ViT with the variant's ``patch_size`` and ``cfg`` (``embed_dim``, ``depth``, ``num_heads``; mlp_ratio 4
+    everywhere), overridden by the user's ``kwargs``. Without ``patch_size=``, images below ``SMALL_INPUT`` px use
+    ``SMALL_PATCH``-wide patches."""
+    kwargs = merge_variant(kwargs, **cfg)
+    if kwargs.get("patch_size") is None:
+        img_size = kwargs.get("img_size", 224)
         small = is_small_input(img_size)
-        patch_size = SMALL_PATCH if small else patch
         why = f" (the patch used below {SMALL_INPUT} px unless patch_size= is given)" if small else ""
-        _check_vit_size(variant, img_size, patch_size, why)
-    cfg = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
-    cfg.update(kwargs)
-    return VisionTransformer(img_size=img_size, patch_size=patch_size, name=variant, **cfg)
+        kwargs["patch_size"] = SMALL_PATCH if small else patch_size
+        _check_vit_size(variant, img_size, kwargs["patch_size"], why)
+    return VisionTransformer(name=variant, **kwargs)
 
 
+@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal timm's vit_tiny_patch16_224.")
 def vit_tiny_patch16(**kwargs) -> VisionTransformer:
     """ViT-Ti/16 (Dosovitskiy et al., 2020; the Tiny width from DeiT, Touvron et al., 2021): 192 wide, 12 deep."""
-    return _create_vit("vit_tiny_patch16", **kwargs)
+    return _create_vit("vit_tiny_patch16", kwargs, patch_size=16, embed_dim=192, depth=12, num_heads=3)
 
 
+@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal timm's vit_small_patch16_224.")
 def vit_small_patch16(**kwargs) -> VisionTransformer:
     """ViT-S/16 (Dosovitskiy et al., 2020; the Small width from DeiT, Touvron et al., 2021): 384 wide, 12 deep."""
-    return _create_vit("vit_small_patch16", **kwargs)
+    return _create_vit("vit_small_patch16", kwargs, patch_size=16, embed_dim=384, depth=12, num_heads=6)
 
 
+@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_16; weights= loads its.")
 def vit_base_patch16(**kwargs) -> VisionTransformer:
     """ViT-B/16 (Dosovitskiy et al., 2020): 768 wide, 12 deep, 12 heads, 16 x 16 patches."""
-    return _create_vit("vit_base_patch16", **kwargs)
+    return _create_vit("vit_base_patch16", kwargs, patch_size=16, embed_dim=768, depth=12, num_heads=12)
 
 
+@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_32; weights= loads its.")
 def vit_base_patch32(**kwargs) -> VisionTransformer:
     """ViT-B/32 (Dosovitskiy et al., 2020): 768 wide, 12 deep, 12 heads, 32 x 32 patches."""
-    return _create_vit("vit_base_patch32", **kwargs)
+    return _create_vit("vit_base_patch32", kwargs, patch_size=32, embed_dim=768, depth=12, num_heads=12)
 
 
+@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_l_16; weights= loads its.")
 def vit_large_patch16(**kwargs) -> VisionTransformer:
     """ViT-L/16 (Dosovitskiy et al., 2020): 1024 wide, 24 deep, 16 heads, 16 x 16 patches."""
-    return _create_vit("vit_large_patch16", **kwargs)
-
-
-_TWINS = {
-    "vit_tiny_patch16": "timm vit_tiny_patch16_224",
-    "vit_small_patch16": "timm vit_small_patch16_224",
-    "vit_base_patch16": "torchvision vit_b_16",
-    "vit_base_patch32": "torchvision vit_b_32",
-    "vit_large_patch16": "torchvision vit_l_16",
-}
+    return _create_vit("vit_large_patch16", kwargs, patch_size=16, embed_dim=1024, depth=24, num_heads=16)
 
 
 @hookimpl
 def register_models(register):
-    for name, builder in (
-        ("vit_tiny_patch16", vit_tiny_patch16),
-        ("vit_small_patch16", vit_small_patch16),
-        ("vit_base_patch16", vit_base_patch16),
-        ("vit_base_patch32", vit_base_patch32),
-        ("vit_large_patch16", vit_large_patch16),
-    ):
-        patch, dim, depth, heads = VIT_CFGS[name]
-        register(
-            name,
-            builder,
-            family="vit",
-            paper=PAPER,
-            year=2020,
-            input_size=(3, 224, 224),
-            num_classes=1000,
-            tags=("transformer", "attention"),
-            description=f"Vision Transformer, {dim} wide, {depth} blocks, {heads} heads, {patch}x{patch} patches.",
-            url=URL,
-            notes=(
-                f"Parameters at 224 px and 1000 classes equal {_TWINS[name]}'s; weights= accepts its state dict. "
-                f"img_size must be a multiple of patch_size; without patch_size=, images below {SMALL_INPUT} px "
-                f"use {SMALL_PATCH}x{SMALL_PATCH} patches (28 px -> 49 tokens, 32 px -> 64)."
-            ),
-            convert_weights=convert_weights,
-        )
+    FAMILY.register_all(register)
