@@ -10,6 +10,7 @@
                 [--plot FILE] [--run-dir DIR] [fit options]
     zoo bench NAME... [--input 3x224x224] [--batch 8]
     zoo plugins [--json]
+    zoo cache DIR [--img-size N] [--resize N] [--in-chans C] [--to DIR] [--workers N] [--rebuild] [--json]
 
 The fit options (``--batch-size``, ``--lr``, ``--optimizer``, ``--scheduler``, ``--loss``, ...) are made from
 ``zoo.train.config.cli_fields()``: each ``TrainConfig`` field declared with a flag type, with its help text.
@@ -451,6 +452,32 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    import time
+
+    import zoo.data
+
+    t0 = time.perf_counter()
+    data = zoo.data.cache(
+        args.folder, img_size=args.img_size, resize=args.resize, in_chans=args.in_chans, to=args.to,
+        workers=args.workers, rebuild=args.rebuild, progress=None if args.progress else False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    rows = []
+    for part in ("train", "test"):
+        split = getattr(data, part)
+        size = os.path.getsize(split.path)
+        shape = f"{split.channels}x{split.stored_size}x{split.stored_size}"
+        rows.append({"split": part, "images": len(split), "stored": shape, "bytes": size, "path": split.path})
+    if args.json:
+        _print_json({"seconds": round(seconds, 3), "img_size": data.img_size, "splits": rows})
+        return EXIT_OK
+    body = [(r["split"], r["images"], r["stored"], f"{r['bytes'] / 2**20:,.1f} MiB", r["path"]) for r in rows]
+    print(_table(("split", "images", "stored", "size", "cache file"), body))
+    print(f"img_size {data.img_size}; ready in {seconds:.1f} s")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the parser
 # ---------------------------------------------------------------------------------------------------------
@@ -558,6 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="the loaded plugins, their versions, models and errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("cache", help="decode an image folder once into memory-mapped uint8 caches (or reopen them)")
+    p.add_argument("folder", metavar="DIR", help="an image folder: one subfolder per class, or train/ and test/")
+    p.add_argument("--img-size", type=int, default=None, help="the size the model sees (default: load_dataset's, 32)")
+    p.add_argument("--resize", type=int, default=None, help="the stored short side (default: img-size * 8/7)")
+    p.add_argument("--in-chans", type=int, default=None, choices=(1, 3), help="1 or 3 (default: the images' own)")
+    p.add_argument("--to", default=None, metavar="DIR", help="where the cache files go (default: the user cache)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
+    p.add_argument("--rebuild", action="store_true", help="build anew even when the cache is current")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_cache)
     return parser
 
 

@@ -29,10 +29,14 @@ import torch
 import torch.nn.functional as F
 
 import zoo.data.sources as sources
+from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_files, stats_rows
+from zoo.data.decode import ImageFiles, stored_size
+from zoo.data.folders import scan_folder, split_options
 from zoo.data.formats import DatasetFormatError, read_cifar_batch, read_cifar_meta, read_idx
-from zoo.data.images import IMAGE_EXTENSIONS, channel_stats, convert_channels, image_mode, read_images, resize_images
-from zoo.data.loaders import stratified_order
-from zoo.data.sources import FILE_DATASETS, FileSpec
+from zoo.data.images import channel_stats, convert_channels, image_mode, read_images, resize_images
+from zoo.data.imagesplit import ImageSplit
+from zoo.data.sources import FILE_DATASETS, FileSpec, image_cache_dir
+from zoo.data.splitting import stratified_order
 from zoo.data.types import Dataset, DatasetNotFoundError, DatasetOptionError, Split
 from zoo.hookspecs import hookimpl
 from zoo.suggest import suggest
@@ -57,7 +61,7 @@ def _options(dataset: str, given: dict[str, Any], defaults: dict[str, Any]) -> d
             + suggest(key, defaults)
         )
     opts = {**defaults, **{k: v for k, v in given.items() if v is not None}}  # None means the default
-    for key in ("img_size", "train_size", "test_size", "num_classes"):
+    for key in ("img_size", "train_size", "test_size", "num_classes", "resize"):
         value = opts.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise DatasetOptionError(f"dataset '{dataset}': {key} must be a positive integer, got {value!r}")
@@ -315,165 +319,75 @@ def _load_synthetic(root: str | None = None, **options: Any) -> Dataset:
 # image folders
 
 
-_EXAMPLES = "/".join(e[1:] for e in IMAGE_EXTENSIONS[:4])
-_SPLIT_DIRS = ("train", "test", "val")
-
-
-def _list_classes(directory: Path) -> list[str]:
-    """Subfolder names, sorted; hidden ones (``.ipynb_checkpoints``) are not classes."""
-    return sorted(d.name for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
-def _list_images(directory: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
-    """Every image under ``directory/<class>``, labelled by its class's index; a class folder with none is an error.
-
-    As torchvision's ImageFolder, which raises for a class without a valid file: an empty class folder is more
-    often a copy that went wrong than a class meant to have no images. ``classes`` missing from ``directory`` are
-    skipped (a test split may lack a class).
-    """
-    paths, labels = [], []
-    for i, c in enumerate(classes):
-        if not (directory / c).is_dir():
-            continue
-        found = [p for p in sorted((directory / c).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-        if not found:
-            raise DatasetFormatError(
-                f"{directory / c}: class folder '{c}' holds no images ({_EXAMPLES}... files); every subfolder is a "
-                "class: add its images, remove it, or hide it with a name starting with '.'"
-            )
-        paths += found
-        labels += [i] * len(found)
-    return paths, labels
-
-
-def _min_per_class(frac: float) -> int:
-    """The fewest images a class needs so that the held-out split gives it at least one test and one train image."""
-    n = max(2, int(0.5 / min(frac, 1 - frac)))  # below this, round(n * frac) is 0 or n
-    while not 1 <= round(n * frac) <= n - 1:
-        n += 1
-    return n
-
-
-def _held_out_split(
-    directory: Path, paths: list[Path], labels: list[int], classes: list[str], frac: float, seed: int
-) -> tuple[list[Path], list[int], list[Path], list[int]]:
-    """A seeded, stratified split: within each class, ``round(n * frac)`` images of a permutation go to test."""
-    lab = np.asarray(labels)
-    counts = np.bincount(lab, minlength=len(classes))
-    need = _min_per_class(frac)
-    small = [i for i, n in enumerate(counts) if not 1 <= round(int(n) * frac) <= n - 1]
-    if small:
-        i = min(small, key=lambda k: counts[k])
-        n = int(counts[i])
-        lacks = "test" if round(n * frac) < 1 else "training"
-        raise DatasetFormatError(
-            f"image folder {directory}: class '{classes[i]}' has {n} image{'s' if n != 1 else ''}, so the held-out "
-            f"split (test_fraction={frac}) leaves it no {lacks} image; every class needs at least {need} images at "
-            "that test_fraction (or pass another test_fraction, or give train/ and test/ subfolders)"
-        )
-    rng = np.random.default_rng(seed)
-    test_mask = np.zeros(len(paths), dtype=bool)
-    for i in range(len(classes)):
-        idx = rng.permutation(np.flatnonzero(lab == i))
-        test_mask[idx[: int(round(len(idx) * frac))]] = True
-    return (
-        [p for p, m in zip(paths, test_mask) if not m],
-        [int(x) for x in lab[~test_mask]],
-        [p for p, m in zip(paths, test_mask) if m],
-        [int(x) for x in lab[test_mask]],
-    )
-
-
-def _split_options(directory: Path, opts: dict[str, Any]) -> tuple[float, int]:
-    frac, seed = opts["test_fraction"], opts["seed"]
-    if isinstance(frac, bool) or not isinstance(frac, (int, float, np.integer, np.floating)):
-        raise DatasetOptionError(f"image folder {directory}: test_fraction must be a number in (0, 1), got {frac!r}")
-    if not 0 < frac < 1:
-        raise DatasetOptionError(f"image folder {directory}: test_fraction must be in (0, 1), got {frac!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise DatasetOptionError(f"image folder {directory}: seed must be an integer, got {seed!r}")
-    return float(frac), int(seed)
-
-
 def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
     """A directory with one subfolder per class (like torchvision's ImageFolder).
 
     If it has ``train/`` and ``test/`` (or ``val/``) subfolders, those are the splits; otherwise a seeded,
     stratified ``test_fraction`` of each class is held out (of ``train/``'s classes when ``train/`` is the only
-    subfolder). Images are resized to ``img_size`` on load.
+    subfolder). The layout is checked (``zoo.data.folders``), each problem a one-line ``DatasetFormatError``.
 
-    The layout is checked, each problem a one-line ``DatasetFormatError``: a class folder without images (as
-    torchvision's ImageFolder), a class in ``test/`` but not in ``train/``, a ``test/`` without images or without a
-    ``train/``, and a class too small for the held-out split to leave it a test and a training image. A class in
-    ``train/`` but not in ``test/`` is allowed.
+    Where the images go depends on ``cache``:
+
+    - ``None`` (default): decoded into memory and resized to ``img_size`` on load when they fit in
+      ``MAX_LOAD_BYTES`` as uint8; otherwise cached, as with ``True``.
+    - ``True`` or a directory: decoded once (torchvision's decoders, in DataLoader workers) into a memory-mapped
+      uint8 cache per split in the user cache dir (``zoo.data.image_cache_dir()``) or that directory, at
+      ``resize`` (the short side; default ``img_size * 8/7``) and centre-cropped square; reopened in milliseconds
+      while the folder is unchanged. Training takes random resized crops of ``img_size`` from it, on the device.
+    - ``False``: nothing cached; DataLoader workers decode the files every epoch (as the cache would), for data
+      that changes between runs.
     """
     directory = Path(path)
     opts = _options(
         str(directory),
         options,
-        {"img_size": 32, "in_chans": None, "test_fraction": 0.2, "seed": 0, "hflip": True},
-    )
-    frac, seed = _split_options(directory, opts)
+        {"img_size": 32, "in_chans": None, "test_fraction": 0.2, "seed": 0, "hflip": True, "cache": None,
+         "resize": None, "workers": None, "rebuild": False},
+    )  # fmt: skip
+    frac, seed = split_options(directory, opts)
     size = opts["img_size"]
-    subdirs = _list_classes(directory)
-    test_dir = next((directory / d for d in ("test", "val") if d in subdirs), None)
-    if "train" in subdirs and test_dir is not None:
-        classes = _list_classes(directory / "train")
-        extra = [c for c in _list_classes(test_dir) if c not in classes]
-        if extra:
-            raise DatasetFormatError(
-                f"{test_dir / extra[0]}: class '{extra[0]}' is in {test_dir.name}/ but not in train/; every class in "
-                f"{test_dir.name}/ needs training images in train/<class>/ (train/ has: {', '.join(classes) or 'none'})"
+    layout = scan_folder(directory, frac, seed)
+    mode = {1: "L", 3: "RGB"}.get(opts["in_chans"]) or image_mode(layout.train_paths)
+    chans = 1 if mode == "L" else 3
+    name = directory.name or str(directory)
+    n = len(layout.train_paths) + len(layout.test_paths)
+    if opts["cache"] is None and n * chans * size * size <= MAX_LOAD_BYTES:
+        train = Split(read_images(layout.train_paths, size, mode), torch.tensor(layout.train_labels))
+        test = Split(read_images(layout.test_paths, size, mode), torch.tensor(layout.test_labels))
+        return _finish(
+            name, train, test, num_classes=len(layout.classes), img_size=size, in_chans=None,
+            classes=layout.classes, source=str(directory), hflip=bool(opts["hflip"]),
+        )  # fmt: skip
+    stored = opts["resize"] or stored_size(size)
+    if stored < size:
+        raise DatasetOptionError(f"image folder {directory}: resize={stored} is smaller than img_size={size}")
+    cache = opts["cache"] if opts["cache"] is not None else True
+    where = image_cache_dir() if cache is True else (None if cache is False else Path(cache).expanduser())
+    splits = []
+    for part, paths, labels in (
+        ("train", layout.train_paths, layout.train_labels), ("test", layout.test_paths, layout.test_labels)
+    ):  # fmt: skip
+        files = ImageFiles(paths, labels, stored, chans)
+        if where is None:
+            splits.append(ImageSplit(files=files, labels=torch.tensor(labels), img_size=size, classes=layout.classes))
+            continue
+        resolved = [p.resolve() for p in paths]
+        fingerprint = fingerprint_files(resolved, labels, size=stored, channels=chans, classes=layout.classes)
+        file = where / cache_file_name(name, part, stored, chans, str(directory.resolve()))
+        splits.append(
+            cached_split(
+                files, file, fingerprint=fingerprint, img_size=size, classes=layout.classes, rebuild=opts["rebuild"],
+                workers=opts["workers"],
             )
-        train_paths, train_labels = _list_images(directory / "train", classes)
-        test_paths, test_labels = _list_images(test_dir, classes)
-        if train_paths and not test_paths:
-            raise DatasetFormatError(
-                f"{test_dir}: no images; {test_dir.name}/ needs one subfolder per class, as train/ has, holding "
-                f"{_EXAMPLES}... files"
-            )
-    elif subdirs and set(subdirs) <= set(_SPLIT_DIRS):
-        if subdirs != ["train"]:
-            raise DatasetFormatError(
-                f"image folder {directory} has {'/ and '.join(subdirs)}/ but no train/; expected train/ and test/ "
-                "(or val/) subfolders, or one subfolder per class"
-            )
-        classes = _list_classes(directory / "train")  # train/ alone: hold out a split of it
-        paths, labels = _list_images(directory / "train", classes)
-        if paths:
-            train_paths, train_labels, test_paths, test_labels = _held_out_split(
-                directory / "train", paths, labels, classes, frac, seed
-            )
-        else:
-            train_paths = []
-    else:
-        classes = subdirs
-        paths, labels = _list_images(directory, classes)
-        if paths:
-            train_paths, train_labels, test_paths, test_labels = _held_out_split(
-                directory, paths, labels, classes, frac, seed
-            )
-        else:
-            train_paths = []
-    if not classes or not train_paths:
-        raise DatasetNotFoundError(
-            f"{directory}: no images found; expected one subfolder per class holding "
-            f"{_EXAMPLES}... files (optionally under train/ and test/)"
-        )
-    mode = {1: "L", 3: "RGB"}.get(opts["in_chans"]) or image_mode(train_paths)
-    train = Split(read_images(train_paths, size, mode), torch.tensor(train_labels, dtype=torch.int64))
-    test = Split(read_images(test_paths, size, mode), torch.tensor(test_labels, dtype=torch.int64))
-    return _finish(
-        directory.name or str(directory),
-        train,
-        test,
-        num_classes=len(classes),
-        img_size=size,
-        in_chans=None,
-        classes=classes,
-        source=str(directory),
+        )  # fmt: skip
+    train, test = splits
+    if train.mean is None:  # streamed: the statistics of the rows a cache would have measured them on
+        train.mean, train.std = channel_stats(train.read(stats_rows(len(train))))
+    return Dataset(
+        name=name, train=train, test=test, num_classes=len(layout.classes), in_chans=chans, img_size=size,
+        mean=tuple(train.mean), std=tuple(train.std), classes=layout.classes, source=str(directory),
         hflip=bool(opts["hflip"]),
-    )
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -524,7 +438,7 @@ def load_dataset(
     return data
 
 
-def subset(split: Split, limit: int, seed: int = 0) -> Split:
+def subset(split: Split | ImageSplit, limit: int, seed: int = 0) -> Split | ImageSplit:
     """At most ``limit`` samples of ``split``, stratified by class and seeded, in their original order.
 
     Each class keeps its share of the split (to within one image): the samples are ranked by their position in a
@@ -534,6 +448,8 @@ def subset(split: Split, limit: int, seed: int = 0) -> Split:
     if limit >= n:
         return split
     keep = torch.sort(stratified_order(split.labels, n, seed)[:limit]).values
+    if isinstance(split, ImageSplit):
+        return split.subset(keep)
     return Split(
         split.images[keep].contiguous(), split.labels[keep].contiguous(), mean=split.mean, std=split.std,
         hflip=split.hflip,

@@ -20,6 +20,11 @@ def cache_dir() -> Path:
     return Path(base) / "zoo"
 
 
+def image_cache_dir() -> Path:
+    """``<cache dir>/images``: where image folders and Datasets are cached as uint8 arrays (``zoo.data.cache``)."""
+    return cache_dir() / "images"
+
+
 def search_paths(name: str, root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """The base directories searched for dataset ``name``, in order, each with where it came from."""
     bases: list[tuple[str, Path]] = []

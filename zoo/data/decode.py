@@ -1,0 +1,159 @@
+"""Decoding images into squares of one stored size: the preparation the image cache and the streaming loader share,
+so that both give the same pixels.
+
+Files are decoded with torchvision (libjpeg-turbo, libpng, libwebp; PIL only for the formats torchvision cannot
+read, such as BMP and TIFF); the short side is resized to the stored size (bilinear, antialiased, uint8 all the way)
+and the centre square is kept. ``ImageFiles`` and ``SquareImages`` are map-style Datasets of such squares, for
+DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo.data.images import bombs_refused, image_error
+
+__all__ = ["MODES", "read_image_file", "fit_square", "to_uint8_image", "ImageFiles", "SquareImages", "stored_size"]
+
+MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
+
+
+def stored_size(img_size: int) -> int:
+    """The square side kept in a cache for models of ``img_size``: the 8/7 margin of the usual 256 -> 224 (a
+    centre crop of ``img_size`` for evaluation, random resized crops of it for training)."""
+    return max(int(img_size), round(int(img_size) * 8 / 7))
+
+
+def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 C x H x W -> uint8 C x size x size: the short side resized to ``size`` (bilinear, antialiased when
+    shrinking; the long side as torchvision's ``Resize(size)`` computes it), then the centre square."""
+    c, h, w = image.shape
+    short, long = min(h, w), max(h, w)
+    if short != size:
+        new_long = max(size, int(size * long / short))
+        new_h, new_w = (size, new_long) if h <= w else (new_long, size)
+        image = F.interpolate(
+            image.unsqueeze(0), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=size < short
+        )[0]
+        h, w = new_h, new_w
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[:, top : top + size, left : left + size].contiguous()
+
+
+def _pil_pixels(data: bytes, path: Path, channels: int) -> torch.Tensor:
+    """PIL for what torchvision cannot decode, with Pillow's decompression-bomb limit enforced."""
+    from PIL import Image
+
+    with bombs_refused(), Image.open(io.BytesIO(data)) as im:
+        arr = np.array(im.convert(MODES[channels]), dtype=np.uint8)
+    return torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], channels)).permute(2, 0, 1)
+
+
+def _check_pixels(data: bytes, path: Path) -> None:
+    """Refuse an image over Pillow's ``MAX_IMAGE_PIXELS`` before decoding it (only the header is read)."""
+    from PIL import Image
+
+    with bombs_refused(), Image.open(io.BytesIO(data)) as im:
+        im.size  # noqa: B018  (opening parses the header, which raises for a bomb)
+
+
+def read_image_file(path: str | os.PathLike, channels: int) -> torch.Tensor:
+    """Decode an image file: uint8 ``channels`` x H x W. A broken file, or one over Pillow's decompression-bomb
+    limit, gives a one-line ``DatasetFormatError`` naming it."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        _check_pixels(data, path)
+        mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+        try:
+            with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec on every call; zoo knows
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        except RuntimeError:  # a format torchvision does not decode (BMP, TIFF, PPM...)
+            return _pil_pixels(data, path, channels)
+    except Exception as exc:  # a broken file can make a decoder raise almost anything
+        raise image_error(path, exc) from None
+
+
+def to_uint8_image(item: Any, channels: int) -> torch.Tensor:
+    """A PIL image, a uint8 or [0, 1] float tensor (C x H x W) or a uint8 H x W x C array as uint8 C x H x W with
+    ``channels`` channels (grey repeated, colour turned to luma as PIL's ``convert("L")``)."""
+    if hasattr(item, "convert") and hasattr(item, "size"):  # a PIL image
+        arr = np.array(item.convert(MODES[channels]), dtype=np.uint8)
+        return torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], channels)).permute(2, 0, 1)
+    if isinstance(item, np.ndarray):
+        if item.ndim == 2:
+            item = item[:, :, None]
+        item = torch.from_numpy(np.ascontiguousarray(item)).permute(2, 0, 1)
+    if not isinstance(item, torch.Tensor) or item.ndim not in (2, 3):
+        raise TypeError(
+            f"cannot cache a {type(item).__name__} as an image; accepted: PIL images, C x H x W tensors (uint8, or "
+            "float in [0, 1]) and H x W x C uint8 arrays"
+        )
+    x = item if item.ndim == 3 else item.unsqueeze(0)
+    if x.is_floating_point():
+        x = x.mul(255).round_().clamp_(0, 255)
+    x = x.to(torch.uint8)
+    if x.shape[0] == channels:
+        return x
+    if x.shape[0] == 1 and channels == 3:
+        return x.expand(3, -1, -1)
+    if x.shape[0] == 3 and channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
+        w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        return (x.float() * w).sum(0, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    raise ValueError(f"cannot turn a {x.shape[0]}-channel image into {channels} channels; accepted: 1 or 3")
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded into uint8 squares: item ``i`` is ``(C x size x size, label)``.
+
+    Args:
+        paths: the files, in index order.
+        labels: one class index per file.
+        size: the stored square side (``stored_size(img_size)``).
+        channels: 1 (grey) or 3 (RGB).
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], labels: Sequence[int], size: int, channels: int) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"ImageFiles: {len(paths)} paths but {len(labels)} labels; give one label per file")
+        self.paths = [Path(p) for p in paths]
+        self.labels = [int(v) for v in labels]
+        self.size, self.channels = int(size), int(channels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return fit_square(read_image_file(self.paths[i], self.channels), self.size), self.labels[i]
+
+
+class SquareImages(torch.utils.data.Dataset):
+    """Any map-style Dataset of ``(image, label)`` (PIL images, tensors, arrays) as uint8 squares of ``size``."""
+
+    def __init__(self, dataset: Any, size: int, channels: int) -> None:
+        self.dataset, self.size, self.channels = dataset, int(size), int(channels)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        item = self.dataset[i]
+        if not (isinstance(item, (tuple, list)) and len(item) >= 2):
+            raise TypeError(
+                f"item {i} of the {type(self.dataset).__name__} is a {type(item).__name__}; a Dataset to cache "
+                "gives (image, class index) pairs"
+            )
+        label = item[1]
+        return fit_square(to_uint8_image(item[0], self.channels), self.size), int(label)

@@ -1,0 +1,94 @@
+"""``zoo.data.cache``: decode images once, ahead of training, into memory-mapped uint8 caches (``zoo cache DIR``).
+
+Training then reads them at memory speed (``zoo.data.stream.ImageBatches``); the page cache keeps what fits in
+RAM, and data larger than RAM is read from disk a batch at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_dataset
+from zoo.data.datasets import load_image_folder
+from zoo.data.decode import SquareImages, stored_size, to_uint8_image
+from zoo.data.sources import image_cache_dir
+from zoo.data.types import Dataset, DatasetOptionError
+
+__all__ = ["cache"]
+
+
+def cache(
+    source: str | os.PathLike | torch.utils.data.Dataset,
+    *,
+    img_size: int | None = None,
+    resize: int | None = None,
+    in_chans: int | None = None,
+    to: str | os.PathLike | None = None,
+    rebuild: bool = False,
+    workers: int | None = None,
+    key: str | None = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> Dataset | Any:
+    """Cache an image folder or a map-style Dataset of images as uint8 squares on disk, or reopen its cache.
+
+    Args:
+        source: a directory of class subfolders (as ``zoo.load_dataset`` reads it) or a map-style Dataset giving
+            ``(image, class index)`` (PIL images, C x H x W tensors, H x W x C arrays; e.g. torchvision's
+            ``ImageFolder`` without transforms).
+        img_size: the side of the square the model sees; a folder's default is ``load_dataset``'s (32), a
+            Dataset's the short side of its first image.
+        resize: the stored short side (default ``img_size * 8/7``: centre crops for evaluation and random resized
+            crops for training are taken from it).
+        in_chans: 1 or 3; default: a folder's images' own, a Dataset's first image's.
+        to: the directory the cache files go in (default: ``zoo.data.image_cache_dir()``).
+        rebuild: build anew even when a current cache exists.
+        workers: DataLoader workers decoding (default: every core).
+        key: for a Dataset that does not list its files, a name for its content (part of its fingerprint).
+        progress: a progress bar while building (default: on a terminal).
+        **options: a folder's other ``load_dataset`` options (``test_fraction``, ``seed``, ``hflip``).
+
+    Returns:
+        For a folder the ``Dataset`` (``train`` and ``test`` cached ``ImageSplit``s); for a Dataset an ``ImageSplit``
+        that ``zoo.fit`` and ``zoo.evaluate`` take directly.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_dir():
+            raise DatasetOptionError(
+                f"cache: {os.fspath(source)!r} is not a directory; give an image folder or a map-style Dataset"
+            )
+        opts = {"img_size": img_size, "resize": resize, "in_chans": in_chans, "workers": workers, **options}
+        return load_image_folder(source, cache=Path(to) if to is not None else True, rebuild=rebuild, **opts)
+    if not isinstance(source, torch.utils.data.Dataset) or isinstance(source, torch.utils.data.IterableDataset):
+        raise DatasetOptionError(
+            f"cache: expected an image folder path or a map-style torch Dataset, got {type(source).__name__}"
+        )
+    if len(source) == 0:  # type: ignore[arg-type]
+        raise DatasetOptionError(f"cache: the {type(source).__name__} is empty; there is nothing to cache")
+    first = source[0][0]
+    if in_chans is None:
+        in_chans = 1 if getattr(first, "mode", None) in ("L", "1", "I", "I;16", "LA") else 3
+        if isinstance(first, torch.Tensor) and first.ndim == 3 and first.shape[0] == 1:
+            in_chans = 1
+    if in_chans not in (1, 3):
+        raise DatasetOptionError(f"cache: in_chans must be 1 or 3, got {in_chans!r}")
+    if img_size is None:
+        img_size = min(to_uint8_image(first, in_chans).shape[-2:])
+    stored = resize or stored_size(img_size)
+    if stored < img_size:
+        raise DatasetOptionError(f"cache: resize={stored} is smaller than img_size={img_size}")
+    squares = SquareImages(source, stored, in_chans)
+    classes = getattr(source, "classes", None)
+    classes = list(classes) if isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes) else None
+    fingerprint = fingerprint_dataset(source, squares, key, size=stored, channels=in_chans)
+    name = type(source).__name__ + (f"-{key}" if key else "")
+    where = f"{type(source).__module__}.{type(source).__qualname__}:{key}:{len(source)}"  # type: ignore[arg-type]
+    file = Path(to or image_cache_dir()).expanduser() / cache_file_name(name, "data", stored, in_chans, where)
+    return cached_split(
+        squares, file, fingerprint=fingerprint, img_size=img_size, classes=classes, hflip=True, rebuild=rebuild,
+        workers=workers, progress=progress,
+    )  # fmt: skip

@@ -1,0 +1,258 @@
+"""``ImageBatches``: an ``ImageSplit`` (cached or streamed) behind the ``Batches`` contract.
+
+Each epoch's order is the one ``BatchLoader`` uses (``shard_order``: seeded with ``(seed, epoch)``, sharded per
+rank). The uint8 squares of a batch come from the memory-mapped cache (read in a background thread, only this
+rank's rows) or from DataLoader workers decoding the files (streaming); either way they then go through one
+per-batch pipeline on the device: a random resized crop and a flip for training (the crop boxes and flips drawn
+for the whole epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation. The same
+seed gives the same batches from the cache and from the files.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from zoo.data.describe import channel_tuple
+from zoo.data.imagesplit import ImageSplit, center_crop
+from zoo.data.splitting import shard_order, shard_total
+from zoo.data.torchloader import default_workers
+
+__all__ = ["ImageBatches", "random_boxes", "resized_crops"]
+
+CROP_SCALE = (0.25, 1.0)  # area of a training crop, as a fraction of the stored square
+CROP_RATIO = (3 / 4, 4 / 3)  # its aspect ratio (width / height), drawn log-uniformly, as torchvision's
+
+
+def random_boxes(
+    n: int, size: int, generator: torch.Generator, scale: Sequence[float] = CROP_SCALE,
+    ratio: Sequence[float] = CROP_RATIO,
+) -> torch.Tensor:  # fmt: skip
+    """``n`` random crop boxes in a ``size`` square: int64 n x 4 (top, left, height, width), torchvision's
+    ``RandomResizedCrop`` sampling without its retries (a side that would overflow is cut to the square)."""
+    area = size * size * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=generator, dtype=torch.float64))
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    r = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64))
+    w = (area * r).sqrt().round().clamp(1, size)
+    h = (area / r).sqrt().round().clamp(1, size)
+    top = (torch.rand(n, generator=generator, dtype=torch.float64) * (size - h + 1)).floor()
+    left = (torch.rand(n, generator=generator, dtype=torch.float64) * (size - w + 1)).floor()
+    return torch.stack([top, left, h, w], 1).long()
+
+
+def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop each image to its box, resize it to ``size`` (bilinear) and mirror it where ``flip``.
+
+    On a GPU one ``grid_sample`` does the whole batch (float out); on the CPU each crop goes through torch's uint8
+    antialiased resize, several times faster there than any batched float resampling (uint8 out).
+    """
+    b, c, s, _ = images.shape
+    if images.device.type != "cpu":
+        top, left, h, w = (v.to(images.device, torch.float32) for v in boxes.t())
+        theta = torch.zeros(b, 2, 3, device=images.device)
+        sign = 1.0 - 2.0 * flip.to(images.device, torch.float32)
+        theta[:, 0, 0] = w / s * sign
+        theta[:, 1, 1] = h / s
+        theta[:, 0, 2] = (2 * left + w) / s - 1
+        theta[:, 1, 2] = (2 * top + h) / s - 1
+        grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
+        return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = torch.empty((b, c, size, size), dtype=images.dtype)
+    for i, ((t, left, h, w), f) in enumerate(zip(boxes.tolist(), flip.tolist())):
+        crop = images[i : i + 1, :, t : t + h, left : left + w]
+        if h != size or w != size:
+            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out[i] = crop[0].flip(-1) if f else crop[0]
+    return out
+
+
+class _EpochBatches(torch.utils.data.Sampler):
+    """The batch sampler of the streaming DataLoader: this epoch's batches of store rows, set before each epoch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ImageBatches:
+    """Batches of an ``ImageSplit`` on the device: the ``Batches`` contract for cached and streamed images.
+
+    Args:
+        split: the images (``zoo.load_dataset(folder, cache=...)``, ``zoo.data.cache``).
+        batch_size: images per batch (per rank).
+        shuffle: a new order each epoch (seeded with ``(seed, epoch)``).
+        augment: a random resized crop (area ``CROP_SCALE`` of the stored square, aspect ``CROP_RATIO``) and, if
+            ``hflip``, a horizontal flip; otherwise the centre ``img_size`` crop.
+        mean, std: per channel in [0, 1] units; default: the split's own, else 0.5.
+        device: where batches are produced.
+        channels_last: yield batches in ``torch.channels_last`` memory format.
+        drop_last: drop the last incomplete batch.
+        seed, rank, world_size: the order and the shard, as ``BatchLoader``'s.
+        hflip: whether augmentation flips; default: the split's ``hflip``.
+        num_workers: DataLoader workers decoding a streamed split (default ``default_workers(device)``).
+        pin_memory: pin host batches for a fast copy to the GPU (default: on CUDA).
+    """
+
+    def __init__(
+        self,
+        split: ImageSplit,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        augment: bool = False,
+        mean: float | Sequence[float] | None = None,
+        std: float | Sequence[float] | None = None,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        hflip: bool | None = None,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"ImageBatches: batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"ImageBatches: rank {rank} is not in 0..{world_size - 1} (world_size={world_size})")
+        self.split = split
+        self.device = torch.device(device)
+        self.batch_size, self.shuffle, self.augment = int(batch_size), bool(shuffle), bool(augment)
+        self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
+        self.seed, self.rank, self.world_size, self.epoch = int(seed), int(rank), int(world_size), 0
+        self.hflip = bool(split.hflip if hflip is None else hflip)
+        self.workers = default_workers(self.device) if num_workers is None else int(num_workers)
+        self.pin = (self.device.type == "cuda") if pin_memory is None else bool(pin_memory)
+        c = split.channels
+        self.mean = channel_tuple((split.mean or 0.5) if mean is None else mean, c, "ImageBatches: mean")
+        self.std = channel_tuple((split.std or 0.5) if std is None else std, c, "ImageBatches: std")
+        # x_norm = (x / 255 - mean) / std = x * scale + shift
+        self._scale = torch.tensor([1 / (255 * s) for s in self.std], device=self.device).view(1, c, 1, 1)
+        self._shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=self.device).view(1, c, 1, 1)
+        self.labels = split.labels.to(self.device)
+        n = len(split)
+        self._total = shard_total(n, world_size, shuffle, drop_last)
+        self._num_samples = len(range(self.rank, self._total, self.world_size))
+        full, rest = divmod(self._num_samples, self.batch_size)
+        self._len = full if (drop_last or rest == 0) else full + 1
+        self._sampler = _EpochBatches()
+        self._loader: torch.utils.data.DataLoader | None = None
+        self.info = split.data_info()
+        self.info.mean, self.info.std = self.mean, self.std
+
+    def set_epoch(self, epoch: int) -> None:
+        """Deterministic reshuffle: the order and the crops come from ``(seed, epoch)``; the same on all ranks."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def num_batches(self) -> int:
+        return self._len
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank sees per epoch."""
+        return min(self._num_samples, self._len * self.batch_size)
+
+    def indices(self) -> torch.Tensor:
+        """This rank's positions in the split for the current epoch, in order (CPU)."""
+        n = len(self.split)
+        return shard_order(n, self._total, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+
+    def _crops(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's crop boxes and flips for the epoch, drawn for the global order (as ``BatchLoader``'s)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 0x5EED)
+        boxes = random_boxes(self._total, self.split.stored_size, g)
+        flip = (torch.rand(self._total, generator=g) < 0.5) & self.hflip
+        sl = slice(self.rank, self._total, self.world_size)
+        return boxes[sl][: self.num_samples], flip[sl][: self.num_samples]
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (or float, from a GPU crop) images -> normalised float, channels_last as asked."""
+        x = x.float().mul_(self._scale).add_(self._shift)  # (x / 255 - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+    def _streamed(self, groups: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """uint8 batches decoded by DataLoader workers (kept alive between epochs)."""
+        self._sampler.batches = [self.split.base_index(g).tolist() for g in groups]
+        if self._loader is None:
+            self._loader = torch.utils.data.DataLoader(
+                self.split.files, batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
+                persistent_workers=self.workers > 0,
+            )  # fmt: skip
+        for x, _ in self._loader:
+            yield x
+
+    def _mapped(self, groups: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """uint8 batches read from the memory map by a background thread, a couple of batches ahead."""
+        ahead: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def offer(item: object) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for g in groups:
+                    x = self.split.read(g)
+                    if not offer(x.pin_memory() if self.pin else x):
+                        return
+            except BaseException as exc:  # handed to the consumer, which raises it
+                offer(exc)
+
+        thread = threading.Thread(target=read, name="zoo-cache-reader", daemon=True)
+        thread.start()
+        try:
+            for _ in groups:
+                x = ahead.get()
+                if isinstance(x, BaseException):
+                    raise x
+                yield x
+        finally:
+            stop.set()
+            thread.join()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.indices()[: self.num_samples]
+        groups = list(order.split(self.batch_size))
+        if self.augment:
+            boxes, flips = self._crops()
+        raw = self._mapped(groups) if self.split.cached else self._streamed(groups)
+        non_blocking = self.pin and self.device.type == "cuda"
+        start = 0
+        for k, x in enumerate(raw):
+            g = groups[k]
+            b = len(g)
+            x = x.to(self.device, non_blocking=non_blocking)
+            if self.augment:
+                x = resized_crops(x, boxes[start : start + b], flips[start : start + b], self.split.img_size)
+            else:
+                x = center_crop(x, self.split.img_size)
+            start += b
+            yield self._prepare(x), self.labels.index_select(0, g.to(self.device))
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.arange(min(2, len(self.split)))
+        if len(idx) == 0:
+            raise ValueError("the data is empty")
+        x = center_crop(self.split.read(idx), self.split.img_size).to(self.device)
+        return self._prepare(x), self.labels.index_select(0, idx.to(self.device))
