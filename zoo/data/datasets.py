@@ -342,7 +342,7 @@ def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
         str(directory),
         options,
         {"img_size": 32, "in_chans": None, "test_fraction": 0.2, "seed": 0, "hflip": True, "cache": None,
-         "resize": None, "workers": None, "rebuild": False},
+         "resize": None, "workers": None, "rebuild": False, "progress": None},
     )  # fmt: skip
     frac, seed = split_options(directory, opts)
     size = opts["img_size"]
@@ -377,7 +377,7 @@ def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
         splits.append(
             cached_split(
                 files, file, fingerprint=fingerprint, img_size=size, classes=layout.classes, rebuild=opts["rebuild"],
-                workers=opts["workers"],
+                workers=opts["workers"], progress=opts["progress"],
             )
         )  # fmt: skip
     train, test = splits
@@ -411,7 +411,9 @@ def load_dataset(
         **options: per dataset; every built-in accepts ``img_size`` (resize once, on load) and ``in_chans``
             (1 or 3: grey images are repeated, colour ones converted to luma). File-backed ones accept
             ``download`` (allow torchvision's download into the cache dir); ``synthetic`` accepts
-            ``num_classes``, ``train_size``, ``test_size``, ``seed``, ``noise``.
+            ``num_classes``, ``train_size``, ``test_size``, ``seed``, ``noise``; an image folder ``test_fraction``,
+            ``seed``, ``hflip``, and ``cache``, ``resize``, ``workers``, ``rebuild``, ``progress`` for folders
+            too big for memory (``load_image_folder``, docs/big-images.md).
     """
     from zoo import registry
 

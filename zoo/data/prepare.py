@@ -62,6 +62,7 @@ def cache(
                 f"cache: {os.fspath(source)!r} is not a directory; give an image folder or a map-style Dataset"
             )
         opts = {"img_size": img_size, "resize": resize, "in_chans": in_chans, "workers": workers, **options}
+        opts["progress"] = progress
         return load_image_folder(source, cache=Path(to) if to is not None else True, rebuild=rebuild, **opts)
     if not isinstance(source, torch.utils.data.Dataset) or isinstance(source, torch.utils.data.IterableDataset):
         raise DatasetOptionError(

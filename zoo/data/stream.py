@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -196,8 +196,9 @@ class ImageBatches:
         for x, _ in self._loader:
             yield x
 
-    def _mapped(self, groups: list[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """uint8 batches read from the memory map by a background thread, a couple of batches ahead."""
+    def _mapped(self, groups: list[torch.Tensor], prepare: Callable | None) -> Iterator[torch.Tensor]:
+        """Batches read from the memory map by a background thread, a couple of batches ahead; on the CPU the thread
+        also prepares them (``prepare(k, x)``), so that cropping overlaps with the consumer's work."""
         ahead: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -212,9 +213,10 @@ class ImageBatches:
 
         def read() -> None:
             try:
-                for g in groups:
+                for k, g in enumerate(groups):
                     x = self.split.read(g)
-                    if not offer(x.pin_memory() if self.pin else x):
+                    x = prepare(k, x) if prepare is not None else x.pin_memory() if self.pin else x
+                    if not offer(x):
                         return
             except BaseException as exc:  # handed to the consumer, which raises it
                 offer(exc)
@@ -234,21 +236,26 @@ class ImageBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices()[: self.num_samples]
         groups = list(order.split(self.batch_size))
-        if self.augment:
-            boxes, flips = self._crops()
-        raw = self._mapped(groups) if self.split.cached else self._streamed(groups)
+        starts = [0, *torch.tensor([len(g) for g in groups]).cumsum(0).tolist()]
+        boxes, flips = self._crops() if self.augment else (None, None)
         non_blocking = self.pin and self.device.type == "cuda"
-        start = 0
-        for k, x in enumerate(raw):
-            g = groups[k]
-            b = len(g)
+
+        def prepare(k: int, x: torch.Tensor) -> torch.Tensor:
             x = x.to(self.device, non_blocking=non_blocking)
-            if self.augment:
-                x = resized_crops(x, boxes[start : start + b], flips[start : start + b], self.split.img_size)
-            else:
-                x = center_crop(x, self.split.img_size)
-            start += b
-            yield self._prepare(x), self.labels.index_select(0, g.to(self.device))
+            if boxes is not None:
+                sl = slice(starts[k], starts[k + 1])
+                return self._prepare(resized_crops(x, boxes[sl], flips[sl], self.split.img_size))
+            return self._prepare(center_crop(x, self.split.img_size))
+
+        on_cpu = self.device.type == "cpu"
+        if self.split.cached:
+            raw = self._mapped(groups, prepare if on_cpu else None)
+        else:
+            raw = self._streamed(groups)
+        for k, x in enumerate(raw):
+            if not (on_cpu and self.split.cached):
+                x = prepare(k, x)
+            yield x, self.labels.index_select(0, groups[k].to(self.device))
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.arange(min(2, len(self.split)))
