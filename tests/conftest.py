@@ -77,3 +77,20 @@ class StopAfter(zoo.Callback):
     def on_epoch_end(self, history, record):
         if record["epoch"] == self.epoch:
             history.request_stop("simulated kill")
+
+
+# ---- the engine's tiny learnable problem (test_train_*.py) --------------------------------------------------
+
+FAST = {"batch_size": 32, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def data():
+    """320 + 120 synthetic 1x16x16 images of 10 classes: learnable in a few tiny epochs. A test module that needs
+    other data defines its own ``data`` fixture, which takes precedence."""
+    return zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=10, train_size=320, test_size=120)
+
+
+def tiny(num_classes=10, in_chans=1, drop_rate=0.0):
+    """LeNet-5 at 16 px: the engine tests' model."""
+    return zoo.create("lenet5", num_classes=num_classes, in_chans=in_chans, img_size=16, drop_rate=drop_rate)
