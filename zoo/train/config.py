@@ -148,3 +148,43 @@ def signature(*leading: inspect.Parameter) -> inspect.Signature:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=f.type))
     return inspect.Signature(params)
+
+
+def options_doc() -> str:
+    """The "Options" section of ``fit``'s docstring, written from the same fields as its signature."""
+    lines = ["", "    Options (``TrainConfig``):"]
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"        {f.name} (default {default!r}): {f.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Option values, checked before anything heavy happens: one line each, saying what is accepted."""
+    _positive_int(cfg.epochs, "epochs")
+    _positive_int(cfg.batch_size, "batch_size", allow_none=True)
+    _positive_int(cfg.grad_accum, "grad_accum")
+    _positive_int(cfg.eval_batch_size, "eval_batch_size", allow_none=True)
+    if not isinstance(cfg.label_smoothing, (int, float)) or not 0.0 <= cfg.label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing!r}")
+    if cfg.clip_grad is not None and not (isinstance(cfg.clip_grad, (int, float)) and cfg.clip_grad > 0):
+        raise ValueError(f"clip_grad must be a positive number (max gradient norm) or None, got {cfg.clip_grad!r}")
+    if not isinstance(cfg.weight_decay, (int, float)) or cfg.weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay!r}")
+    if cfg.lr is not None and not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
+        raise ValueError(f"lr must be a positive number or None, got {cfg.lr!r}")
+    if cfg.val_fraction is not None and not (
+        isinstance(cfg.val_fraction, (int, float)) and 0.0 <= cfg.val_fraction < 1.0
+    ):
+        raise ValueError(f"val_fraction must be in [0, 1) (0: no validation), got {cfg.val_fraction!r}")
+    if not isinstance(cfg.metrics, dict) or not all(callable(f) for f in cfg.metrics.values()):
+        raise TypeError("metrics must be a dict {name: function (output, target) -> number}")
+    if cfg.resume and not cfg.checkpoint_dir:
+        raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")

@@ -31,25 +31,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo.data.loaders import as_source, make_batches, source_info, source_len, split_off
-from zoo.data.types import DataInfo, is_dataset, is_split
+from zoo.data.loaders import make_batches, source_len
+from zoo.data.types import is_split
 from zoo.train.callbacks import History
-from zoo.train.config import TrainConfig, config_from_options, signature
+from zoo.train.config import TrainConfig, check_config, config_from_options, options_doc, signature
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision, setup_distributed
 from zoo.train.evaluate import check_labels, check_model_fits, run_eval
+from zoo.train.inputs import fit_parts
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer, make_scheduler
 from zoo.train.preemption import SignalWatch, Stopped, skip
 from zoo.train.progress import Progress, progress_enabled
+from zoo.train.resume import Checkpointing
 from zoo.train.rundir import RunDirLock, clean_orphans
 from zoo.train.state import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
     CheckpointError,
-    atomic_save,
-    clean_state_dict,
-    load_weights,
-    model_config,
-    plain,
     read_checkpoint,
     rng_state,
     set_rng_state,
@@ -57,11 +52,9 @@ from zoo.train.state import (
 )
 from zoo.train.tasks import MONITOR, logits_of, resolve_task
 
-__all__ = ["fit", "DEFAULT_VAL_FRACTION"]
+__all__ = ["fit"]
 
 _SYNC_EVERY = 25  # steps between reads of the on-device metrics while a progress bar is shown
-DEFAULT_VAL_FRACTION = 0.1  # of a zoo Dataset's training split, held out to validate on
-VAL_SPLIT_SEED = 0  # the held-out samples are the same in every run, whatever the training seed
 
 
 def fit(model: nn.Module, data: Any, *, val: Any = None, **options: Any) -> History:
@@ -97,90 +90,20 @@ fit.__signature__ = signature(  # type: ignore[attr-defined]
 )
 
 
-def _options_doc() -> str:
-    import dataclasses
-
-    lines = ["", "    Options (``TrainConfig``):"]
-    for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        lines.append(f"        {f.name} (default {default!r}): {f.metadata.get('help', '')}")
-    return "\n".join(lines) + "\n"
+fit.__doc__ = (fit.__doc__ or "") + options_doc()
 
 
-fit.__doc__ = (fit.__doc__ or "") + _options_doc()
-
-
-def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_config(cfg: TrainConfig) -> None:
-    """Option values, checked before anything heavy happens: one line each, saying what is accepted."""
-    _positive_int(cfg.epochs, "epochs")
-    _positive_int(cfg.batch_size, "batch_size", allow_none=True)
-    _positive_int(cfg.grad_accum, "grad_accum")
-    _positive_int(cfg.eval_batch_size, "eval_batch_size", allow_none=True)
-    if not isinstance(cfg.label_smoothing, (int, float)) or not 0.0 <= cfg.label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing!r}")
-    if cfg.clip_grad is not None and not (isinstance(cfg.clip_grad, (int, float)) and cfg.clip_grad > 0):
-        raise ValueError(f"clip_grad must be a positive number (max gradient norm) or None, got {cfg.clip_grad!r}")
-    if not isinstance(cfg.weight_decay, (int, float)) or cfg.weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay!r}")
-    if cfg.lr is not None and not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0):
-        raise ValueError(f"lr must be a positive number or None, got {cfg.lr!r}")
-    if cfg.val_fraction is not None and not (
-        isinstance(cfg.val_fraction, (int, float)) and 0.0 <= cfg.val_fraction < 1.0
-    ):
-        raise ValueError(f"val_fraction must be in [0, 1) (0: no validation), got {cfg.val_fraction!r}")
-    if not isinstance(cfg.metrics, dict) or not all(callable(f) for f in cfg.metrics.values()):
-        raise TypeError("metrics must be a dict {name: function (output, target) -> number}")
-    if cfg.resume and not cfg.checkpoint_dir:
-        raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")
-
-
-def _parts(data: Any, val: Any, cfg: TrainConfig) -> tuple[Any, Any, Any, DataInfo]:
-    """(train source, validation source or None, test source or None, what is known of the data)."""
-    if val is not None and cfg.val_fraction:
-        raise ValueError("pass val= or val_fraction=, not both")
-    if is_dataset(data):
-        train, test = data.train, data.test
-        info = DataInfo(
-            input_size=(int(data.in_chans), int(data.img_size), int(data.img_size)),
-            input_dtype="uint8",
-            mean=tuple(data.mean),
-            std=tuple(data.std),
-            num_classes=int(data.num_classes),
-            classes=list(data.classes) if getattr(data, "classes", None) else None,
-            name=getattr(data, "name", None),
-            hflip=bool(getattr(data, "hflip", False)),
-        )
-        fraction = DEFAULT_VAL_FRACTION if cfg.val_fraction is None else cfg.val_fraction
-    else:
-        train, test = as_source(data, "fit"), None
-        info = source_info(train)
-        fraction = cfg.val_fraction or 0.0
-    if val is not None:
-        return train, as_source(val.test if is_dataset(val) else val, "fit: val"), test, info
-    if fraction > 0:
-        train, held = split_off(train, fraction, VAL_SPLIT_SEED)
-        return train, held, test, info
-    return train, None, test, info
-
-
-class _Trainer:
+class _Trainer(Checkpointing):
     """One ``fit`` call: everything decided up front, then the loop."""
 
     def __init__(self, model: nn.Module, data: Any, val: Any, cfg: TrainConfig) -> None:
-        _check_config(cfg)
+        check_config(cfg)
         self.model = unwrap(model)  # unwraps DDP and torch.compile wrappers
         self.cfg = cfg
         if isinstance(cfg.optimizer, str) and cfg.optimizer.lower() not in OPTIMIZERS:
             make_optimizer(cfg.optimizer, self.model, 0.0, 0.0)  # raises with the valid names
         check_scheduler(cfg.scheduler)
-        self.train_src, self.val_src, self.test_src, self.info = _parts(data, val, cfg)
+        self.train_src, self.val_src, self.test_src, self.info = fit_parts(data, val, cfg)
         loader_bs = getattr(self.train_src, "batch_size", None)
         if isinstance(self.train_src, torch.utils.data.DataLoader) and cfg.batch_size not in (None, loader_bs):
             raise ValueError(
@@ -345,113 +268,6 @@ class _Trainer:
         val = {"classification": ["val_accuracy"], "multilabel": ["val_accuracy"], "regression": ["val_mae", "val_r2"]}
         extra = [f"val_{k}" for k in self.cfg.metrics]
         return ["epoch", "loss", *train, "val_loss", *val[self.task.kind], *extra, "lr", "seconds", "images_per_s"]
-
-    # -- checkpoints -------------------------------------------------------------------------------------
-
-    def _checkpoint(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "partial": partial,
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "model": {k: v.detach().cpu() for k, v in clean_state_dict(self.model.state_dict()).items()},
-            "model_config": model_config(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict(),
-            "epoch": epoch,
-            "step": self.step,
-            "best": {"monitor": self.monitor, "score": self.best_score},
-            "rng": rng_state(self.device),
-            "history": plain(self.history.to_dict()),
-        }
-
-    def _save(self, name: str, epoch: int, partial: dict[str, Any] | None = None) -> None:
-        """Write ``name`` after ``epoch`` complete epochs (and, mid-epoch, the ``partial`` one's position)."""
-        if self.ckpt_dir is not None and self.dist.rank == 0:
-            atomic_save(self._checkpoint(epoch, partial), self.ckpt_dir / name)
-
-    # options a resumed run must share with the run it resumes (the data order, the optimizer state and the
-    # checkpointed schedule depend on them); epochs, lr and weight_decay may change, the others freely
-    _FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss")
-
-    def _resume(self) -> None:
-        path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
-        if path is None or not path.exists():
-            if path is not None:
-                self.history.notes.append(f"resume=True but no {path}; started from scratch")
-            return
-        ckpt = read_checkpoint(path, map_location="cpu")
-        if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
-            raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
-        old_history = ckpt.get("history") or {}
-        old = old_history.get("config") or {}
-        new = self.history.config
-        fixed = [k for k in self._FIXED_ON_RESUME if k in old and plain(old[k]) != plain(new.get(k))]
-        if old_history.get("precision") not in (None, self.precision):
-            fixed.append("precision")
-            old["precision"], new["precision"] = old_history["precision"], self.precision
-        if fixed:
-            what = ", ".join(f"{k} ({old.get(k)!r} -> {plain(new.get(k))!r})" for k in fixed)
-            raise CheckpointError(
-                f"cannot resume {path}: {what} differ from the run it holds, and they cannot change on resume "
-                f"(epochs, lr and weight_decay can); resume with the same values or use another checkpoint_dir"
-            )
-        load_weights(self.model, ckpt["model"], path)
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            if self.scheduler is not None and ckpt.get("scheduler") is not None:
-                self.scheduler.load_state_dict(ckpt["scheduler"])
-            if ckpt.get("scaler"):
-                self.scaler.load_state_dict(ckpt["scaler"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"'{path}' was written with another optimizer or schedule ({exc}); resume with the same options"
-            ) from None
-        set_rng_state(ckpt["rng"], self.device)
-        self.start_epoch = int(ckpt["epoch"]) + 1
-        self.step = int(ckpt.get("step", 0))
-        self.partial = ckpt.get("partial")
-        if self.partial:
-            self.partial["rng"] = ckpt["rng"]  # the generators at the stop, restored once the order is replayed
-        best = ckpt.get("best") or {"monitor": "val_accuracy", "score": ckpt.get("best_val_accuracy")}
-        self.best_score = best.get("score") if best.get("monitor") == self.monitor else None
-        previous = History.from_dict(old_history)
-        self.history.epochs = previous.epochs
-        where = f"epoch {ckpt['epoch']}"
-        if self.partial:
-            where = f"batch {self.partial['batch']} of epoch {self.partial['epoch']}"
-        self.history.notes = previous.notes + [f"resumed from {path} after {where}"]
-        changed = [k for k in ("epochs", "lr", "weight_decay") if k in old and plain(old[k]) != plain(new.get(k))]
-        if changed:
-            self._replan(changed, old)
-
-    def _replan(self, changed: list[str], old: dict[str, Any]) -> None:
-        """Apply a new epochs / lr / weight_decay to a resumed run: the optimizer's groups take the new lr and weight
-        decay, and the schedule is planned anew over the new total, then advanced to the step reached."""
-        cfg = self.cfg
-        named = isinstance(cfg.optimizer, str)
-        for i, group in enumerate(self.optimizer.param_groups):
-            for key in ("initial_lr", "max_lr", "min_lr"):
-                group.pop(key, None)
-            if named:  # zoo's groups: weights that decay first, biases and norms (no decay) second
-                group["lr"] = self.lr
-                if i == 0:
-                    group["weight_decay"] = cfg.weight_decay
-        total = (self.steps_per_epoch or 1) * cfg.epochs
-        if self.scheduler is not None:
-            if self.step > total:
-                raise CheckpointError(
-                    f"cannot resume with epochs={cfg.epochs}: the run has already taken {self.step} of its steps, "
-                    f"more than {cfg.epochs} epochs hold ({total}); pass epochs >= {self.start_epoch - 1}"
-                )
-            self.scheduler = make_scheduler(cfg.scheduler, self.optimizer, self.lr, total)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                for _ in range(self.step):
-                    self.scheduler.step()
-        what = ", ".join(f"{k} {old[k]} -> {self.history.config.get(k)}" for k in changed)
-        plan = f"; the schedule re-planned over {cfg.epochs} epochs ({total} steps) from step {self.step}"
-        self.history.notes.append(f"resumed with {what}" + (plan if self.scheduler is not None else ""))
 
     # -- the loop ----------------------------------------------------------------------------------------
 
