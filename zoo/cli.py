@@ -141,16 +141,80 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "_size": size,
             }
         )
+    if args.long or args.sort in ("params", "flops", "top1"):
+        _add_long_columns(rows)
+    if args.sort:
+        rows = _sorted_rows(rows, args.sort)
     if args.json:
         _print_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return EXIT_OK
     if args.names_only or (not sys.stdout.isatty() and args.source not in (None, "zoo")):
-        print("\n".join(names))
+        print("\n".join(r["name"] for r in rows))
         return EXIT_OK
-    body = [(r["name"], r["family"] or "", r["year"] or "", r["_size"], r["plugin"]) for r in rows]
-    print(_table(("name", "family", "year", "input", "plugin"), body))
+    if args.long:
+        from zoo.comparison import format_number
+
+        headers = ("name", "family", "year", "input", "params", "FLOPs", "top-1", "top-1 from")
+        body = [
+            (r["name"], r["family"] or "", r["year"] or "", r["_size"], format_number(r["params"]),
+             format_number(r["flops"]), f"{r['top1']['value']:.1f}" if r["top1"] else "", r["_top1_from"])
+            for r in rows
+        ]  # fmt: skip
+        print(_table(headers, body))
+        print("FLOPs: one image at the card's input size (a multiply-add counts 2); top-1: ImageNet-1k accuracy %")
+    else:
+        body = [(r["name"], r["family"] or "", r["year"] or "", r["_size"], r["plugin"]) for r in rows]
+        print(_table(("name", "family", "year", "input", "plugin"), body))
     print(f"{len(rows)} model{'s' if len(rows) != 1 else ''}")
     return EXIT_OK
+
+
+LIST_SORT_KEYS = ("name", "family", "year", "params", "flops", "top1")
+
+
+def _flops_at_default(name: str) -> int | None:
+    """FLOPs of one image at the card's input size, counted on the meta device (no memory); ``None`` if unknown."""
+    import torch
+
+    from zoo import registry
+    from zoo.comparison import count_flops
+
+    size = registry.get_spec(name).input_size
+    if size is None:
+        return None
+    try:
+        with torch.device("meta"):
+            model = registry.create(name).eval()
+            return count_flops(model, torch.zeros(1, *size))[0]
+    except Exception:  # a builder or a layer that cannot run on the meta device
+        return None
+
+
+def _add_long_columns(rows: list[dict[str, Any]]) -> None:
+    """Parameters, FLOPs and the reference top-1 of each card (zoo's catalogue; source models are described only
+    on demand, so theirs stay blank)."""
+    from zoo import registry
+
+    for r in rows:
+        card = None if "/" in r["name"] else registry.info(r["name"])
+        top1 = card.top1() if card else None
+        r["params"] = card.num_params if card else None
+        r["flops"] = _flops_at_default(r["name"]) if card else None
+        r["top1"] = top1.to_dict() if top1 else None
+        r["_top1_from"] = ("torchvision" if top1.source.startswith("torchvision") else top1.source) if top1 else ""
+
+
+def _sorted_rows(rows: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """``rows`` ordered by the column ``sort``: numbers ascending, top-1 best first, unknown values last."""
+    if sort in ("name", "family"):
+        return sorted(rows, key=lambda r: (r[sort] is None, r[sort] or "", r["name"]))
+    sign = -1 if sort == "top1" else 1
+
+    def key(r: dict[str, Any]) -> tuple:
+        v = (r["top1"] or {}).get("value") if sort == "top1" else r[sort]
+        return (v is None, sign * v if v is not None else 0, r["name"])
+
+    return sorted(rows, key=key)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -523,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", "-t", default=None, help="keep models with this tag")
     p.add_argument("--source", "-s", default=None, help="zoo, timm, torchvision or all (default: zoo's catalogue)")
     p.add_argument("--names-only", "-1", action="store_true", help="one name per line")
+    p.add_argument(
+        "--long", "-l", action="store_true", help="add parameters, FLOPs at the card's input and reference top-1"
+    )
+    p.add_argument(
+        "--sort", default=None, choices=LIST_SORT_KEYS, help="order by this column (numbers ascending, top1 best first)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 

@@ -19,6 +19,8 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import math
+import numbers
 import os
 import re
 import signal
@@ -32,7 +34,7 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.hookspecs import PROJECT
-from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, SourceSpec
+from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, Reported, SourceSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -54,6 +56,7 @@ __all__ = [
     "run_plugin",
     "describe",
     "make_model_spec",
+    "card_problem",
     "register_model",
     "register_dataset",
     "register_plugin",
@@ -91,7 +94,11 @@ MODEL_METADATA = (
     "num_params",
     "convert_weights",
     "keywords",
+    "reported",
+    "twin",
+    "twin_kwargs",
 )
+REPORTED_FIELDS = ("dataset", "metric", "value", "source")
 DATASET_METADATA = ("num_classes", "input_size", "description", "url", "tags")
 SOURCE_METADATA = ("description", "url")
 ENV_LOAD_PLUGINS = "ZOO_LOAD_PLUGINS"
@@ -434,8 +441,48 @@ def _iter_or_empty(value: Any) -> tuple:
         return (None,)  # not iterable: refused by the caller's type check
 
 
+def _reported_problem(name: str, reported: Any) -> str | None:
+    """Why ``reported=`` cannot go on the card of ``name``: it must be a sequence of ``Reported`` or of dicts with
+    exactly ``dataset``, ``metric``, ``value`` (a finite number) and ``source`` (strings, not empty)."""
+    if isinstance(reported, (str, bytes, dict)) or not isinstance(reported, (list, tuple)):
+        return f"reported for '{name}' must be a list of Reported or of dicts, got {type(reported).__name__}"
+    for i, entry in enumerate(reported):
+        if isinstance(entry, Reported):
+            entry = entry.to_dict()
+        if not isinstance(entry, dict) or set(entry) != set(REPORTED_FIELDS):
+            keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            return f"reported[{i}] for '{name}' must have the keys {', '.join(REPORTED_FIELDS)}; got {keys}"
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            return f"reported[{i}] for '{name}': value must be a finite number, got {value!r}"
+        bad = next((k for k in ("dataset", "metric", "source") if not isinstance(entry[k], str) or not entry[k]), None)
+        if bad:
+            return f"reported[{i}] for '{name}': {bad} must be a non-empty string, got {entry[bad]!r}"
+    return None
+
+
+def card_problem(name: str, metadata: dict[str, Any]) -> str | None:
+    """Why the card metadata ``reported``, ``twin`` or ``twin_kwargs`` of ``name`` is refused, or ``None``."""
+    if metadata.get("reported") is not None:
+        problem = _reported_problem(name, metadata["reported"])
+        if problem:
+            return problem
+    twin = metadata.get("twin")
+    if twin is not None and (not isinstance(twin, str) or not twin.isidentifier()):
+        return f"twin for '{name}' must be the name of a torchvision builder ('alexnet'), got {twin!r}"
+    kw = metadata.get("twin_kwargs")
+    if kw is not None and (not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw)):
+        return f"twin_kwargs for '{name}' must be a dict of builder keywords, got {kw!r}"
+    return None
+
+
 def make_model_spec(name: str, builder: Callable, info: PluginInfo, metadata: dict[str, Any]) -> ModelSpec:
-    md = dict(metadata)
+    md = {k: v for k, v in metadata.items() if v is not None or k not in ("reported", "twin_kwargs")}
+    if "reported" in md:  # checked by card_problem: Reported entries or dicts of their four fields
+        entries = (r.to_dict() if isinstance(r, Reported) else r for r in md["reported"])
+        md["reported"] = tuple(Reported(r["dataset"], r["metric"], float(r["value"]), r["source"]) for r in entries)
+    if "twin_kwargs" in md:
+        md["twin_kwargs"] = tuple(md["twin_kwargs"].items())
     if md.get("input_size") is not None:
         md["input_size"] = tuple(int(v) for v in md["input_size"])
     if md.get("tags") is not None:
@@ -455,6 +502,7 @@ def _model_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
             problem
             or _check_builder(name, builder, metadata.get("keywords"))
             or _check_metadata("model", metadata, MODEL_METADATA)
+            or card_problem(name, metadata)
         )
         if problem:
             return _refuse(info, problem, strict)

@@ -11,7 +11,6 @@ import contextlib
 import fnmatch
 import math
 import numbers
-import os
 import threading
 from typing import Any
 
@@ -29,6 +28,7 @@ from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exp
     UnknownModelError,
     ZooPluginWarning,
     call_plugin,
+    card_problem,
     describe,
     ensure_loaded,
     make_model_spec,
@@ -114,6 +114,8 @@ def _source_spec(reg: Registry, name: str) -> ModelSpec:
         raise PluginError(f"{name}: {who} raised {describe(exc)} when asked for the model") from None
     info = PluginInfo(name=source.plugin, version=source.plugin_version, kind="source")
     md = {k: v for k, v in md.items() if k in MODEL_METADATA}
+    if card_problem(name, md):  # a source's malformed card figures are left off, not fatal
+        md = {k: v for k, v in md.items() if k not in ("reported", "twin", "twin_kwargs")}
     spec = make_model_spec(name, builder, info, md)
     reg.source_cache[name] = spec
     return spec
@@ -281,8 +283,8 @@ def _prepare(name: str, kwargs: dict[str, Any]) -> tuple[ModelSpec, dict[str, An
     spec = get_spec(name)
     if "pretrained" in kwargs:
         raise TypeError(
-            f"{name}: zoo downloads no weights, so there is no 'pretrained' keyword; pass weights=PATH "
-            "(a .safetensors or torch.save state dict) or weights=state_dict"
+            f"{name}: there is no 'pretrained' keyword; pass weights=PATH (a .safetensors or torch.save state dict), "
+            "weights=state_dict, or for a torchvision twin weights='DEFAULT' (read from torch's hub cache)"
         )
     accepted = accepted_keywords(spec)
     if accepted is not None:
@@ -316,15 +318,22 @@ def _build(spec: ModelSpec, name: str, kwargs: dict[str, Any]):
     return model
 
 
-def create(name: str, *, weights: Any = None, **kwargs: Any):
+def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: Any):
     """Build the model registered under ``name``.
 
     Args:
         name: a registry name (``zoo.list_models()``), or ``"timm/<name>"`` / ``"torchvision/<name>"``.
-        weights: optional state dict, or path to one (``.safetensors``, or a ``torch.save`` file read with
-            ``weights_only=True``), in this model's format or in its reference implementation's format
-            (converted by the family's ``convert_weights``). Nothing is downloaded. A file is read before the
+        weights: optional; a state dict, or a path to one (``.safetensors``, or a ``torch.save`` file read with
+            ``weights_only=True``), in this model's format or in its reference implementation's (converted by the
+            family's ``convert_weights``); or, for a torchvision twin (its card has a ``torchvision`` row) and for
+            ``torchvision/<name>``, torchvision weights: an enum member (``GoogLeNet_Weights.IMAGENET1K_V1``) or its
+            name (``"GoogLeNet_Weights.IMAGENET1K_V1"``, ``"IMAGENET1K_V1"``, ``"DEFAULT"``), read from torch's hub
+            cache. Those set the keywords torchvision sets with them (GoogLeNet's ``transform_input=True``) unless
+            given, and their preprocessing (resize, centre crop, interpolation, mean/std, class names) becomes the
+            model's ``pretrained_cfg``, which ``zoo.predict`` and ``zoo.evaluate`` use. Files are read before the
             model is built; one that is not a state dict is a ``CheckpointError`` naming it.
+        download: fetch torchvision weights missing from the hub cache (into it). Without it nothing downloads,
+            and missing weights are a ``FileNotFoundError`` saying where zoo looked.
         **kwargs: the builder's keywords; every builder takes ``num_classes``, ``in_chans``, ``img_size`` and
             ``drop_rate``, checked here for every model (``ModelOptionError``): ``num_classes`` an int >= 1 (0: no
             classifier head), ``in_chans`` an int >= 1, ``drop_rate`` a float in [0, 1), ``img_size`` an int >= 1
@@ -332,13 +341,22 @@ def create(name: str, *, weights: Any = None, **kwargs: Any):
 
     Returns:
         The ``nn.Module``, with ``model.zoo_config = {"name": ..., "kwargs": ...}`` recording how it was made
-        (checkpoints store it, so ``zoo.load`` can rebuild the model).
+        (checkpoints store it, so ``zoo.load`` can rebuild the model) and ``model.pretrained_cfg`` (timm's keys:
+        ``input_size``, ``interpolation``, ``crop_pct``, ``crop_mode``, ``mean``, ``std``, ``num_classes``, plus
+        ``resize_size``, ``label_names``, ``weights``) describing the input it expects.
     """
+    from zoo.weights import default_cfg, fit_weights, resolve_weights, set_pretrained_cfg
+
     spec, kwargs = _prepare(name, kwargs)
-    state = _weights_state(weights, spec) if weights is not None else None
+    cfg = None
+    if weights is not None or download:
+        state, cfg, implied = resolve_weights(weights, spec, download=download)
+        if implied:
+            kwargs = check_uniform_keywords(name, {**implied, **kwargs})  # the user's own keywords win
     model = _build(spec, name, kwargs)
-    if state is not None:
-        _fit_weights(model, state, spec)
+    if weights is not None or download:
+        fit_weights(model, state, spec)
+    set_pretrained_cfg(model, cfg or default_cfg(spec, kwargs), keep=cfg is None)
     return model
 
 
@@ -424,73 +442,13 @@ def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_ten
         del probe, params
     try:
         with _tensor_budget(numel_cap, tensor_cap):
-            return _build(spec, name, kwargs)
+            model = _build(spec, name, kwargs)
     except OverBudget as exc:
         raise too_large(exc.numel, exc.tensors, True) from None
+    from zoo.weights import default_cfg, set_pretrained_cfg
 
-
-# ---- weights -------------------------------------------------------------------------------------------
-
-
-def _weights_state(weights: Any, spec: ModelSpec | None = None) -> dict[str, Any]:
-    """The state dict ``weights`` means: read from a path (``CheckpointError`` naming an unreadable file) or
-    checked in memory (``ValueError``)."""
-    from zoo.train.state import read_state_dict, state_dict_problem
-
-    if isinstance(weights, (str, os.PathLike)):
-        path = os.fspath(weights)
-        if not os.path.exists(path):
-            hint = ""
-            if spec is not None and "/" in spec.name and os.sep not in path and "." not in path:
-                hint = (
-                    f"; '{path}' looks like a pretrained tag: zoo downloads nothing, so download the weights with "
-                    f"{spec.source} yourself and pass the file's path (see docs/bridges.md)"
-                )
-            raise FileNotFoundError(f"weights file '{path}' does not exist{hint}")
-        return read_state_dict(path)
-    if isinstance(weights, dict):
-        if isinstance(weights.get("model"), dict):
-            weights = weights["model"]  # a zoo checkpoint, loaded by the caller
-        problem = state_dict_problem(weights)
-        if problem:
-            raise ValueError(f"weights are not a state dict: {problem}")
-        return weights
-    raise TypeError(f"weights must be a state dict or a path, got {type(weights).__name__}")
-
-
-def _fit_weights(model, state: dict[str, Any], spec: ModelSpec | None) -> None:
-    from zoo.train.state import clean_state_dict, state_dict_problem
-
-    name = spec.name if spec else type(model).__name__
-    state = clean_state_dict(state)
-    own = set(model.state_dict())
-    if set(state) != own and spec is not None and spec.convert_weights is not None:
-        try:
-            state = call_plugin(f"plugin '{spec.plugin}'", spec.convert_weights, state)
-        except Exception as exc:
-            raise ValueError(
-                f"weights for '{name}': convert_weights of plugin '{spec.plugin}' failed: {describe(exc)}"
-            ) from None
-        problem = state_dict_problem(state) if isinstance(state, dict) else f"it returned a {type(state).__name__}"
-        if problem:
-            raise ValueError(f"weights for '{name}': convert_weights of plugin '{spec.plugin}': {problem}")
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
-    if missing or unexpected:
-        raise ValueError(
-            f"weights do not fit '{name}': {len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # size mismatches: torch lists them one per line
-        lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-        raise ValueError(f"weights do not fit '{name}': {(lines or [describe(exc)])[0]}{more}") from None
-
-
-def load_weights(model, weights: Any, spec: ModelSpec | None = None) -> None:
-    """Load a state dict (or a path to one) into ``model``, converting a reference format if needed."""
-    _fit_weights(model, _weights_state(weights, spec), spec)
+    set_pretrained_cfg(model, default_cfg(spec, kwargs), keep=True)
+    return model
 
 
 def count_params(name: str) -> int | None:
@@ -522,8 +480,13 @@ def count_params(name: str) -> int | None:
 
 
 def info(name: str) -> ModelCard:
-    """The model card of ``name``: family, paper, year, default input, parameters at defaults, source plugin."""
+    """The model card of ``name``: family, paper, year, default input, parameters at defaults, source plugin, and
+    the published results (``reported``): for a torchvision twin first the acc@1/acc@5 of torchvision's default
+    weights, read from torchvision's metadata now, then the figures the plugin declared from the paper."""
+    from zoo.weights import twin_of, twin_reported
+
     spec = get_spec(name)
+    twin = twin_of(spec)
     return ModelCard(
         name=spec.name,
         family=spec.family,
@@ -538,4 +501,16 @@ def info(name: str) -> ModelCard:
         description=spec.description,
         url=spec.url,
         notes=spec.notes,
+        twin=twin,
+        reported=(twin_reported(twin) if twin else ()) + spec.reported,
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``zoo.registry.load_weights``, kept for its users: it lives in ``zoo.weights`` (which imports torch, so
+    only on first use)."""
+    if name == "load_weights":
+        from zoo.weights import load_weights
+
+        return load_weights
+    raise AttributeError(f"module 'zoo.registry' has no attribute '{name}'")

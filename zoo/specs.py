@@ -1,7 +1,8 @@
 """What the registry holds: a model's spec and card, a dataset's spec, a model source, a plugin's report.
 
 ``ModelSpec`` is what a plugin registers (the builder and its metadata); ``ModelCard`` is what users read
-(``zoo.info``, ``zoo list``, ``zoo info``); ``PluginInfo`` is one row of ``zoo.plugins()``.
+(``zoo.info``, ``zoo list``, ``zoo info``); ``Reported`` is one published result on a card; ``PluginInfo`` is one
+row of ``zoo.plugins()``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ModelSpec", "ModelCard", "DatasetSpec", "SourceSpec", "PluginInfo"]
+__all__ = ["Reported", "ModelSpec", "ModelCard", "DatasetSpec", "SourceSpec", "PluginInfo"]
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One published result of a model: ``Reported("ImageNet-1k", "top-1", 69.778, "torchvision
+    GoogLeNet_Weights.IMAGENET1K_V1")`` or ``Reported("MNIST", "test error %", 0.95, "LeCun et al. 1998, Fig. 14")``.
+
+    ``metric`` carries its unit and direction (``"top-1"`` is accuracy in %, ``"top-5 error %"`` an error rate);
+    ``source`` names the paper and the table or figure, or the weights whose metadata gave the value.
+    """
+
+    dataset: str
+    metric: str
+    value: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.dataset} {self.metric} {self.value:g} ({self.source})"
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,9 @@ class ModelSpec:
     num_params: int | None = None
     convert_weights: Callable[[dict], dict] | None = field(default=None, repr=False)
     keywords: tuple[str, ...] | None = None  # what a **kwargs builder accepts, declared at registration
+    reported: tuple[Reported, ...] = ()  # the paper's published results
+    twin: str | None = None  # the torchvision builder this model equals (parameters, state dict)
+    twin_kwargs: tuple[tuple[str, Any], ...] = field(default=(), repr=False)  # keywords the twin's weights imply
 
     @property
     def source(self) -> str:
@@ -42,7 +67,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What ``zoo.info(name)`` returns: the spec's metadata plus the parameter count at defaults."""
+    """What ``zoo.info(name)`` returns: the spec's metadata plus the parameter count at defaults.
+
+    ``reported`` lists published results: for a torchvision twin first the acc@1 and acc@5 of torchvision's default
+    weights (read from torchvision's metadata when the card is built), then the paper's figures."""
 
     name: str
     family: str | None
@@ -57,12 +85,19 @@ class ModelCard:
     description: str | None = None
     url: str | None = None
     notes: str | None = None
+    twin: str | None = None
+    reported: tuple[Reported, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["tags"] = list(self.tags)
+        d["reported"] = [r.to_dict() for r in self.reported]
         return d
+
+    def top1(self, dataset: str = "ImageNet-1k") -> Reported | None:
+        """The first ``top-1`` accuracy on ``dataset`` (torchvision's for a twin, else the paper's), or ``None``."""
+        return next((r for r in self.reported if r.metric == "top-1" and r.dataset == dataset), None)
 
     def __str__(self) -> str:
         size = "x".join(map(str, self.input_size)) if self.input_size else "?"
@@ -85,6 +120,9 @@ class ModelCard:
             rows.append(("description", self.description))
         if self.notes:
             rows.append(("notes", self.notes))
+        if self.twin:
+            rows.append(("torchvision", f"{self.twin} (weights= takes its weights)"))
+        rows.extend(("reported" if i == 0 else "", str(r)) for i, r in enumerate(self.reported))
         if self.url:
             rows.append(("url", self.url))
         return "\n".join(f"{k:<12} {v}" for k, v in rows)

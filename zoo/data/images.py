@@ -1,5 +1,10 @@
 """Image tensors: resizing, channel conversion, statistics, and decoding image files (shared by image folders
-and ``zoo.predict``, so that a new image is prepared exactly as the training images were)."""
+and ``zoo.predict``, so that a new image is prepared exactly as the training images were).
+
+Image files are resized to cover the target size with their aspect ratio kept, then centre-cropped to it
+(``resize_crop``), as torchvision's ``Resize`` + ``CenterCrop`` evaluation transform does: a 640 x 480 photo becomes
+a 32 x 32 crop of its middle, not a squashed whole.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ __all__ = [
     "convert_channels",
     "channel_stats",
     "read_images",
+    "resize_crop",
     "image_mode",
     "bombs_refused",
     "image_error",
@@ -97,8 +103,28 @@ def image_error(path: Path, exc: BaseException) -> DatasetFormatError:
     return DatasetFormatError(f"{path}: cannot read image ({type(exc).__name__}: {text})")
 
 
+def resize_crop(im, size: tuple[int, int], resample: int | None = None):
+    """A PIL image resized, aspect ratio kept, just enough to cover ``size`` = (H, W), then centre-cropped to it:
+    for a square size, torchvision's ``Resize(size)`` then ``CenterCrop(size)``, with their rounding.
+
+    ``resample``: a ``PIL.Image.Resampling`` filter (default bilinear; PIL antialiases when shrinking)."""
+    from PIL import Image
+
+    h, w = size
+    width, height = im.size
+    if width * h <= height * w:  # relatively taller than the target: the width fits, the height is cropped
+        new_w, new_h = w, max(h, int(w * height / width))
+    else:
+        new_w, new_h = max(w, int(h * width / height)), h
+    if (new_w, new_h) != (width, height):
+        im = im.resize((new_w, new_h), Image.Resampling.BILINEAR if resample is None else resample)
+    top, left = int(round((new_h - h) / 2.0)), int(round((new_w - w) / 2.0))
+    return im.crop((left, top, left + w, top + h))
+
+
 def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
-    """Decode, convert to ``mode`` ("L" or "RGB") and resize image files: uint8 N x C x size x size.
+    """Decode, convert to ``mode`` ("L" or "RGB"), resize and centre-crop image files (``resize_crop``): uint8
+    N x C x size x size.
 
     A file that is not an image, is broken, or is over Pillow's decompression-bomb limit gives a one-line
     ``DatasetFormatError`` naming it.
@@ -111,7 +137,7 @@ def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
         for i, p in enumerate(paths):
             try:
                 with Image.open(p) as im:
-                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
+                    im = resize_crop(im.convert(mode), (size, size))
                     arr = np.array(im, dtype=np.uint8)  # a writable copy
             except Exception as exc:  # a broken file can make a Pillow plugin raise almost anything
                 raise image_error(p, exc) from None

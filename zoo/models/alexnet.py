@@ -22,6 +22,7 @@ import torch.nn as nn
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
 from zoo.models.layers import SMALL_INPUT, choose_stem
+from zoo.specs import Reported
 
 PAPER = "ImageNet Classification with Deep Convolutional Neural Networks"
 MIN_SIZE = {False: 63, True: 8}  # smallest img_size of the ImageNet and the small-input layouts
@@ -148,11 +149,17 @@ FAMILY = Family(
     num_classes=1000,
     tags=("cnn", "classic"),
     convert_weights=convert_weights,
+    twin="alexnet",
 )
 
 
 @FAMILY.variant(
     description="Five convolutions and three dropout-regularised fully connected layers: ImageNet 2012's winner.",
+    # Table 2, the row "1 CNN" (one model, ILSVRC-2012 validation set); the paper reports error rates.
+    reported=(
+        Reported("ImageNet-1k", "top-1 error %", 40.7, "Krizhevsky et al. 2012, Table 2 (1 CNN, validation)"),
+        Reported("ImageNet-1k", "top-5 error %", 18.2, "Krizhevsky et al. 2012, Table 2 (1 CNN, validation)"),
+    ),
     notes=(
         "Parameters equal torchvision/alexnet's; convert_weights loads torchvision state dicts. "
         f"Below {SMALL_INPUT} px a CIFAR-style stem (3x3 stride-1 first conv, 2x2 max-pools; output stride 8, "

@@ -34,6 +34,7 @@ import torch.utils.checkpoint as cp
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
 from zoo.models.layers import SMALL_INPUT, choose_stem
+from zoo.specs import Reported
 
 PAPER = "Densely Connected Convolutional Networks"
 
@@ -266,31 +267,56 @@ _IMAGENET_NOTES = (
 )
 
 
+# Table 3 of the paper: ImageNet validation error, single crop. DenseNet-161 (k=48) is torchvision's, not in the table.
+_TABLE3 = "Huang et al. 2017, Table 3 (single crop)"
+
+
 def _create_densenet(variant: str, kwargs: dict, *, growth_rate: int, block_config: tuple[int, ...], stem: int, **cfg):
     """DenseNet with growth rate k=``growth_rate``, ``block_config`` layers per dense block and a ``stem``-channel
     first convolution; ``cfg`` holds the variant's defaults for the keywords (the user's ``kwargs`` win)."""
     return DenseNet(growth_rate, block_config, stem, name=variant, **merge_variant(kwargs, **cfg))
 
 
-@FAMILY.variant(notes=_IMAGENET_NOTES)
+@FAMILY.variant(
+    notes=_IMAGENET_NOTES,
+    twin="densenet121",
+    reported=(
+        Reported("ImageNet-1k", "top-1 error %", 25.02, _TABLE3),
+        Reported("ImageNet-1k", "top-5 error %", 7.71, _TABLE3),
+    ),
+)
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Huang et al., 2017): k=32, blocks (6, 12, 24, 16), 64-channel stem; 3x224x224."""
     return _create_densenet("densenet121", kwargs, growth_rate=32, block_config=(6, 12, 24, 16), stem=64)
 
 
-@FAMILY.variant(notes=_IMAGENET_NOTES)
+@FAMILY.variant(notes=_IMAGENET_NOTES, twin="densenet161")
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (Huang et al., 2017): k=48, blocks (6, 12, 36, 24), 96-channel stem; 3x224x224."""
     return _create_densenet("densenet161", kwargs, growth_rate=48, block_config=(6, 12, 36, 24), stem=96)
 
 
-@FAMILY.variant(notes=_IMAGENET_NOTES)
+@FAMILY.variant(
+    notes=_IMAGENET_NOTES,
+    twin="densenet169",
+    reported=(
+        Reported("ImageNet-1k", "top-1 error %", 23.80, _TABLE3),
+        Reported("ImageNet-1k", "top-5 error %", 6.85, _TABLE3),
+    ),
+)
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Huang et al., 2017): k=32, blocks (6, 12, 32, 32), 64-channel stem; 3x224x224."""
     return _create_densenet("densenet169", kwargs, growth_rate=32, block_config=(6, 12, 32, 32), stem=64)
 
 
-@FAMILY.variant(notes=_IMAGENET_NOTES)
+@FAMILY.variant(
+    notes=_IMAGENET_NOTES,
+    twin="densenet201",
+    reported=(
+        Reported("ImageNet-1k", "top-1 error %", 22.58, _TABLE3),
+        Reported("ImageNet-1k", "top-5 error %", 6.34, _TABLE3),
+    ),
+)
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Huang et al., 2017): k=32, blocks (6, 12, 48, 32), 64-channel stem; 3x224x224."""
     return _create_densenet("densenet201", kwargs, growth_rate=32, block_config=(6, 12, 48, 32), stem=64)
@@ -307,6 +333,11 @@ def densenet201(**kwargs) -> DenseNet:
         f"{min_img_size(3, True)} (CIFAR stem), {min_img_size(3, False)} (ImageNet stem)."
     ),
     convert_weights=None,
+    # Table 2: error on CIFAR with the standard augmentation (mirroring, shifting), the columns C10+ and C100+.
+    reported=(
+        Reported("CIFAR-10", "test error %", 4.51, "Huang et al. 2017, Table 2 (DenseNet-BC L=100 k=12, C10+)"),
+        Reported("CIFAR-100", "test error %", 22.27, "Huang et al. 2017, Table 2 (DenseNet-BC L=100 k=12, C100+)"),
+    ),
 )
 def densenet_bc_100_k12(**kwargs) -> DenseNet:
     """DenseNet-BC (L=100, k=12) for CIFAR (Huang et al., 2017): 3 blocks of 16 layers, 3x3 stem; 3x32x32."""

@@ -34,6 +34,7 @@ from zoo.models.layers import (
     reduce_strides,
     resolve_output_stride,
 )
+from zoo.specs import Reported
 
 PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
 URL = "https://arxiv.org/abs/1905.11946"
@@ -164,6 +165,11 @@ FAMILY = Family(
 )
 
 
+def _table2(top1: float) -> tuple[Reported, ...]:
+    """The variant's ImageNet top-1 in Table 2 of the paper (single model, single crop)."""
+    return (Reported("ImageNet-1k", "top-1", top1, "Tan & Le 2019, Table 2"),)
+
+
 def _create_efficientnet(variant: str, kwargs: dict, *, tf_batchnorm: bool = False, **scaling) -> EfficientNet:
     """B0 scaled by ``scaling`` (``width_mult`` w, ``depth_mult`` d, ``img_size`` r and the classifier's
     ``drop_rate``); ``tf_batchnorm``: TensorFlow's eps 1e-3 and momentum 0.01, kept by torchvision's B5-B7, which
@@ -173,37 +179,37 @@ def _create_efficientnet(variant: str, kwargs: dict, *, tf_batchnorm: bool = Fal
     return EfficientNet(name=variant, **merge_variant(kwargs, **scaling))
 
 
-@FAMILY.variant(input_size=(3, 224, 224))
+@FAMILY.variant(input_size=(3, 224, 224), twin="efficientnet_b0", reported=_table2(77.1))
 def efficientnet_b0(**kwargs) -> EfficientNet:
     """EfficientNet-B0 (Tan & Le, 2019): the searched base network, 224 px."""
     return _create_efficientnet("efficientnet_b0", kwargs, width_mult=1.0, depth_mult=1.0, img_size=224, drop_rate=0.2)
 
 
-@FAMILY.variant(input_size=(3, 240, 240))
+@FAMILY.variant(input_size=(3, 240, 240), twin="efficientnet_b1", reported=_table2(79.1))
 def efficientnet_b1(**kwargs) -> EfficientNet:
     """EfficientNet-B1 (Tan & Le, 2019): B0 scaled by w=1.0, d=1.1, 240 px."""
     return _create_efficientnet("efficientnet_b1", kwargs, width_mult=1.0, depth_mult=1.1, img_size=240, drop_rate=0.2)
 
 
-@FAMILY.variant(input_size=(3, 260, 260))
+@FAMILY.variant(input_size=(3, 260, 260), twin="efficientnet_b2", reported=_table2(80.1))
 def efficientnet_b2(**kwargs) -> EfficientNet:
     """EfficientNet-B2 (Tan & Le, 2019): B0 scaled by w=1.1, d=1.2, 260 px."""
     return _create_efficientnet("efficientnet_b2", kwargs, width_mult=1.1, depth_mult=1.2, img_size=260, drop_rate=0.3)
 
 
-@FAMILY.variant(input_size=(3, 300, 300))
+@FAMILY.variant(input_size=(3, 300, 300), twin="efficientnet_b3", reported=_table2(81.6))
 def efficientnet_b3(**kwargs) -> EfficientNet:
     """EfficientNet-B3 (Tan & Le, 2019): B0 scaled by w=1.2, d=1.4, 300 px."""
     return _create_efficientnet("efficientnet_b3", kwargs, width_mult=1.2, depth_mult=1.4, img_size=300, drop_rate=0.3)
 
 
-@FAMILY.variant(input_size=(3, 380, 380))
+@FAMILY.variant(input_size=(3, 380, 380), twin="efficientnet_b4", reported=_table2(82.9))
 def efficientnet_b4(**kwargs) -> EfficientNet:
     """EfficientNet-B4 (Tan & Le, 2019): B0 scaled by w=1.4, d=1.8, 380 px."""
     return _create_efficientnet("efficientnet_b4", kwargs, width_mult=1.4, depth_mult=1.8, img_size=380, drop_rate=0.4)
 
 
-@FAMILY.variant(input_size=(3, 456, 456))
+@FAMILY.variant(input_size=(3, 456, 456), twin="efficientnet_b5", reported=_table2(83.6))
 def efficientnet_b5(**kwargs) -> EfficientNet:
     """EfficientNet-B5 (Tan & Le, 2019): B0 scaled by w=1.6, d=2.2, 456 px."""
     return _create_efficientnet(
@@ -211,7 +217,7 @@ def efficientnet_b5(**kwargs) -> EfficientNet:
     )
 
 
-@FAMILY.variant(input_size=(3, 528, 528))
+@FAMILY.variant(input_size=(3, 528, 528), twin="efficientnet_b6", reported=_table2(84.0))
 def efficientnet_b6(**kwargs) -> EfficientNet:
     """EfficientNet-B6 (Tan & Le, 2019): B0 scaled by w=1.8, d=2.6, 528 px."""
     return _create_efficientnet(
@@ -219,7 +225,7 @@ def efficientnet_b6(**kwargs) -> EfficientNet:
     )
 
 
-@FAMILY.variant(input_size=(3, 600, 600))
+@FAMILY.variant(input_size=(3, 600, 600), twin="efficientnet_b7", reported=_table2(84.3))
 def efficientnet_b7(**kwargs) -> EfficientNet:
     """EfficientNet-B7 (Tan & Le, 2019): B0 scaled by w=2.0, d=3.1, 600 px."""
     return _create_efficientnet(

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
 from zoo.models.layers import SMALL_INPUT, choose_stem
+from zoo.specs import Reported
 
 PAPER = "Going Deeper with Convolutions"
 MIN_SIZE = {False: 15, True: 4}  # smallest img_size of the ImageNet and the small-input layouts
@@ -109,10 +110,11 @@ class InceptionAux(nn.Module):
 class GoogLeNet(nn.Module):
     """GoogLeNet: stem -> Inception 3a-3b -> pool -> 4a-4e -> pool -> 5a-5b -> global average pool -> dropout -> fc.
 
-    torchvision's ``transform_input`` (re-normalising inputs for the ported Caffe weights) is deliberately not
-    done: zoo's data pipeline normalises, and a model must not second-guess its input.
-
     Args:
+        transform_input: re-normalise inputs given with ImageNet's mean/std to the ``(x - 0.5) / 0.5`` that
+            torchvision's ported GoogLeNet weights were trained on, as torchvision's ``transform_input`` does
+            (3 channels only). Off by default; ``zoo.create("googlenet", weights=GoogLeNet_Weights...)`` switches it
+            on, as torchvision does when it loads those weights.
         aux_logits: build the two auxiliary classifiers; in training mode ``forward`` then returns
             ``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)`` (weigh the auxiliary losses by 0.3, as the
             paper does); in eval mode it returns the logits only.
@@ -131,11 +133,17 @@ class GoogLeNet(nn.Module):
         aux_logits: bool = False,
         aux_drop_rate: float = 0.7,
         small_stem: bool | None = None,
+        transform_input: bool = False,
     ) -> None:
         super().__init__()
         small = choose_stem("googlenet", img_size, small_stem, MIN_SIZE)
+        if transform_input and in_chans != 3:
+            raise ValueError(
+                f"googlenet: transform_input re-normalises RGB images: it needs in_chans=3, not {in_chans}"
+            )
         self.num_classes = num_classes
         self.aux_logits = aux_logits
+        self.transform_input = transform_input
         self.small_stem = small
 
         if small:
@@ -180,8 +188,18 @@ class GoogLeNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-normalised RGB -> ``(x - 0.5) / 0.5``, channel by channel, exactly as torchvision computes it."""
+        if not self.transform_input:
+            return x
+        x_ch0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+        x_ch1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+        x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+        return torch.cat((x_ch0, x_ch1, x_ch2), 1)
+
     def _features(self, x: torch.Tensor, with_aux: bool):
         """The trunk; the auxiliary logits too when ``with_aux`` (``None`` otherwise)."""
+        x = self._transform_input(x)
         x = self.maxpool1(self.conv1(x))  # N x 64 x 56 x 56 (S x S with the small stem)
         x = self.maxpool2(self.conv3(self.conv2(x)))  # N x 192 x 28 x 28
         x = self.inception3b(self.inception3a(x))  # N x 480 x 28 x 28
@@ -248,15 +266,21 @@ FAMILY = Family(
     num_classes=1000,
     tags=("cnn", "classic", "inception"),
     convert_weights=convert_weights,
+    twin="googlenet",
+    twin_kwargs={"transform_input": True},  # torchvision's googlenet() switches it on with its weights
 )
 
 
 @FAMILY.variant(
     description="Nine Inception blocks of parallel 1x1, 3x3, 5x5 and pooling branches; global average pooling.",
+    # Table 3: one model, one crop, validation set (the paper gives top-5 error only; 6.67 is 7 models x 144 crops).
+    reported=(Reported("ImageNet-1k", "top-5 error %", 10.07, "Szegedy et al. 2014, Table 3 (1 model, 1 crop)"),),
     notes=(
         "Parameters equal torchvision/googlenet's (with BN; its '5x5' branch is 3x3). aux_logits=True adds "
         "the two auxiliary classifiers: in training mode forward returns (logits, aux_logits2, aux_logits1). "
-        "No transform_input. convert_weights loads torchvision state dicts (aux heads dropped if unused). "
+        "transform_input=True re-normalises ImageNet-normalised inputs as torchvision does; on by default with "
+        "torchvision's weights (weights=GoogLeNet_Weights...). convert_weights loads torchvision state dicts (aux "
+        "heads dropped if unused). "
         f"Below {SMALL_INPUT} px the stem is a 3x3 stride-1 conv without the first max-pool (output stride 8, "
         f"32 px ends at 4x4); small_stem=True/False forces a layout. Smallest img_size: {MIN_SIZE[True]} "
         f"(small stem), {MIN_SIZE[False]} (ImageNet stem)."

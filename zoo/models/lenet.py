@@ -17,6 +17,7 @@ import torch.nn as nn
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
 from zoo.models.layers import check_img_size, get_act
+from zoo.specs import Reported
 
 PAPER = "Gradient-Based Learning Applied to Document Recognition"
 FIELD = 32  # the paper's input field: 28x28 digits centred in 32x32
@@ -109,6 +110,12 @@ FAMILY = Family(
 
 @FAMILY.variant(
     description="Two conv layers and three fully connected: the network that started CNNs on digits.",
+    # The paper's LeNet-5 (tanh, trainable subsampling, RBF outputs), not zoo's ReLU/max-pool default: its MNIST test
+    # error without and with distorted training images (also in Section III.C and Fig. 9's caption).
+    reported=(
+        Reported("MNIST", "test error %", 0.95, "LeCun et al. 1998, Fig. 14 (LeNet-5)"),
+        Reported("MNIST", "test error %", 0.8, "LeCun et al. 1998, Fig. 14 (LeNet-5, distorted training images)"),
+    ),
     notes=(
         "Any img_size >= 16; smaller than 32 px is zero-padded to the paper's 32x32 field (pad_input=False: not). "
         "The paper's tanh and average subsampling: activation='tanh', pool='avg'."

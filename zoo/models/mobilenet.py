@@ -38,6 +38,7 @@ from zoo.models.layers import (
     reduce_strides,
     resolve_output_stride,
 )
+from zoo.specs import Reported
 
 # V1: (out_chs, stride) of the 13 depthwise separable blocks after a 32-channel stride-2 stem.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
@@ -273,6 +274,8 @@ FAMILY = Family(
     ),
 )
 _V3 = dict(paper="Searching for MobileNetV3", year=2019, url="https://arxiv.org/abs/1905.02244")
+# Table 3 of the MobileNetV3 paper: ImageNet top-1 of the 1.0 multiplier models (floating point).
+_V3_TABLE = "Howard et al. 2019, Table 3"
 _TORCHVISION = "Parameters equal torchvision's model of the same name; convert_weights loads its state dicts."
 
 
@@ -288,6 +291,8 @@ def _create_mobilenet(variant: str, kwargs: dict, *, version: str, blocks: tuple
     url="https://arxiv.org/abs/1704.04861",
     notes="Parameters equal timm/mobilenetv1_100's (the paper's layout).",
     convert_weights=None,
+    # Table 8 ("comparison to popular models"): 1.0 MobileNet-224, 569M mult-adds, 4.2M parameters.
+    reported=(Reported("ImageNet-1k", "top-1", 70.6, "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"),),
 )
 def mobilenet_v1(**kwargs) -> MobileNet:
     """MobileNetV1 (Howard et al., 2017): 13 depthwise separable blocks, 32 -> 1024 channels."""
@@ -299,19 +304,32 @@ def mobilenet_v1(**kwargs) -> MobileNet:
     year=2018,
     url="https://arxiv.org/abs/1801.04381",
     notes=_TORCHVISION,
+    twin="mobilenet_v2",
+    # Table 4: MobileNetV2 (multiplier 1.0, 224 px), 300M multiply-adds, 3.4M parameters.
+    reported=(Reported("ImageNet-1k", "top-1", 72.0, "Sandler et al. 2018, Table 4 (MobileNetV2)"),),
 )
 def mobilenet_v2(**kwargs) -> MobileNet:
     """MobileNetV2 (Sandler et al., 2018): 17 inverted residuals with linear bottlenecks, 1280-channel head."""
     return _create_mobilenet("mobilenet_v2", kwargs, version="v2", blocks=V2_BLOCKS, head_chs=1280, drop_rate=0.2)
 
 
-@FAMILY.variant(**_V3, notes=_TORCHVISION)
+@FAMILY.variant(
+    **_V3,
+    notes=_TORCHVISION,
+    twin="mobilenet_v3_small",
+    reported=(Reported("ImageNet-1k", "top-1", 67.4, f"{_V3_TABLE} (MobileNetV3-Small 1.0)"),),
+)
 def mobilenet_v3_small(**kwargs) -> MobileNet:
     """MobileNetV3-Small (Howard et al., 2019): 11 searched blocks, SE and h-swish, 1024-wide hidden head."""
     return _create_mobilenet("mobilenet_v3_small", kwargs, version="v3", blocks=V3_SMALL, head_chs=1024, drop_rate=0.2)
 
 
-@FAMILY.variant(**_V3, notes=_TORCHVISION)
+@FAMILY.variant(
+    **_V3,
+    notes=_TORCHVISION,
+    twin="mobilenet_v3_large",
+    reported=(Reported("ImageNet-1k", "top-1", 75.2, f"{_V3_TABLE} (MobileNetV3-Large 1.0)"),),
+)
 def mobilenet_v3_large(**kwargs) -> MobileNet:
     """MobileNetV3-Large (Howard et al., 2019): 15 searched blocks, SE and h-swish, 1280-wide hidden head."""
     return _create_mobilenet("mobilenet_v3_large", kwargs, version="v3", blocks=V3_LARGE, head_chs=1280, drop_rate=0.2)

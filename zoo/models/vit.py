@@ -30,6 +30,7 @@ from einops import rearrange
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
 from zoo.models.layers import SMALL_INPUT, DropPath, is_small_input
+from zoo.specs import Reported
 
 PAPER = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
 URL = "https://arxiv.org/abs/2010.11929"
@@ -337,19 +338,31 @@ def vit_small_patch16(**kwargs) -> VisionTransformer:
     return _create_vit("vit_small_patch16", kwargs, patch_size=16, embed_dim=384, depth=12, num_heads=6)
 
 
-@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_16; weights= loads its.")
+@FAMILY.variant(
+    notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_16; weights= loads its.", twin="vit_b_16"
+)
 def vit_base_patch16(**kwargs) -> VisionTransformer:
     """ViT-B/16 (Dosovitskiy et al., 2020): 768 wide, 12 deep, 12 heads, 16 x 16 patches."""
     return _create_vit("vit_base_patch16", kwargs, patch_size=16, embed_dim=768, depth=12, num_heads=12)
 
 
-@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_32; weights= loads its.")
+@FAMILY.variant(
+    notes="Parameters at 224 px and 1000 classes equal torchvision's vit_b_32; weights= loads its.", twin="vit_b_32"
+)
 def vit_base_patch32(**kwargs) -> VisionTransformer:
     """ViT-B/32 (Dosovitskiy et al., 2020): 768 wide, 12 deep, 12 heads, 32 x 32 patches."""
     return _create_vit("vit_base_patch32", kwargs, patch_size=32, embed_dim=768, depth=12, num_heads=12)
 
 
-@FAMILY.variant(notes="Parameters at 224 px and 1000 classes equal torchvision's vit_l_16; weights= loads its.")
+@FAMILY.variant(
+    notes="Parameters at 224 px and 1000 classes equal torchvision's vit_l_16; weights= loads its.",
+    twin="vit_l_16",
+    # Table 2: fine-tuned on ImageNet after pre-training on ImageNet-21k ("I21k"), and on JFT-300M ("JFT").
+    reported=(
+        Reported("ImageNet-1k", "top-1", 85.30, "Dosovitskiy et al. 2020, Table 2 (ViT-L/16, I21k pre-training)"),
+        Reported("ImageNet-1k", "top-1", 87.76, "Dosovitskiy et al. 2020, Table 2 (ViT-L/16, JFT pre-training)"),
+    ),
+)
 def vit_large_patch16(**kwargs) -> VisionTransformer:
     """ViT-L/16 (Dosovitskiy et al., 2020): 1024 wide, 24 deep, 16 heads, 16 x 16 patches."""
     return _create_vit("vit_large_patch16", kwargs, patch_size=16, embed_dim=1024, depth=24, num_heads=16)

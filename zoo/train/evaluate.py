@@ -3,7 +3,9 @@
 Used by ``fit`` for validation and the final test score, and by users directly. A model trained by ``fit`` carries
 its preprocessing (``model.zoo_config["data"]``): uint8 images are normalised with the statistics the model was
 trained with, whatever the data's own say (a warning tells when they differ), and the task and loss are the
-training run's.
+training run's. A model created with published weights and not trained since (``zoo.create(name,
+weights=GoogLeNet_Weights.IMAGENET1K_V1)``) is normalised with the mean/std of those weights (its
+``pretrained_cfg``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
 from zoo.train.state import unwrap
 from zoo.train.tasks import Meter, Task, logits_of, resolve_task
+from zoo.weights import record_of_cfg
 
-__all__ = ["evaluate", "run_eval", "check_model_fits", "recorded_data", "check_labels"]
+__all__ = ["evaluate", "run_eval", "check_model_fits", "recorded_data", "preprocessing_record", "check_labels"]
 
 
 def recorded_data(model: nn.Module) -> dict[str, Any]:
@@ -31,6 +34,13 @@ def recorded_data(model: nn.Module) -> dict[str, Any]:
     cfg = getattr(model, "zoo_config", None)
     data = cfg.get("data") if isinstance(cfg, dict) else None
     return dict(data) if isinstance(data, dict) else {}
+
+
+def preprocessing_record(model: nn.Module) -> dict[str, Any]:
+    """How ``model`` wants its inputs, as a data record: the one ``fit`` left, else that of the published weights it
+    was created with (``model.pretrained_cfg``: resize, centre crop, interpolation, mean/std, class names), else
+    an empty dict."""
+    return recorded_data(model) or record_of_cfg(getattr(model, "pretrained_cfg", None))
 
 
 def check_model_fits(model: nn.Module, batches: Batches, what: str = "fit") -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +129,7 @@ def evaluate(
         ``loss``, ``mae``, ``rmse``, ``r2``; always ``task`` and ``num_samples``. Under an initialised process group
         the data is sharded over the ranks and the results all-reduced.
     """
-    record = recorded_data(unwrap(model))
+    record = preprocessing_record(unwrap(model))
     source = as_source(data.test if is_dataset(data) else data, "evaluate")
     mean, std = _normalisation(source, data, record)
     model = unwrap(model)

@@ -2,15 +2,19 @@
 
 ``fit`` leaves a record of the data on the model (``model.zoo_config["data"]``: input size and dtype, mean/std,
 class names, task; ``resize``/``crop`` when the data came through a torchvision transform pipeline), and
-checkpoints keep it, so a model from ``zoo.load(path)`` in a fresh process can classify a photo:
+checkpoints keep it, so a model from ``zoo.load(path)`` in a fresh process can classify a photo. A model created
+with published weights (``zoo.create("googlenet", weights="DEFAULT")``) and not trained since is prepared as those
+weights were evaluated (its ``pretrained_cfg``: resize, centre crop, interpolation, mean/std, ImageNet's class
+names):
 
     model = zoo.load("runs/train/model.safetensors")
     zoo.predict(model, "cat.png", topk=3)
     # [{"label": "cat", "index": 3, "probability": 0.93, "topk": [("cat", 0.93), ...], "path": "cat.png"}]
 
 Image files and PIL images are decoded as zoo's image folders decode them (``zoo.data.images.read_images``: PIL
-``convert`` to "L" or "RGB", then a bilinear resize to the input size), or, for a torchvision pipeline, resized
-(short side) and centre-cropped as ``Resize`` and ``CenterCrop`` do; then scaled to [0, 1] and normalised with the
+``convert`` to "L" or "RGB", then a bilinear resize covering the input size, aspect ratio kept, and a centre crop),
+or, for a torchvision pipeline or published weights, resized (short side) and centre-cropped as ``Resize`` and
+``CenterCrop`` do, with the recorded interpolation; then scaled to [0, 1] and normalised with the
 recorded mean and std. uint8 tensors are resized if their size differs, then scaled and normalised the same way;
 float tensors are taken as already prepared.
 """
@@ -30,9 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo.data.images import IMAGE_EXTENSIONS, bombs_refused, image_error, resize_images
+from zoo.data.images import IMAGE_EXTENSIONS, bombs_refused, image_error, resize_crop, resize_images
 from zoo.train.devices import resolve_device
-from zoo.train.evaluate import recorded_data
+from zoo.train.evaluate import preprocessing_record
 from zoo.train.state import unwrap
 from zoo.train.tasks import logits_of
 
@@ -52,6 +56,7 @@ class Preprocessing:
     ``chans``/``size`` describe images (C and H x W); ``features`` a tabular model's input width. ``scaling`` is
     ``"zoo"`` for zoo's uint8 pipeline (``x * 1/(255 std) - mean/std``, as the engine computes it) or
     ``"torchvision"`` (``x / 255``, then ``(x - mean) / std``, as ``ToTensor`` and ``Normalize`` do).
+    ``interpolation`` is the resize filter, ``"bilinear"`` or ``"bicubic"`` (EfficientNet's weights).
     """
 
     chans: int | None = None
@@ -62,20 +67,23 @@ class Preprocessing:
     scaling: str = "zoo"
     resize: int | tuple[int, int] | None = None
     crop: tuple[int, int] | None = None
+    interpolation: str = "bilinear"
     task: str | None = None
     classes: list[str] | None = None
     recorded: bool = True
 
     @classmethod
     def of(cls, model: nn.Module) -> Preprocessing:
-        record = recorded_data(model)
+        record = preprocessing_record(model)
         if not record:
             return cls._guess(model)
         size = [int(v) for v in record.get("input_size") or []]
+        scaling = "zoo" if record.get("input_dtype") == "uint8" else "torchvision"
         prep = cls(
             mean=tuple(float(v) for v in record["mean"]) if record.get("mean") else None,
             std=tuple(float(v) for v in record["std"]) if record.get("std") else None,
-            scaling="zoo" if record.get("input_dtype") == "uint8" else "torchvision",
+            scaling=record.get("scaling") if record.get("scaling") in ("zoo", "torchvision") else scaling,
+            interpolation="bicubic" if record.get("interpolation") == "bicubic" else "bilinear",
             task=record.get("task"),
             classes=[str(c) for c in record["classes"]] if record.get("classes") else None,
         )
@@ -126,13 +134,14 @@ class Preprocessing:
                 f"N x {self.features}"
             )
         im = im.convert(self.mode)
+        resample = Image.Resampling.BICUBIC if self.interpolation == "bicubic" else Image.Resampling.BILINEAR
         if self.resize is not None or self.crop is not None:
             if self.resize is not None:
-                im = _tv_resize(im, self.resize)
+                im = _tv_resize(im, self.resize, resample)
             if self.crop is not None:
                 im = _center_crop(im, self.crop)
         elif self.size is not None:  # exactly zoo.data.images.read_images
-            im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+            im = resize_crop(im, self.size, resample)
         w, h = im.size
         arr = np.array(im, dtype=np.uint8).reshape(h, w, 1 if self.mode == "L" else 3)
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
@@ -221,10 +230,8 @@ def _per_channel(values: tuple[float, ...], c: int) -> tuple[float, ...]:
     raise ValueError(f"predict: the model's record has {len(values)} mean/std values for {c}-channel images")
 
 
-def _tv_resize(im: Any, size: int | tuple[int, int]) -> Any:
+def _tv_resize(im: Any, size: int | tuple[int, int], resample: int) -> Any:
     """torchvision's ``Resize(size)`` on a PIL image: an int sets the short side (aspect kept), a pair (h, w)."""
-    from PIL import Image
-
     w, h = im.size
     if isinstance(size, int):
         short, long = (w, h) if w <= h else (h, w)
@@ -234,7 +241,7 @@ def _tv_resize(im: Any, size: int | tuple[int, int]) -> Any:
         new_h, new_w = size
     if (new_w, new_h) == (w, h):
         return im
-    return im.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    return im.resize((new_w, new_h), resample)
 
 
 def _center_crop(im: Any, size: tuple[int, int]) -> Any:

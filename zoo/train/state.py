@@ -5,10 +5,10 @@ leaves a half-written file, and holds only tensors, numbers, strings, lists and 
 ``torch.load(weights_only=True)``. It records how the model was created (``model.zoo_config``), so
 ``zoo.load(path)`` rebuilds the model without the user re-typing its configuration.
 
-Files are read as hostile: a path that is not a regular file, a zip archive inflating far beyond its size, a
-pickle with code, anything that is not a dict of tensors is a one-line ``CheckpointError`` naming the file. A
-checkpoint's recorded configuration may only rebuild a model no larger than the weights it holds, and may not
-make zoo read any other file.
+Files are read as hostile (``zoo.weights`` reads them): a path that is not a regular file, a zip archive inflating
+far beyond its size, a pickle with code, anything that is not a dict of tensors is a one-line ``CheckpointError``
+naming the file. A checkpoint's recorded configuration may only rebuild a model no larger than the weights it
+holds, and may not make zoo read any other file.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import json
 import os
 import random
 import re
-import stat
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-CHECKPOINT_FORMAT = "zoo.checkpoint"
+from zoo.weights import (  # noqa: F401  (reading weight files lives in zoo.weights; re-exported for the engine)
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    clean_state_dict,
+    first_line,
+    read_checkpoint,
+    read_safetensors,
+    read_state_dict,
+    record_of_cfg,
+    set_pretrained_cfg,
+    state_dict_problem,
+    state_from_checkpoint,
+)
+
 CHECKPOINT_VERSION = 1
 
 
@@ -51,28 +62,6 @@ def unwrap(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not fit the model."""
-
-
-_PREFIXES = ("_orig_mod.", "module.")
-
-
-def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the ``_orig_mod.``/``module.`` prefixes torch.compile and DDP add, wherever they nest."""
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if key.startswith(p):
-                    key, changed = key[len(p) :], True
-            key = key.replace("._orig_mod.", ".").replace(".module.", ".") if "_orig_mod" in key else key
-        out[key] = value
-    return out
 
 
 def model_config(model: nn.Module) -> dict[str, Any] | None:
@@ -124,134 +113,6 @@ def atomic_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def _check_file(path: Path, what: str = "checkpoint") -> None:
-    """A regular file: a FIFO would block, ``/dev/zero`` never ends, a folder is not a checkpoint."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} '{path}' does not exist") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
-        raise CheckpointError(f"{what} '{path}' is not a regular file (it is {kind})")
-
-
-# A torch.save archive stores its entries uncompressed; zip's deflate could inflate a small file ~1000-fold.
-_MAX_INFLATION, _INFLATION_SLACK = 4, 16 << 20
-
-
-def _check_archive(path: Path) -> None:
-    """Refuse a zip archive whose entries inflate far beyond the file (torch.load would inflate them)."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return
-        with zipfile.ZipFile(path) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return  # not a readable archive: torch.load says what is wrong
-    size = path.stat().st_size
-    if inflated > _MAX_INFLATION * size + _INFLATION_SLACK:
-        raise CheckpointError(
-            f"'{path}' is refused: its entries inflate to {inflated:,} bytes from a {size:,}-byte file (a "
-            "decompression bomb?); zoo reads torch.save archives, which are stored uncompressed"
-        )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).strip().splitlines()[:1]).strip()
-    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
-
-
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    _check_file(path)
-    _check_archive(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        text = str(exc).strip()
-        if "Weights only load failed" in text:  # torch's message goes on to suggest weights_only=False: never
-            refused = re.search(r"GLOBAL ([\w.]+)", text)
-            if refused:
-                raise CheckpointError(
-                    f"'{path}' is refused: it holds a pickled {refused.group(1)}, and zoo unpickles nothing but "
-                    "tensors, numbers, strings, lists and dicts (pickled code never runs)"
-                ) from None
-            detail = re.search(r"Unsupported [^\n.]+", text)
-            text = detail.group(0) if detail else "not a pickle of tensors"
-        reason = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint '{path}': it is truncated, corrupt or not a torch.save file "
-            f"({reason}); delete it or use another (e.g. best.pt)"
-        ) from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"'{path}' holds a {type(ckpt).__name__}, not a zoo checkpoint or a state dict")
-    return ckpt
-
-
-def state_dict_problem(state: Any) -> str | None:
-    """What makes ``state`` not a state dict (string keys, tensor values), in a few words; ``None`` if it is one."""
-    if not isinstance(state, dict):
-        return f"it is not a dict of tensors ({type(state).__name__})"
-    for key, value in state.items():
-        if not isinstance(key, str):
-            return f"key {_short(key)} is not a string"
-        if not isinstance(value, torch.Tensor):
-            hint = (
-                f" (a training checkpoint? pass its state dict, e.g. torch.load(...)[{key!r}])"
-                if isinstance(value, dict)
-                else ""
-            )
-            return f"{key!r} is not a tensor ({type(value).__name__}){hint}"
-    return None
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _state_from(ckpt: dict[str, Any], path: Any) -> dict[str, torch.Tensor]:
-    """The state dict of a zoo checkpoint, of a ``{"model": state}`` dict, or a bare state dict; checked."""
-    if ckpt.get("format") == CHECKPOINT_FORMAT and "model" not in ckpt:
-        raise CheckpointError(f"'{path}' is a zoo checkpoint without its 'model' weights")
-    state = ckpt["model"] if ckpt.get("format") == CHECKPOINT_FORMAT or isinstance(ckpt.get("model"), dict) else ckpt
-    problem = state_dict_problem(state)
-    if problem:
-        raise CheckpointError(f"'{path}' is not a state dict: {problem}")
-    return state
-
-
-def _read_safetensors(path: Path, map_location: Any = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    _check_file(path, "safetensors file")
-    try:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path), device=str(map_location))
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read safetensors file '{path}': it is truncated, corrupt or not a safetensors file "
-            f"({_first_line(exc)})"
-        ) from None
-    problem = state_dict_problem(state)
-    if problem:
-        raise CheckpointError(f"'{path}' is not a state dict: {problem}")
-    return state, meta
-
-
-def read_state_dict(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
-    """The state dict in ``path``: a ``.safetensors`` file, a zoo checkpoint, or a ``torch.save``'d state dict
-    (read with ``weights_only=True``: nothing pickled runs). Anything else is a one-line ``CheckpointError``."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return _read_safetensors(path, map_location)[0]
-    return _state_from(read_checkpoint(path, map_location), path)
-
-
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
     try:
         model.load_state_dict(clean_state_dict(state))
@@ -298,6 +159,11 @@ def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def atomic_write_bytes(data: bytes, path: Path) -> None:
     """``data`` to ``path`` atomically (``atomic_write``)."""
     atomic_write(path, lambda f: f.write(data))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # Keywords that name something to read or fetch: a checkpoint's config may not hold them (with a path or a
@@ -376,17 +242,17 @@ def _checked_config(path: Path, config: Any) -> tuple[str, dict[str, Any]]:
 def _read_model_file(path: Path, map_location: Any) -> tuple[dict[str, torch.Tensor], Any, str | None]:
     """The state dict, the recorded model config, and why the config could not be read (or ``None``)."""
     if path.suffix == ".safetensors":
-        state, meta = _read_safetensors(path, map_location)
+        state, meta = read_safetensors(path, map_location)
         raw = meta.get("zoo_config")
         if not raw:
             return state, None, None
         try:
             return state, json.loads(raw), None
         except (ValueError, RecursionError) as exc:
-            return state, None, f"its zoo_config metadata is not JSON ({_first_line(exc)})"
+            return state, None, f"its zoo_config metadata is not JSON ({first_line(exc)})"
     ckpt = read_checkpoint(path, map_location)
     config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
-    return _state_from(ckpt, path), config, None
+    return state_from_checkpoint(ckpt, path), config, None
 
 
 def _rebuild(path: Path, config: Any, problem: str | None, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -428,6 +294,9 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     if model is None:
         model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
+    weights_cfg = config.get("pretrained_cfg") if isinstance(config, dict) else None
+    if record_of_cfg(weights_cfg):  # the preprocessing of the published weights the model was created with
+        set_pretrained_cfg(model, weights_cfg)
     data = config.get("data") if isinstance(config, dict) else None
     if isinstance(data, dict):  # what fit recorded: preprocessing, classes, task
         own = getattr(model, "zoo_config", None)
