@@ -281,3 +281,13 @@ def test_bad_options(folder):
         zoo.load_dataset(folder, img_size=IMG, cache=True, resize=10)
     with pytest.raises(zd.DatasetOptionError, match="not a directory"):
         zd.cache(folder / "nothing-here")
+
+
+def test_limit_keeps_a_stratified_view_of_the_cache(folder, tmp_path):
+    data = zoo.load_dataset(folder, img_size=IMG, cache=tmp_path / "c", limit=6)
+    assert isinstance(data.train, zd.ImageSplit) and len(data.train) == 6 and len(data.test) == 6
+    assert sorted(data.train.labels.tolist()) == [0, 0, 1, 1, 2, 2]
+    full = zoo.load_dataset(folder, img_size=IMG, cache=tmp_path / "c")
+    x, y = data.train[0]
+    i = int(data.train.indices[0])
+    assert torch.equal(x, full.train[i][0]) and y == full.train[i][1]
