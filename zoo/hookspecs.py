@@ -43,7 +43,14 @@ def register_models(register: Callable[..., None]) -> None:
               ``convert_weights`` (a function mapping a reference implementation's state dict onto this
               model's keys, used by ``zoo.create(name, weights=...)``), ``keywords`` (the keyword names a
               ``**kwargs`` builder accepts: ``zoo.create`` then refuses a misspelt one before building, with the
-              nearest valid name; a builder with an explicit signature needs none).
+              nearest valid name; a builder with an explicit signature needs none), ``reported`` (published
+              results: a list of ``zoo.specs.Reported`` or of dicts with ``dataset``, ``metric``, ``value`` (a
+              finite number) and ``source`` (the paper and its table), e.g. ``{"dataset": "CIFAR-10",
+              "metric": "test error %", "value": 8.75, "source": "He et al. 2015, Table 6 (ResNet-20)"}``),
+              ``twin`` (the torchvision builder the model equals in parameters and state dict, e.g.
+              ``"resnet18"``: ``zoo.info`` then shows the acc@1/acc@5 of its default weights from torchvision's
+              metadata, and ``weights=`` takes its weights enum, read from torch's hub cache), ``twin_kwargs``
+              (builder keywords those weights imply, set unless given: ``{"transform_input": True}`` for GoogLeNet).
 
     Returns:
         Nothing; return values are ignored.
