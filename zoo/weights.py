@@ -245,7 +245,7 @@ def torchvision_weights(weights: Any, spec: ModelSpec) -> Any:
     if twin is None:
         raise ValueError(
             f"'{spec.name}' has no torchvision twin, so torchvision weights ({weights}) cannot load into it; "
-            f"pass a state dict or a path (twins: zoo.list_models() cards with a 'torchvision' row)"
+            "pass a state dict or a path (a twin's card, zoo.info(name), has a 'torchvision' row)"
         )
     own = tvm.get_model_weights(twin)
     choices = ", ".join(["DEFAULT", *(m.name for m in own)])
@@ -444,7 +444,8 @@ def _weights_state(weights: Any, spec: ModelSpec | None = None) -> dict[str, Any
         if problem:
             raise ValueError(f"weights are not a state dict: {problem}")
         return weights
-    accepted = "a state dict, a path" + (", torchvision weights" if spec is not None and twin_of(spec) else "")
+    twin = spec is not None and twin_of(spec)
+    accepted = "a state dict, a path or torchvision weights" if twin else "a state dict or a path"
     raise TypeError(f"weights must be {accepted}, got {type(weights).__name__}")
 
 
