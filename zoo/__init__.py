@@ -33,7 +33,8 @@ _LAZY = {
     "ModelCard": "zoo.registry",
     "UnknownModelError": "zoo.registry",
     "UnknownDatasetError": "zoo.registry",
-    "PluginError": "zoo.plugin_manager",
+    "PluginError": "zoo.containment",
+    "Reported": "zoo.specs",
     "ModelOptionError": "zoo.registry",
     # data
     "load_dataset": "zoo.data",
@@ -72,6 +73,7 @@ __all__ = [
     "register_plugin",
     "unregister_plugin",
     "ModelCard",
+    "Reported",
     "UnknownModelError",
     "UnknownDatasetError",
     "PluginError",
@@ -102,6 +104,10 @@ _SUBMODULES = (
     "train",
     "registry",
     "plugin_manager",
+    "containment",
+    "specs",
+    "suggest",
+    "weights",
     "comparison",
     "plotting",
     "models",
@@ -129,11 +135,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo import testing
     from zoo.comparison import Results, compare, summary
+    from zoo.containment import PluginError
     from zoo.data import DataInfo, Dataset, load_dataset
     from zoo.registry import (
         ModelCard,
         ModelOptionError,
-        PluginError,
         UnknownDatasetError,
         UnknownModelError,
         create,
@@ -147,6 +153,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         register_plugin,
         unregister_plugin,
     )
+    from zoo.specs import Reported
     from zoo.train import (
         Callback,
         CSVLogger,

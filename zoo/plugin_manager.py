@@ -16,14 +16,12 @@ not called ``plugins`` because ``zoo.plugins()`` is the public list of loaded pl
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import inspect
 import math
 import numbers
 import os
 import re
-import signal
 import threading
 import warnings
 from collections.abc import Callable
@@ -33,8 +31,10 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
+from zoo.containment import PluginError, call_plugin, describe, run_plugin
 from zoo.hookspecs import PROJECT
 from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, Reported, SourceSpec
+from zoo.suggest import suggest
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -133,11 +133,6 @@ class ModelTooLargeError(ValueError):
     """``create_within`` refused a model with more parameters than it was allowed (a checkpoint's own weights)."""
 
 
-class PluginError(RuntimeError):
-    """Plugin code raised something that is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt`` raised by
-    the code itself, ...); zoo contained it. The message names the plugin."""
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The registry state
 # ---------------------------------------------------------------------------------------------------------
@@ -211,117 +206,6 @@ def _ep_version(ep: importlib_metadata.EntryPoint) -> str | None:
     return ep.dist.version if ep.dist is not None else None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Running plugin code: whatever it raises is contained, except the user's own Ctrl-C
-# ---------------------------------------------------------------------------------------------------------
-
-
-class Contained(Exception):
-    """Plugin code raised a ``BaseException`` that is not an ``Exception``; it travels wrapped in this."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(original)
-        self.original = original
-
-
-class OverBudget(BaseException):
-    """``_tensor_budget`` stops a build. A ``BaseException``, so that a builder's ``except Exception`` cannot swallow
-    it and build on."""
-
-    def __init__(self, numel: int, tensors: int) -> None:
-        super().__init__(numel, tensors)
-        self.numel, self.tensors = numel, tensors
-
-
-class _SigintWatch:
-    """Tells a ``KeyboardInterrupt`` that a SIGINT delivered (the user pressed Ctrl-C) from one that plugin code
-    raised itself: while plugin code runs in the main thread, the SIGINT handler is wrapped so that it notes the
-    delivery before doing what it did. Signals reach only the main thread, so elsewhere nothing is delivered."""
-
-    def __init__(self) -> None:
-        self.delivered = False
-        self.default = False  # the handler was Python's own, which raises KeyboardInterrupt
-        self._previous: Any = None
-
-    def __enter__(self) -> _SigintWatch:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        try:
-            previous = signal.getsignal(signal.SIGINT)
-            if not callable(previous):  # SIG_IGN, SIG_DFL or not set from Python: nothing is raised from a signal
-                return self
-
-            def note_delivery(signum: int, frame: Any) -> Any:
-                self.delivered = True
-                return previous(signum, frame)
-
-            signal.signal(signal.SIGINT, note_delivery)
-        except (ValueError, OSError, RuntimeError):  # no signals here (a sub-interpreter, an embedding host)
-            return self
-        self._previous = previous
-        self.default = previous is signal.default_int_handler
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            with contextlib.suppress(ValueError, OSError, RuntimeError):
-                signal.signal(signal.SIGINT, self._previous)
-
-
-def call_plugin(who: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Call plugin code. ``Exception`` passes through; any other ``BaseException`` it raises (``SystemExit``,
-    ``KeyboardInterrupt``, ``GeneratorExit``, its own subclasses) comes out wrapped in ``Contained``, for the
-    caller to report like any failure. After a SIGINT was delivered while it ran, what the handler raised goes on
-    (with a note naming ``who``); with Python's own handler a Ctrl-C always ends as ``KeyboardInterrupt``, even if
-    the plugin swallowed it or turned it into an error."""
-    watch = _SigintWatch()
-    with watch:
-        try:
-            result = fn(*args, **kwargs)
-        except OverBudget:
-            raise
-        except BaseException as exc:
-            if watch.delivered and not isinstance(exc, Exception):  # what the SIGINT handler raised: let it go on
-                exc.add_note(f"zoo: interrupted while {who} ran")
-                raise
-            if watch.delivered and watch.default:  # the plugin turned the user's Ctrl-C into an error
-                interrupt = KeyboardInterrupt()
-                interrupt.add_note(f"zoo: interrupted while {who} ran")
-                raise interrupt from exc
-            if isinstance(exc, Exception):
-                raise
-            raise Contained(exc) from exc
-    if watch.delivered and watch.default:  # the plugin caught the user's Ctrl-C and carried on
-        interrupt = KeyboardInterrupt()
-        interrupt.add_note(f"zoo: interrupted while {who} ran")
-        raise interrupt
-    return result
-
-
-def run_plugin(who: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """``call_plugin`` for callers outside the registry: a contained ``BaseException`` becomes a one-line
-    ``PluginError`` naming ``who`` (an ``Exception`` passes through as it is)."""
-    try:
-        return call_plugin(who, fn, *args, **kwargs)
-    except Contained as exc:
-        raise PluginError(f"{who} raised {describe(exc)}; zoo contained it") from None
-
-
-def describe(exc: BaseException) -> str:
-    """``"Type: first line"`` of an exception, safe against messages that raise or run over many lines."""
-    if isinstance(exc, Contained):
-        exc = exc.original
-    try:
-        text = call_plugin("str() of a plugin's exception", str, exc)
-        text = text if isinstance(text, str) else ""
-    except Exception:
-        text = ""
-    text = "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _load_plugin(load: Callable[[], object], name: str, version: str | None, kind: str) -> None:
     """Import one plugin, validate its hookimpls, and call its hooks; any failure is contained to it."""
     info = PluginInfo(name=name, version=version, kind=kind)
@@ -371,9 +255,7 @@ def _validate_hookimpls(plugin: object, name: str) -> None:
     for attr in dir(plugin):
         obj = getattr(plugin, attr, None)
         if callable(obj) and hasattr(obj, f"{PROJECT}_impl") and attr not in known:
-            close = difflib.get_close_matches(attr, sorted(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(f"unknown hook '{attr}'{hint}; zoo's hooks are {', '.join(sorted(known))}")
+            raise ValueError(f"unknown hook '{attr}'; zoo's hooks are {', '.join(sorted(known))}{suggest(attr, known)}")
 
 
 def _fail(info: PluginInfo, message: str) -> None:

@@ -14,22 +14,18 @@ import numbers
 import threading
 from typing import Any
 
+from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe, run_plugin  # noqa: F401
 from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exported for zoo.registry users)
     BUILTIN_PLUGINS,
     MODEL_METADATA,
     UNIFORM_KEYWORDS,
-    Contained,
     ModelOptionError,
     ModelTooLargeError,
-    OverBudget,
-    PluginError,
     Registry,
     UnknownDatasetError,
     UnknownModelError,
     ZooPluginWarning,
-    call_plugin,
     card_problem,
-    describe,
     ensure_loaded,
     make_model_spec,
     plugins,
@@ -37,7 +33,6 @@ from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exp
     register_model,
     register_plugin,
     reset,
-    run_plugin,
     signature_keywords,
     unregister_plugin,
 )

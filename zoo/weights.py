@@ -452,7 +452,7 @@ def _weights_state(weights: Any, spec: ModelSpec | None = None) -> dict[str, Any
 def fit_weights(model: torch.nn.Module, state: dict[str, Any], spec: ModelSpec | None) -> None:
     """Load ``state`` into ``model`` strictly, through the family's ``convert_weights`` when the keys differ;
     ``ValueError`` naming missing, unexpected or mis-shaped keys."""
-    from zoo.plugin_manager import call_plugin, describe  # the plugin's converter runs contained
+    from zoo.containment import call_plugin, describe  # the plugin's converter runs contained
 
     name = spec.name if spec else type(model).__name__
     state = clean_state_dict(state)
