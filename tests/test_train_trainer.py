@@ -176,3 +176,14 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
     clean = tiny()
     zoo.fit(clean, data, **opts)
     assert states_equal(clean, resumed)
+
+
+def test_after_fit_timm_resolves_the_training_data(data):
+    """``model.pretrained_cfg`` (what timm's resolve_data_config reads) follows the data the model was trained on."""
+    timm = pytest.importorskip("timm")
+    model = tiny()
+    assert timm.data.resolve_data_config({}, model=model)["mean"] == (0.5,)  # before: the creation-time default
+    zoo.fit(model, data, epochs=1, seed=0, **FAST)
+    resolved = timm.data.resolve_data_config({}, model=model)
+    assert tuple(resolved["input_size"]) == (1, 16, 16)
+    assert resolved["mean"] == pytest.approx(tuple(data.mean)) and resolved["std"] == pytest.approx(tuple(data.std))

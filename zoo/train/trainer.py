@@ -262,6 +262,18 @@ class _Trainer(Checkpointing):
             cfg["data"] = record
         else:
             self.model.zoo_config = {"data": record}
+        pretrained = getattr(self.model, "pretrained_cfg", None)
+        if isinstance(pretrained, dict) and record.get("mean") and len(record.get("input_size") or ()) == 3:
+            # timm's resolve_data_config reads this: from now on the data the model was trained on, not the
+            # preprocessing of the weights it started from
+            self.model.pretrained_cfg = {
+                **{k: v for k, v in pretrained.items() if k not in ("weights", "url", "label_names", "resize_size")},
+                "input_size": tuple(record["input_size"]),
+                "mean": tuple(record["mean"]),
+                "std": tuple(record["std"]),
+                "crop_pct": 1.0,
+                "num_classes": record.get("num_classes") or pretrained.get("num_classes"),
+            }
 
     def _fields(self) -> list[str]:
         train = [self.task.train_metric]
