@@ -150,7 +150,12 @@ def main() -> None:
                 timings[f"{name}_loader"].append(loader_pass(make()))
                 torch.manual_seed(run)
                 timings[f"{name}_train"].append(train_pass(make(), small_cnn()))
-            print(f"{size}px run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in timings.items()))
+            fp = first_pass[-1]
+            print(
+                f"{size}px run {run + 1}: "
+                + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in timings.items())
+                + f"; first pass: build {fp['build_s']:.1f} s + epoch {fp['epoch_s']:.1f} s"
+            )
         med = {k: statistics.median(v) for k, v in timings.items()}
         ref_train_s = n / med["ref_train"]
         ref_loader_s = n / med["ref_loader"]
