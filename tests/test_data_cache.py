@@ -69,6 +69,8 @@ def test_folder_over_the_memory_limit_trains_through_the_cache(folder, monkeypat
     history = zoo.fit(model, data, epochs=2, batch_size=8, seed=0, num_workers=0)
     assert np.isfinite(history.epochs[-1]["loss"])
     assert 0.0 <= zoo.evaluate(model, data)["top1"] <= 1.0
+    record = model.zoo_config["data"]  # how zoo.predict will prepare a new photo: as the cache did
+    assert record["resize"] == 18 and record["crop"] == [IMG, IMG]
     # reopened, not rebuilt
     built = build_id(data.train)
     again = zoo.load_dataset(folder, img_size=IMG)

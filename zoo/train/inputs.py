@@ -34,6 +34,8 @@ def fit_parts(data: Any, val: Any, cfg: TrainConfig) -> tuple[Any, Any, Any, Dat
             classes=list(data.classes) if getattr(data, "classes", None) else None,
             name=getattr(data, "name", None),
             hflip=bool(getattr(data, "hflip", False)),
+            # a cached or streamed image folder knows how new images are to be resized and cropped
+            extra=dict(data.train.data_info().extra) if hasattr(data.train, "data_info") else {},
         )
         fraction = DEFAULT_VAL_FRACTION if cfg.val_fraction is None else cfg.val_fraction
     else:
