@@ -6,8 +6,8 @@
     zoo train NAME --dataset D [--root DIR] [--limit N] [--epochs N] [--out DIR] [--plot FILE] [fit options]
     zoo evaluate CHECKPOINT --dataset D [--root DIR] [--limit N] [--json]
     zoo predict CHECKPOINT IMAGE... [--topk K] [--json] [--device D]
-    zoo compare NAME... --dataset D [--root DIR] [--limit N] [--epochs N] [--format table|markdown|csv|json]
-                [--plot FILE] [--run-dir DIR] [fit options]
+    zoo compare NAME|'PATTERN*'... [--family F] [--all] --dataset D [--root DIR] [--limit N] [--epochs N]
+                [--format table|markdown|csv|json] [--plot FILE] [--run-dir DIR] [fit options]
     zoo bench NAME... [--input 3x224x224] [--batch 8]
     zoo plugins [--json]
     zoo cache DIR [--img-size N] [--resize N] [--in-chans C] [--to DIR] [--workers N] [--rebuild] [--json]
@@ -400,9 +400,18 @@ def _warnings_to_stderr():
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from zoo import registry
+    from zoo.comparison import select_models
 
-    for name in args.names:
-        registry.get_spec(name)
+    if args.all:
+        names = registry.list_models()  # zoo's own catalogue: the built-ins and the loaded plugins' models
+    else:
+        try:  # exact names, wildcards ('efficientnet_b*') and --family, expanded before anything trains
+            names = select_models(args.names, family=args.family)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if not names:
+        raise UsageError("name the models to compare: NAME..., a wildcard like 'efficientnet_b*', --family F or --all")
+    args.names = names
     _check_dataset(args.dataset)
     _check_plot_arg(args.plot)
     _check_limit(args)
@@ -635,7 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("compare", help="train several models on one dataset and tabulate size, speed, accuracy")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names or quoted wildcards ('efficientnet_b*')")
+    p.add_argument("--family", action="append", default=None, help="every model of this family (repeatable)")
+    p.add_argument("--all", action="store_true", help="every model of zoo's catalogue (built-ins and plugins)")
     _add_training(p, epochs=2)
     p.add_argument("--throughput-batch", type=int, default=256, help="batch of the inference throughput column")
     p.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")

@@ -1,7 +1,9 @@
 """Summaries and side-by-side comparisons: parameters, FLOPs, speed and accuracy; tables, exports and plots.
 
 - ``summarize``: ``zoo.summary`` and FLOP counting.  ``timing``: medians, ``bench_model``, the environment.
-- ``run``: ``zoo.compare`` and its run directories.  ``results``: ``Results`` (tables, exports, plots).
+- ``run``: ``zoo.compare``, ``select_models`` (names, wildcards, families) and run directories.
+- ``results``: ``Results`` (tables, exports; plots drawn by ``plots``, labels placed so they do not overlap).
+- ``leaderboard``: every model under one stated budget, resumable (``benchmarks/leaderboard.py``).
 - ``tables``: plain and boxed text tables, one-line messages.
 
     s = zoo.summary("lenet5")                        # per-layer table, parameters, FLOPs, activation memory
@@ -14,7 +16,7 @@
 from __future__ import annotations
 
 from zoo.comparison.results import COLUMNS, FIELDS, Results
-from zoo.comparison.run import compare
+from zoo.comparison.run import compare, select_models
 from zoo.comparison.summarize import LayerInfo, Summary, count_flops, summary
 from zoo.comparison.tables import format_number, one_line, render_table
 from zoo.comparison.timing import bench_model, environment, median_time, time_forward
@@ -27,6 +29,7 @@ __all__ = [
     "FIELDS",
     "summary",
     "compare",
+    "select_models",
     "count_flops",
     "format_number",
     "render_table",

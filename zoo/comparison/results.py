@@ -7,7 +7,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,9 @@ class Results:
     Row keys: ``model``, ``params``, ``flops`` (per image; a multiply-add counts 2), ``train_s``,
     ``train_img_s``, ``latency_ms`` (batch 1, median), ``throughput_img_s`` (inference), ``peak_mem_mb``
     (CUDA only; ``None`` elsewhere), ``top1``/``top5`` (fractions), ``error`` (why a model failed, else
-    ``None``), and the settings ``dataset``, ``epochs``, ``img_size``, ``device``, ``precision``, ``batch_size``.
+    ``None``), ``family``, ``curve`` (one record per epoch: ``epoch``, ``seconds`` of training so far, ``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy``), and the settings ``dataset``, ``epochs``, ``img_size``,
+    ``device``, ``precision``, ``batch_size``.
     """
 
     def __init__(self, rows: Iterable[dict[str, Any]] = (), meta: dict[str, Any] | None = None) -> None:
@@ -107,7 +109,7 @@ class Results:
         writer = csv.DictWriter(buf, fieldnames=self._field_names(), lineterminator="\n")
         writer.writeheader()
         for row in self.rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: _cell(v) for k, v in row.items()})
         text = buf.getvalue()
         if path is not None:
             Path(path).write_text(text)
@@ -183,53 +185,51 @@ class Results:
 
     # -- plots ---------------------------------------------------------------------------------------------
 
-    def plot(self, path: str | os.PathLike, *, metric: str = "top1", title: str | None = None) -> Path:
-        """Accuracy against parameters and against FLOPs (two panels, log-scale x, labelled points).
+    def plot(
+        self,
+        path: str | os.PathLike,
+        *,
+        x: str | Sequence[str] = ("params", "flops"),
+        metric: str = "top1",
+        title: str | None = None,
+    ) -> Path:
+        """Accuracy against parameters and against FLOPs: one panel per key of ``x``, log-scale x, every point
+        labelled (labels placed so that they do not overlap), coloured by family when rows carry one.
 
-        Saved as PNG, SVG or PDF according to the suffix of ``path``; needs matplotlib (``pip install
-        "zoo[plot]"``), runs headless and leaves matplotlib's backend alone. Rows without the metric (failed
-        models) are left out.
+        ``x`` may also name ``"train_s"`` (training time), ``"train_img_s"``, ``"latency_ms"``,
+        ``"throughput_img_s"``. Saved as PNG, SVG or PDF according to the suffix of ``path``; needs matplotlib
+        (``pip install "zoo[plot]"``), runs headless and leaves matplotlib's backend alone. Rows without the metric
+        (failed models) are left out.
         """
-        from zoo.plotting import check_plot_path, new_figure, save_figure
+        from zoo.comparison.plots import plot_accuracy
 
-        path = check_plot_path(path)
-        fig = new_figure("Results.plot()", figsize=(10, 4.2))
-        rows = [r for r in self.rows if r.get(metric) is not None and not r.get("error")]
-        if not rows:
-            raise ValueError(f"nothing to plot: no row has a value for '{metric}'")
-        axes = fig.subplots(1, 2)
-        label = {"top1": "test top-1 accuracy (%)", "top5": "test top-5 accuracy (%)"}.get(metric, metric)
-        for ax, key, xlabel in ((axes[0], "params", "parameters"), (axes[1], "flops", "FLOPs per image")):
-            pts = [(r[key], 100 * r[metric], r["model"]) for r in rows if r.get(key)]
-            if pts:
-                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=40, color="tab:blue", zorder=3)
-                for x, y, name in pts:
-                    ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=9)
-                ax.set_xscale("log")
-                xs = [p[0] for p in pts]
-                ax.set_xlim(min(xs) / 2, max(xs) * 3)
-            ax.set_xlabel(f"{xlabel} (log scale)")
-            ax.set_ylabel(label)
-            ax.grid(True, which="both", alpha=0.3)
-        ys = [100 * r[metric] for r in rows]
-        for ax in axes:
-            ax.set_ylim(max(0, min(ys) - 10), min(100, max(ys) + 5) + 1)
-        if title is None:
-            ds = {r.get("dataset") for r in rows} - {None}
-            ep = {r.get("epochs") for r in rows} - {None}
-            title = "accuracy vs size"
-            if len(ds) == 1:
-                title += f" on {ds.pop()}"
-            if len(ep) == 1:
-                n = ep.pop()
-                title += f", {n} epoch{'s' if n != 1 else ''}"
-        fig.suptitle(title)
-        return save_figure(fig, path)
+        return plot_accuracy(self.rows, path, x=x, metric=metric, title=title)
+
+    def plot_curves(
+        self, path: str | os.PathLike, *, x: str = "seconds", metric: str = "val_accuracy", title: str | None = None
+    ) -> Path:
+        """Every model's training curve on one figure: validation accuracy after each epoch against the training
+        time so far (``x="seconds"``, log scale) or the epoch (``x="epoch"``); each line labelled at its end.
+        Uses the ``curve`` each row of ``zoo.compare`` holds."""
+        from zoo.comparison.plots import plot_curves
+
+        return plot_curves(self.rows, path, x=x, metric=metric, title=title)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def _parse_cell(value: str | None) -> Any:
     if value is None or value == "":
         return None
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
     for conv in (int, float):
         try:
             return conv(value)

@@ -1,5 +1,5 @@
 """``zoo.compare``: train and measure several architectures on one dataset, one row each, resumable in a run
-directory (owned while written, torn lines dropped)."""
+directory (owned while written, torn lines dropped). Names may be wildcards (``"efficientnet_b*"``) or a family."""
 
 from __future__ import annotations
 
@@ -17,22 +17,31 @@ from zoo.comparison.results import COLUMNS, Results
 from zoo.comparison.summarize import summary
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import environment, model_device, time_forward
+from zoo.suggest import suggest
 
 
-def _run_one(
+def measure_model(
     name: str,
     data: Any,
     epochs: int,
-    batch_size: int | None,
-    throughput_batch: int,
-    latency_runs: int,
-    seed: int,
-    fit_kwargs: dict[str, Any],
+    *,
+    batch_size: int | None = None,
+    throughput_batch: int = 256,
+    latency_runs: int = 10,
+    seed: int = 0,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Create ``name`` for ``data``, train it with ``zoo.fit``, score it on the test split and time it: one row.
+
+    The row holds the ``COLUMNS`` keys (``error`` excepted) and ``curve``, one record per epoch (``epoch``,
+    ``seconds`` since the start of training, ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``). Errors
+    propagate; a run stopped by SIGINT/SIGTERM raises ``KeyboardInterrupt`` so that no half-trained row is kept.
+    """
     from zoo import registry
     from zoo.train import evaluate, fit
 
-    row: dict[str, Any] = {"model": name}
+    fit_kwargs = dict(fit_kwargs or {})
+    row: dict[str, Any] = {"model": name, "family": registry.get_spec(name).family}
     torch.manual_seed(seed)
     model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
     s = summary(model, data.input_size)
@@ -44,6 +53,8 @@ def _run_one(
     if batch_size is not None:
         fit_kwargs["batch_size"] = batch_size
     history = fit(model, data, epochs=epochs, **fit_kwargs)
+    if getattr(history, "interrupted", False):
+        raise KeyboardInterrupt(f"{name}: training was interrupted")
     epochs_log = list(getattr(history, "epochs", []) or [])
     seconds = [e.get("seconds") for e in epochs_log if e.get("seconds") is not None]
     row["train_s"] = float(sum(seconds)) if seconds else None
@@ -56,6 +67,7 @@ def _run_one(
     metrics = history.test if getattr(history, "test", None) else evaluate(model, data)
     row["top1"] = float(metrics["top1"])
     row["top5"] = float(metrics["top5"]) if metrics.get("top5") is not None else None
+    row["curve"] = _curve(epochs_log)
     row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     model.eval()
     row["latency_ms"] = row["throughput_img_s"] = None
@@ -70,11 +82,58 @@ def _run_one(
     return row
 
 
+def _curve(epochs_log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch records a training-curve plot needs, with ``seconds`` made cumulative."""
+    curve, elapsed = [], 0.0
+    for e in epochs_log:
+        elapsed += float(e.get("seconds") or 0.0)
+        rec = {k: e.get(k) for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")}
+        curve.append(rec | {"seconds": round(elapsed, 3)})
+    return curve
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Selection: names, wildcards, families
+# ---------------------------------------------------------------------------------------------------------
+
+
+def select_models(names: Sequence[str] | str | None = (), *, family: str | Sequence[str] | None = None) -> list[str]:
+    """Registry names from exact names, shell wildcards (``"efficientnet_b*"``, ``"vit_*_patch16"``) and families.
+
+    The order is the order asked for: each pattern expands to its sorted matches; duplicates are dropped. A name
+    that is not registered and a pattern or family that matches nothing are one-line errors, raised before
+    anything trains. ``family`` may be one family or several (``["mobilenet", "efficientnet"]``).
+    """
+    from zoo import registry
+
+    if isinstance(names, str):
+        names = [names]
+    out: list[str] = []
+    for n in names or ():
+        if isinstance(n, str) and any(ch in n for ch in "*?["):
+            matches = registry.list_models(n)
+            if not matches:
+                raise ValueError(f"no model matches '{n}'; see zoo.list_models() or `zoo list`")
+            out.extend(matches)
+        else:
+            registry.get_spec(n)  # a typo fails here, with suggestions
+            out.append(n)
+    families = [family] if isinstance(family, str) else list(family or ())
+    for fam in families:
+        matches = registry.list_models(family=fam)
+        if not matches:
+            known = sorted({(registry.get_spec(m).family or "") for m in registry.list_models()} - {""})
+            raise ValueError(f"no model of family '{fam}'{suggest(fam, known)} families: {', '.join(known)}")
+        out.extend(matches)
+    return list(dict.fromkeys(out))
+
+
 def compare(
-    names: Sequence[str] | str,
+    names: Sequence[str] | str | None = None,
     dataset: Any = "digits",
     epochs: int = 1,
     *,
+    family: str | Sequence[str] | None = None,
     img_size: int | None = None,
     batch_size: int | None = None,
     throughput_batch: int = 256,
@@ -92,10 +151,12 @@ def compare(
     small, an error, out of memory) gets a row with the reason in ``error``; the others still run.
 
     Args:
-        names: registry names (``["mlp", "lenet5", "alexnet"]``), or one name.
+        names: registry names (``["mlp", "lenet5", "alexnet"]``), one name, or shell wildcards
+            (``"efficientnet_b*"``): each pattern expands to the matching names, sorted.
         dataset: a dataset name (``zoo.list_datasets()``), a path to an image folder, or a loaded
             ``zoo.data.Dataset``.
         epochs: training epochs per model.
+        family: add every model of this family (``"efficientnet"``), or of each family in a list.
         img_size: resize the dataset to this size on load (default: the dataset's own size).
         batch_size: training batch size (default: ``zoo.fit``'s).
         throughput_batch: the batch for the inference-throughput column.
@@ -111,15 +172,9 @@ def compare(
     Returns:
         ``Results``: ``print()`` it, ``.to_markdown()``, ``.to_csv()``, ``.to_json()``, ``.plot("cmp.png")``.
     """
-    if isinstance(names, str):
-        names = [names]
-    names = list(dict.fromkeys(names))
+    names = select_models(names, family=family)  # fails fast on a typo, before any training
     if not names:
-        raise ValueError("compare() needs at least one model name")
-    from zoo import registry
-
-    for n in names:  # fail fast on a typo, before any training
-        registry.get_spec(n)
+        raise ValueError("compare() needs at least one model name, pattern or family")
     if isinstance(dataset, str | os.PathLike):
         from zoo.data import load_dataset
 
@@ -160,7 +215,16 @@ def compare(
                 "throughput_batch": throughput_batch,
             }
             try:
-                row = _run_one(name, data, epochs, batch_size, throughput_batch, latency_runs, seed, dict(fit_kwargs))
+                row = measure_model(
+                    name,
+                    data,
+                    epochs,
+                    batch_size=batch_size,
+                    throughput_batch=throughput_batch,
+                    latency_runs=latency_runs,
+                    seed=seed,
+                    fit_kwargs=fit_kwargs,
+                )
                 row["error"] = None
             except Exception as exc:  # one failing model must not stop the comparison
                 row = {"model": name, "error": one_line(exc)}
@@ -170,12 +234,13 @@ def compare(
             row = {k: row.get(k) for k in COLUMNS} | base | {k: v for k, v in row.items() if k not in COLUMNS}
             rows.append(row)
             if run_dir is not None:
-                _append_row(Path(run_dir) / "results.jsonl", row)
+                append_row(Path(run_dir) / "results.jsonl", row)
     return Results(rows, config)
 
 
-def _append_row(path: Path, row: dict[str, Any]) -> None:
+def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Append one row as a line, after cutting a torn last line an interrupted write left; fsync'd."""
+    path = Path(path)
     with open(path, "a+b") as f:
         f.seek(0, os.SEEK_END)
         size = f.tell()
@@ -190,8 +255,10 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Create or reopen a run directory; return the rows of models already measured there (without errors)."""
+def prepare_run_dir(run_dir: str | os.PathLike, config: dict[str, Any], what: str = "comparison") -> Path:
+    """Create or reopen a run directory for ``config``: saved as ``config.json`` the first time, compared with it
+    later (other settings are a one-line ``ValueError``); ``environment.json`` records this run's machine."""
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     saved_config = json.loads(json.dumps(config, default=str))
@@ -200,12 +267,27 @@ def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, 
         diff = sorted(k for k in set(old) | set(saved_config) if old.get(k) != saved_config.get(k))
         if diff:
             raise ValueError(
-                f"run directory '{run_dir}' holds a comparison with other settings ({', '.join(diff)} differ: "
+                f"run directory '{run_dir}' holds a {what} with other settings ({', '.join(diff)} differ: "
                 f"{', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another run_dir"
             )
     else:
-        config_path.write_text(json.dumps(saved_config, indent=2) + "\n")
-    (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2) + "\n")
+        atomic_text(config_path, json.dumps(saved_config, indent=2) + "\n")
+    atomic_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+    return run_dir
+
+
+def atomic_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (``zoo.train.state.atomic_write``): readers see the old or the new file."""
+    from zoo.train.state import atomic_write
+
+    path = Path(path)
+    atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Create or reopen a run directory; return the rows of models already measured there (without errors)."""
+    prepare_run_dir(run_dir, config)
     if not (run_dir / "results.jsonl").exists():
         return {}
     return {r["model"]: r for r in Results.load(run_dir).rows if not r.get("error")}

@@ -1,0 +1,138 @@
+"""The leaderboard: every built-in model and the zoo-resnet plugin's, trained under one stated budget; resumable.
+
+    python benchmarks/leaderboard.py                                   # Fashion-MNIST, 28 px, the laptop budget
+    python benchmarks/leaderboard.py --img-size 32                     # the same at 32 px
+    python benchmarks/leaderboard.py --dataset digits                  # the 8x8 digits (small models only fit)
+    python benchmarks/leaderboard.py --dataset cifar10 --device cuda   # CIFAR-10's files must be present
+    python benchmarks/leaderboard.py --render-only                     # the page and plots from the saved rows
+
+Rows are appended to ``rows.jsonl`` in the run directory (``runs/leaderboard/<dataset>-<size>px-<device>`` unless
+``--run-dir``) as each model finishes; a second start skips them (``--retry-failed`` runs failed and too-slow ones
+again). The log goes to the terminal and to ``run.log`` there. Rendering writes ``docs/leaderboard.md`` between its
+markers (the prose around them is kept) and ``docs/img/leaderboard-<dataset>-<size>-*.png``; with several run
+directories (``--render-only --run-dir A --run-dir B``) each gets its own section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_plugin(plugin_dir: Path) -> str | None:
+    """Register the out-of-tree plugin from its source folder, unless it is installed (and so already loaded)."""
+    import zoo
+
+    if any(p.name in ("zoo_resnet", "zoo-resnet") for p in zoo.plugins()):
+        return None
+    if not plugin_dir.is_dir():
+        return f"plugin folder '{plugin_dir}' not found; the leaderboard runs without it"
+    sys.path.insert(0, str(plugin_dir))
+    import zoo_resnet
+
+    zoo.register_plugin(zoo_resnet, name="zoo_resnet")
+    return None
+
+
+def git_commit() -> str | None:
+    """The code version: ``git rev-parse`` here (``+dirty`` with local changes), or ``ZOO_CODE_VERSION`` outside git."""
+    if os.environ.get("ZOO_CODE_VERSION"):
+        return os.environ["ZOO_CODE_VERSION"]
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else None
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zoo.comparison.leaderboard import Budget
+
+    defaults = Budget()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default=defaults.dataset, help="a registered dataset (default fashion-mnist)")
+    p.add_argument("--img-size", type=int, default=None, help="resize on load (default: the dataset's own size)")
+    p.add_argument("--root", default=None, help="where to look for the dataset's files first")
+    p.add_argument("--limit", type=int, default=defaults.limit, help="training images (stratified subset)")
+    p.add_argument("--test-limit", type=int, default=defaults.test_limit, help="test images (stratified subset)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--max-model-s", type=float, default=defaults.max_model_s, help="time cap per model and seed")
+    p.add_argument("--min-images", type=int, default=defaults.min_images, help="smallest subset of a capped model")
+    p.add_argument("--seeds", type=int, default=defaults.seeds, help="seeds for the models under half the cap")
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME", help="names or wildcards (default: all)")
+    p.add_argument("--family", action="append", default=None, help="only this family (repeatable)")
+    p.add_argument("--run-dir", action="append", default=None, help="run directory (repeat with --render-only)")
+    p.add_argument("--plugin-dir", default=str(ROOT / "plugins" / "zoo-resnet"), help="the plugin to include")
+    p.add_argument("--retry-failed", action="store_true", help="run failed and too-slow models again")
+    p.add_argument("--render-only", action="store_true", help="render the page and plots from saved rows")
+    p.add_argument("--no-render", action="store_true", help="train only; render later with --render-only")
+    p.add_argument("--doc", default=str(ROOT / "docs" / "leaderboard.md"), help="the page to write")
+    p.add_argument("--img-dir", default=str(ROOT / "docs" / "img"), help="where the plots go")
+    args = p.parse_args(argv)
+
+    import zoo
+    from zoo.comparison.leaderboard import run_leaderboard
+    from zoo.comparison.run import select_models
+    from zoo.comparison.tables import one_line
+    from zoo.train.devices import resolve_device
+
+    try:
+        warning = load_plugin(Path(args.plugin_dir))
+        if warning:
+            print(f"leaderboard: warning: {warning}", file=sys.stderr)
+        budget = Budget(
+            dataset=args.dataset, img_size=args.img_size, root=args.root, limit=args.limit,
+            test_limit=args.test_limit, epochs=args.epochs, max_model_s=args.max_model_s,
+            min_images=args.min_images, seeds=args.seeds, device=args.device,
+        )  # fmt: skip
+        run_dirs = [Path(d) for d in args.run_dir or ()]
+        if not run_dirs:
+            size = f"{args.img_size}px" if args.img_size else "native"
+            device = resolve_device(args.device).type
+            run_dirs = [ROOT / "runs" / "leaderboard" / f"{args.dataset}-{size}-{device}"]
+        if not args.render_only:
+            if len(run_dirs) > 1:
+                raise ValueError("training takes one --run-dir; several are for --render-only")
+            names = select_models(args.models or ([] if args.family else zoo.list_models()), family=args.family)
+            command = "python benchmarks/leaderboard.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+            log_path = run_dirs[0] / "run.log"
+            run_dirs[0].mkdir(parents=True, exist_ok=True)
+
+            def log(line: str) -> None:
+                stamped = f"{time.strftime('%H:%M:%S')} {line}"
+                print(stamped, flush=True)
+                with open(log_path, "a") as f:
+                    f.write(stamped + "\n")
+
+            started = time.perf_counter()
+            log(f"command: {command.strip()} ({len(names)} models, code {git_commit()})")
+            run_leaderboard(names, budget, run_dirs[0], retry_failed=args.retry_failed, log=log, command=command)
+            log(f"done in {time.perf_counter() - started:,.0f} s")
+        if not args.no_render:
+            from zoo.comparison.leaderboard import render_page
+
+            for path in render_page(run_dirs, args.doc, args.img_dir):
+                print(f"wrote {path}")
+    except KeyboardInterrupt:
+        print(
+            "leaderboard: interrupted; the finished rows are kept, run the same command again to go on", file=sys.stderr
+        )
+        return 130
+    except Exception as exc:
+        print(f"leaderboard: error: {one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (ValueError, FileNotFoundError, LookupError, TypeError)) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,505 @@
+"""The leaderboard: every model of zoo's catalogue trained under one stated budget, resumable, rendered to a page.
+
+    budget = Budget(dataset="fashion-mnist", limit=6000, epochs=3, max_model_s=90)
+    run_leaderboard(zoo.list_models(), budget, "runs/leaderboard/fashion-mnist-28")   # kill and rerun: resumes
+    table = leaderboard_results("runs/leaderboard/fashion-mnist-28")                  # one row per model
+
+Each model is probed first (a few timed training and inference steps), and the probe's speeds size its run: a model
+that fits the budget's time cap trains the whole budget; a slower one trains the same epochs on a smaller
+stratified subset sized to fit the cap ("capped"); one that cannot fit even ``min_images`` is recorded as "too slow"
+with its measured speeds and the time the whole budget would take. A model that fails gets its error in its row.
+Each (model, seed) row is appended to ``rows.jsonl`` in the run directory as it finishes, and skipped when the run is
+started again. ``benchmarks/leaderboard.py`` is the command line; ``docs/leaderboard.md`` the rendered page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.comparison.results import Results
+from zoo.comparison.run import append_row, atomic_text, measure_model, prepare_run_dir
+from zoo.comparison.tables import one_line
+from zoo.comparison.timing import median_time
+
+ROWS_FILE = "rows.jsonl"
+
+
+@dataclasses.dataclass
+class Budget:
+    """What every model gets; saved as the run directory's ``config.json`` and printed with the results."""
+
+    dataset: str = "fashion-mnist"  # a registered dataset name (or an image folder)
+    img_size: int | None = None  # resize on load; None -> the dataset's own size
+    root: str | None = None  # where to look for the dataset's files first
+    limit: int = 6000  # training images (stratified subset), before fit holds out 10% of them to validate on
+    test_limit: int = 1000  # test images (stratified subset), the same for every model
+    epochs: int = 3  # passes over the training subset
+    max_model_s: float = 80.0  # cap on a model's estimated wall seconds per seed: training, validation and test
+    min_images: int = 500  # the smallest training subset a capped model gets; below it the model is "too slow"
+    seeds: int = 2  # seeds 0..seeds-1 for models that ran the whole budget in under half the cap; others: seed 0
+    device: str = "auto"  # passed to zoo.fit: 'auto', 'cpu', 'cuda', ...
+
+    def describe(self) -> str:
+        """The budget in one sentence, for the log and the page."""
+        size = f"{self.img_size} px" if self.img_size else "native size"
+        return (
+            f"{self.dataset} at {size}: {self.epochs} epochs over a stratified {self.limit:,} training images "
+            f"(10% held out for validation), test on a stratified {self.test_limit:,}; at most "
+            f"{self.max_model_s:g} s per model and seed (a slower model trains on a smaller subset, at least "
+            f"{self.min_images:,} images, or is recorded as too slow); {self.seeds} seed"
+            f"{'s' if self.seeds != 1 else ''} for the models that take under {self.max_model_s / 2:g} s; "
+            f"device {self.device}; everything else zoo.fit's defaults"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Probing and planning
+# ---------------------------------------------------------------------------------------------------------
+
+
+def probe_speed(
+    model: torch.nn.Module, input_size: Sequence[int], device: torch.device, *, batch: int = 4, big_batch: int = 64
+) -> tuple[float, float]:
+    """Training (forward + backward) and inference images/s of ``model`` on random inputs, after warm-up.
+
+    A first probe at ``batch`` keeps slow models cheap to measure; a model whose step takes under half a second is
+    measured again at ``big_batch``, closer to the batch fit trains with (small batches understate speed). Each
+    figure comes from the fastest of at least two timed steps after two untimed ones (the first calls of a new
+    shape are slow on CPUs; other work on the machine only slows a step down), more while they take under 1 s.
+    """
+
+    def rate(fn: Callable[[], None], b: int) -> float:
+        for _ in range(2):
+            fn()
+        times: list[float] = []
+        while len(times) < 2 or (sum(times) < 1.0 and len(times) < 7):
+            times.append(median_time(fn, 1, 0, device))
+        return b / min(times)  # contention only slows a step down: the fastest is the best estimate
+
+    def measure(b: int) -> tuple[float, float]:
+        x = torch.randn(b, *input_size, device=device)
+
+        def train_step() -> None:
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            out.float().sum().backward()
+            model.zero_grad(set_to_none=True)
+
+        def forward() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        model.train()
+        train_img_s = rate(train_step, b)
+        model.eval()
+        infer_img_s = rate(forward, b)
+        model.train()
+        return train_img_s, infer_img_s
+
+    train_img_s, infer_img_s = measure(batch)
+    if batch / train_img_s < 0.5 and big_batch > batch:
+        train_img_s, infer_img_s = measure(big_batch)
+    return train_img_s, infer_img_s
+
+
+def estimate_s(n: int, budget: Budget, n_test: int, train_img_s: float, infer_img_s: float) -> float:
+    """Wall seconds fit should take on ``n`` training images: the epochs over 90%, validating on 10% after each,
+    then the test split once (plus 2 s of setup)."""
+    per_epoch = 0.9 * n / train_img_s + 0.1 * n / infer_img_s
+    return 2.0 + budget.epochs * per_epoch + n_test / infer_img_s
+
+
+def plan_images(
+    n_full: int, budget: Budget, n_test: int, train_img_s: float, infer_img_s: float
+) -> tuple[str, int, float]:
+    """``(status, images, estimated seconds)``: ``"full"`` with every image when that fits the cap; ``"capped"``
+    with the largest multiple of 10 that fits (not below ``min_images``); else ``"too slow"`` with the estimate of
+    the whole budget."""
+    full = estimate_s(n_full, budget, n_test, train_img_s, infer_img_s)
+    if full <= budget.max_model_s:
+        return "full", n_full, full
+    fixed = 2.0 + n_test / infer_img_s
+    per_image = budget.epochs * (0.9 / train_img_s + 0.1 / infer_img_s)
+    n = int(max(0.0, budget.max_model_s - fixed) / per_image) // 10 * 10
+    if n < min(budget.min_images, n_full):
+        return "too slow", n_full, full
+    return "capped", n, estimate_s(n, budget, n_test, train_img_s, infer_img_s)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_budget_data(budget: Budget) -> Any:
+    """The dataset with its training split cut to ``limit`` and its test split to ``test_limit`` (stratified)."""
+    from zoo.data import load_dataset, subset
+
+    options: dict[str, Any] = {"img_size": budget.img_size} if budget.img_size else {}
+    data = load_dataset(budget.dataset, budget.root, **options)
+    return dataclasses.replace(data, train=subset(data.train, budget.limit), test=subset(data.test, budget.test_limit))
+
+
+def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The (model, seed) rows saved in ``run_dir``; a torn last line (an interrupted append) is left out."""
+    path = Path(run_dir) / ROWS_FILE
+    if not path.exists():
+        return []
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows[(row["model"], int(row.get("seed", 0)))] = row
+        except (ValueError, KeyError, TypeError):
+            if i == len(lines) - 1:
+                continue
+            raise ValueError(f"{path}: line {i + 1} is not a leaderboard row; the file is damaged") from None
+    return list(rows.values())
+
+
+def _card_fields(name: str) -> dict[str, Any]:
+    from zoo import registry
+
+    card = registry.info(name)
+    return {"family": card.family, "year": card.year, "plugin": card.plugin}
+
+
+def run_model(
+    name: str, data: Any, budget: Budget, seed: int, *, n_full: int | None = None, slowdown: float = 1.0
+) -> dict[str, Any]:
+    """One (model, seed) row: probe, plan, train and score ``name`` under ``budget``; never raises for the model's
+    own failures (the reason goes in ``error``), only for an interrupt."""
+    from zoo import registry
+    from zoo.comparison.summarize import summary
+    from zoo.train.devices import resolve_device
+
+    start = time.perf_counter()
+    row: dict[str, Any] = {"model": name, "seed": seed, "status": "error", "error": None}
+    row |= {"dataset": budget.dataset, "img_size": data.img_size, "epochs": budget.epochs}
+    try:
+        row |= _card_fields(name)
+        device = resolve_device(budget.device)
+        torch.manual_seed(seed)
+        model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+        s = summary(model, data.input_size)
+        row["params"], row["flops"] = s.total_params, s.flops
+        model = model.to(device)
+        train_img_s, infer_img_s = probe_speed(model, data.input_size, device)
+        row["probe_train_img_s"], row["probe_infer_img_s"] = train_img_s, infer_img_s
+        del model
+        gc.collect()
+        n_full = len(data.train) if n_full is None else n_full
+        # the probe runs no optimizer and no data pipeline: fit is slower, by the ratio measured on this run so far
+        row["slowdown"] = round(slowdown, 3)
+        status, n, est = plan_images(n_full, budget, len(data.test), train_img_s / slowdown, infer_img_s / slowdown)
+        row["images"], row["estimate_s"] = n, round(est, 1)
+        if status == "too slow":
+            row["status"] = "too slow"
+            row["error"] = f"too slow: the budget would take ~{est:,.0f} s (cap {budget.max_model_s:g} s)"
+        else:
+            sub = data if n >= len(data.train) else dataclasses.replace(data, train=_subset(data.train, n))
+            fit_kwargs = {"device": budget.device, "seed": seed, "progress": False}
+            measured = measure_model(name, sub, budget.epochs, latency_runs=0, seed=seed, fit_kwargs=fit_kwargs)
+            row |= {k: v for k, v in measured.items() if k not in ("latency_ms", "throughput_img_s", "peak_mem_mb")}
+            row["status"] = status
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # one failing model must not stop the leaderboard
+        row["error"] = one_line(exc)
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    row["wall_s"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def _subset(split: Any, n: int) -> Any:
+    from zoo.data import subset
+
+    return subset(split, n)
+
+
+def run_leaderboard(
+    names: Sequence[str],
+    budget: Budget,
+    run_dir: str | Path,
+    *,
+    retry_failed: bool = False,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> list[dict[str, Any]]:
+    """Train every model of ``names`` under ``budget``, saving each (model, seed) row in ``run_dir`` as it finishes.
+
+    Rows already in ``run_dir`` are kept and skipped, failed and too-slow ones too unless ``retry_failed``; a run
+    directory made with another budget is refused. ``command`` is saved in ``command.txt`` for the page.
+    Returns every row of the run directory.
+    """
+    from zoo.train.rundir import RunDirLock
+
+    data = load_budget_data(budget)  # a dataset that is not there fails here, before the run directory is made
+    with RunDirLock(run_dir, "leaderboard"):
+        path = prepare_run_dir(run_dir, dataclasses.asdict(budget), what="leaderboard") / ROWS_FILE
+        if command:
+            atomic_text(Path(run_dir) / "command.txt", command.strip() + "\n")
+        done = {(r["model"], int(r.get("seed", 0))): r for r in read_rows(run_dir)}
+        if retry_failed:
+            done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped")}
+        log(f"budget: {budget.describe()}")
+        log(f"data: {len(data.train):,} training / {len(data.test):,} test images, input {tuple(data.input_size)}")
+        for i, name in enumerate(names, 1):
+            for seed in range(budget.seeds):
+                if (name, seed) in done:
+                    continue
+                first = done.get((name, 0))
+                if seed > 0 and not _wants_more_seeds(first, budget):
+                    break
+                row = run_model(name, data, budget, seed, slowdown=measured_slowdown(done.values(), budget))
+                append_row(path, row)
+                done[(name, seed)] = row
+                log(_log_line(i, len(names), row))
+    return read_rows(run_dir)
+
+
+def measured_slowdown(rows: Any, budget: Budget) -> float:
+    """How much slower fit trained than the probes predicted, on the rows trained so far (median, within 1-4);
+    1 before any. Later models are planned with it, so that the cap holds on a machine shared with other work."""
+    ratios = []
+    for r in rows:
+        if r.get("train_s") and r.get("images") and r.get("probe_train_img_s") and r.get("probe_infer_img_s"):
+            predicted = budget.epochs * r["images"] * (0.9 / r["probe_train_img_s"] + 0.1 / r["probe_infer_img_s"])
+            ratios.append(r["train_s"] / predicted)
+    return min(4.0, max(1.0, statistics.median(ratios))) if ratios else 1.0
+
+
+def _wants_more_seeds(first: dict[str, Any] | None, budget: Budget) -> bool:
+    return bool(first) and first.get("status") == "full" and (first.get("wall_s") or math.inf) <= budget.max_model_s / 2
+
+
+def _log_line(i: int, n: int, row: dict[str, Any]) -> str:
+    head = f"[{i}/{n}] {row['model']} seed {row['seed']}: {row['status']}"
+    if row.get("top1") is not None:
+        head += f", top-1 {100 * row['top1']:.1f}% on {row.get('images', 0):,} images"
+        head += f", train {row.get('train_s') or 0:.1f} s"
+    if row.get("error"):
+        head += f" ({row['error']})"
+    return head + f"; {row['wall_s']:.1f} s in all"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One row per model
+# ---------------------------------------------------------------------------------------------------------
+
+
+def reference_top1(card: Any) -> str | None:
+    """The first reported top-1 (ImageNet-1k first) of a model card's optional ``reported`` entries, as text:
+    ``"77.7 (ImageNet-1k)"``; an error metric is shown as written (``"0.95% error (MNIST)"``); None if absent."""
+    entries = list(getattr(card, "reported", None) or ())
+
+    def field(e: Any, key: str) -> Any:
+        return e.get(key) if isinstance(e, dict) else getattr(e, key, None)
+
+    def text(e: Any) -> str | None:
+        value, metric, ds = field(e, "value"), str(field(e, "metric") or ""), field(e, "dataset") or "?"
+        if value is None:
+            return None
+        if isinstance(value, int | float):
+            shown = f"{100 * value:.1f}" if 0 < value <= 1 and "error" not in metric.lower() else f"{value:g}"
+        else:
+            shown = str(value)
+        if "error" in metric.lower():
+            return f"{shown}{'%' if isinstance(value, int | float) and value > 1 else ''} {metric} ({ds})"
+        return f"{shown} ({ds})"
+
+    def is_top1(e: Any) -> bool:
+        m = str(field(e, "metric") or "").lower().replace("-", "").replace(" ", "")
+        return "top1" in m or "acc@1" in m or m in ("accuracy", "acc")
+
+    def imagenet(e: Any) -> bool:
+        return "imagenet" in str(field(e, "dataset") or "").lower()
+
+    for pick in (lambda e: imagenet(e) and is_top1(e), is_top1, lambda e: True):
+        for e in entries:
+            if pick(e) and (shown := text(e)):
+                return shown
+    return None
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model from its seed rows: ``top1`` the mean over measured seeds, ``top1_spread`` half their range,
+    ``top1_seeds`` how many; costs (``train_s``, ``wall_s``) from seed 0; ``ref_top1`` from the model card."""
+    from zoo import registry
+
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r)
+    out = []
+    for name, seed_rows in by_model.items():
+        seed_rows = sorted(seed_rows, key=lambda r: int(r.get("seed", 0)))
+        first = dict(seed_rows[0])
+        accs = [r["top1"] for r in seed_rows if r.get("top1") is not None and not r.get("error")]
+        first.pop("curve", None)
+        row = first | {"curve": seed_rows[0].get("curve")}
+        row["top1"] = statistics.fmean(accs) if accs else None
+        row["top1_spread"] = (max(accs) - min(accs)) / 2 if len(accs) > 1 else None
+        row["top1_seeds"] = len(accs)
+        row["ref_top1"] = None
+        with contextlib.suppress(Exception):  # a model no longer registered keeps its row, without a reference
+            row["ref_top1"] = reference_top1(registry.info(name))
+        out.append(row)
+    out.sort(key=lambda r: (r["top1"] is None, -(r["top1"] or 0.0), r.get("params") or 0))
+    return out
+
+
+def leaderboard_results(run_dir: str | Path) -> Results:
+    """The run directory's rows, one per model (``aggregate``), as ``Results``: tables, exports and plots."""
+    config_path = Path(run_dir) / "config.json"
+    meta = json.loads(config_path.read_text()) if config_path.exists() else {}
+    rows = read_rows(run_dir)
+    if not rows:
+        raise FileNotFoundError(f"no leaderboard rows in '{run_dir}': {ROWS_FILE} not found or empty")
+    return Results(aggregate(rows), meta)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering: the page and its plots, from the saved rows alone
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _note(row: dict[str, Any]) -> str:
+    status = row.get("status")
+    if status == "capped":
+        return f"capped: {row.get('images', 0):,} images to fit the time cap"
+    if status == "too slow":
+        return f"too slow: the budget would take ~{row.get('estimate_s') or 0:,.0f} s"
+    return _md(row.get("error") or "")
+
+
+def markdown_table(results: Results) -> str:
+    """The leaderboard as a GitHub table: one row per model, best measured top-1 first."""
+    from zoo.comparison.tables import format_number, render_table
+
+    headers = ["#", "model", "family", "year", "params", "FLOPs/img", "train images", "top-1 %", "ref. top-1",
+               "train s", "train img/s", "cost s", "note"]  # fmt: skip
+    body = []
+    for i, r in enumerate(results.rows, 1):
+        top1 = "—"
+        if r.get("top1") is not None:
+            top1 = f"{100 * r['top1']:.1f}"
+            if r.get("top1_spread") is not None:
+                top1 += f" ± {100 * r['top1_spread']:.1f}"
+        speed = "—"
+        if r.get("train_img_s"):
+            speed = f"{r['train_img_s']:,.0f}"
+        elif r.get("probe_train_img_s"):
+            speed = f"~{r['probe_train_img_s']:,.1f} (probe)" if r["probe_train_img_s"] < 10 else (
+                f"~{r['probe_train_img_s']:,.0f} (probe)")  # fmt: skip
+        trained = r.get("train_s") is not None
+        body.append([
+            str(i) if r.get("top1") is not None else "",
+            f"`{r['model']}`", r.get("family") or "", str(r.get("year") or ""), format_number(r.get("params")),
+            format_number(r.get("flops")), f"{int(0.9 * r['images']):,}" if trained and r.get("images") else "—",
+            top1, _md(r.get("ref_top1") or "—"), f"{r['train_s']:.1f}" if trained else "—", speed,
+            f"{r.get('wall_s') or 0:.0f}", _note(r),
+        ])  # fmt: skip
+    return render_table(headers, body, style="markdown")
+
+
+def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path) -> tuple[str, list[Path]]:
+    """The page section of one run directory (heading, command, machine, budget, cost, table, plots) and the
+    plots written for it (``leaderboard-<run>-params.png``, ``-flops``, ``-time``, ``-curves``)."""
+    import os
+
+    run_dir, img_dir = Path(run_dir), Path(img_dir)
+    results = leaderboard_results(run_dir)
+    meta, rows = results.meta, results.rows
+    budget = Budget(**{k: v for k, v in meta.items() if k in {f.name for f in dataclasses.fields(Budget)}})
+    env_path = run_dir / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.exists() else {}
+    cmd_path = run_dir / "command.txt"
+    command = cmd_path.read_text().strip() if cmd_path.exists() else "python benchmarks/leaderboard.py"
+    measured = [r for r in rows if r.get("top1") is not None]
+    size = next((r.get("img_size") for r in measured if r.get("img_size")), meta.get("img_size"))
+    device = next((r.get("device") for r in measured if r.get("device")), meta.get("device"))
+    heading = f"{meta.get('dataset', '?')}, {size} px" if size else str(meta.get("dataset", "?"))
+    heading += f", {device}" if device else ""
+    all_rows = read_rows(run_dir)
+    cost = sum(r.get("wall_s") or 0.0 for r in all_rows)
+    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("full", "capped", "too slow", "error")}
+    machine = f"{env.get('cpu_count', '?')} CPU cores ({env.get('processor') or 'unknown CPU'})"
+    if env.get("cuda"):
+        machine = f"{env['cuda']} with {machine}"
+    lines = [
+        f"### {heading}",
+        "",
+        f"- **Command:** `{command}` (resumable: the same command skips the models already done; "
+        "`--render-only` redraws this section and the plots from the saved rows)",
+        f"- **Run:** finished {str(env.get('time', '?'))[:16].replace('T', ' ')}; {machine}; torch "
+        f"{env.get('torch', '?')}, Python {env.get('python', '?')}, zoo {env.get('zoo', '?')}",
+        f"- **Budget:** {budget.describe()}.",
+        f"- **Cost:** {cost / 60:,.1f} min for {len(rows)} models ({len(all_rows)} model-seed runs): "
+        f"{counts['full']} trained the whole budget, {counts['capped']} a subset sized to the cap, "
+        f"{counts['too slow']} too slow, {counts['error']} failed. Per model: `train s` (zoo.fit's epochs, with "
+        "validation) and `cost s` (everything: creation, speed probe, training, test).",
+        "",
+        markdown_table(results),
+        "",
+        "`top-1 %`: test accuracy on the stratified test subset, the mean over the seeds run (± half their range "
+        "when two or more were); `ref. top-1`: the figure reported for the architecture on its own dataset, from "
+        "the model card, not comparable with a few epochs at this size. `train img/s` is fit's median; `~… "
+        "(probe)` a speed from a few timed steps at a small batch, for models not trained.",
+        "",
+    ]
+    written = []
+    if measured:
+        stem = f"leaderboard-{run_dir.name}"
+        plots = (("params", "parameters"), ("flops", "FLOPs"), ("train_s", "training time"))
+        for key, what in plots:
+            path = results.plot(img_dir / f"{stem}-{'time' if key == 'train_s' else key}.png", x=key,
+                                title=f"{heading}: test top-1 vs {what}")  # fmt: skip
+            written.append(path)
+        written.append(results.plot_curves(img_dir / f"{stem}-curves.png", title=f"{heading}: training curves"))
+        for path, (_, what) in zip(written, (*plots, ("", "training curves")), strict=True):
+            rel = Path(os.path.relpath(path, doc_dir)).as_posix()
+            alt = f"{heading}: test top-1 against {what}" if what != "training curves" else f"{heading}: {what}"
+            lines.append(f"![{alt}]({rel})")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n", written
+
+
+def render_page(run_dirs: Sequence[str | Path], doc_path: str | Path, img_dir: str | Path) -> list[Path]:
+    """Write each run directory's section into ``doc_path`` between its markers (``<!-- leaderboard:<run> -->``
+    ... ``<!-- /leaderboard:<run> -->``; the text around them is kept; a new run's section goes at the end), and
+    the plots into ``img_dir``. Needs the saved rows only: nothing is trained. Returns the files written."""
+    doc_path = Path(doc_path)
+    text = doc_path.read_text() if doc_path.exists() else "# Leaderboard\n"
+    written: list[Path] = []
+    for run_dir in run_dirs:
+        section, plots = render_section(run_dir, doc_path.parent, img_dir)
+        written.extend(plots)
+        start, end = f"<!-- leaderboard:{Path(run_dir).name} -->", f"<!-- /leaderboard:{Path(run_dir).name} -->"
+        block = f"{start}\n{section}{end}"
+        if start in text and end in text:
+            text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+    atomic_text(doc_path, text)
+    return [doc_path, *written]

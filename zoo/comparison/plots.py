@@ -1,0 +1,293 @@
+"""Plots of comparison rows: accuracy against a cost (params, FLOPs, training time) with labels that do not overlap,
+and every model's training curve on one figure.
+
+Labels are placed greedily, the way text-repel tools do it without an optimiser: for each point, candidate spots
+around it at growing distances are tried in order, and the first whose text box overlaps no placed label, no point
+and stays inside the axes wins (with a thin leader line when it sits far out); when none is free, the spot with the
+least overlap does. It needs the drawn layout, so the figure is laid out once first and then frozen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# x key -> (axis label, log scale)
+AXES: dict[str, tuple[str, bool]] = {
+    "params": ("parameters", True),
+    "flops": ("FLOPs per image (a multiply-add counts 2)", True),
+    "train_s": ("training time (s)", True),
+    "wall_s": ("wall time per model (s)", True),
+    "train_img_s": ("training images/s", True),
+    "latency_ms": ("inference latency, batch 1 (ms)", True),
+    "throughput_img_s": ("inference images/s", True),
+    "seconds": ("training time (s)", True),
+    "epoch": ("epoch", False),
+}
+METRICS = {
+    "top1": "test top-1 accuracy (%)",
+    "top5": "test top-5 accuracy (%)",
+    "val_accuracy": "validation accuracy (%)",
+    "accuracy": "training accuracy (%)",
+}
+
+# beside the point first (clearest), then the diagonals, then above and below; nearer before farther
+_DIRECTIONS = ((1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0.5), (-1, 0.5), (1, -0.5), (-1, -0.5),
+               (0, 1), (0, -1))  # fmt: skip
+_RADII = (5, 10, 16, 24, 34, 46, 60, 76, 95)  # points
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Label placement
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _overlap(a: Any, b: Any) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def text_box(text: Any, renderer: Any) -> Any:
+    """The display-space box of an annotation's text alone (an annotation's own extent includes its arrow)."""
+    from matplotlib.text import Text
+
+    if hasattr(text, "update_positions"):
+        text.update_positions(renderer)  # where the offset puts the text: Text's own extent does not do this
+    return Text.get_window_extent(text, renderer)
+
+
+def place_labels(
+    ax: Any,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    labels: Sequence[str],
+    *,
+    fontsize: float = 8,
+    colors: Sequence[Any] | None = None,
+    avoid: Sequence[tuple[float, float]] = (),
+) -> list[Any]:
+    """Annotate each point ``(xs[i], ys[i])`` with ``labels[i]`` so that no two labels overlap, none covers a point
+    (nor any of ``avoid``, more points in data coordinates) and all stay inside the axes, where the space allows.
+
+    The axes' limits and the figure's layout must be final (``fig.canvas.draw()`` first). Returns the annotations.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    frame = ax.get_window_extent(renderer)
+    pt = fig.dpi / 72.0
+    marker = 4.5 * pt  # half the side of the box kept clear around each point
+    pts = [tuple(to_px((x, y))) for x, y in zip(xs, ys, strict=True)]
+    blocked = [Bbox.from_extents(px - marker, py - marker, px + marker, py + marker)
+               for px, py in pts + [tuple(to_px(a)) for a in avoid]]  # fmt: skip
+    placed: list[Any] = []
+    texts: list[Any] = [None] * len(pts)
+    # the most crowded points choose first, while there is room around them
+    crowd = [sum(1 for q in pts if abs(q[0] - p[0]) < 60 * pt and abs(q[1] - p[1]) < 20 * pt) for p in pts]
+    for i in sorted(range(len(pts)), key=lambda k: -crowd[k]):
+        best: tuple[float, Any, Any] | None = None
+        for r in _RADII:
+            for dx, dy in _DIRECTIONS:
+                ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+                va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+                far = r >= 15
+                text = ax.annotate(
+                    labels[i], (xs[i], ys[i]), xytext=(dx * r, dy * r), textcoords="offset points", ha=ha, va=va,
+                    fontsize=fontsize, color=colors[i] if colors else "black", zorder=4,
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.55", "shrinkA": 0, "shrinkB": 3}
+                    if far else None,
+                )  # fmt: skip
+                box = text_box(text, renderer).padded(1.5 * pt)
+                outside = 0.0 if (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                                  and box.y1 <= frame.y1) else box.width * box.height  # fmt: skip
+                cost = outside + sum(_overlap(box, b) for b in placed) + sum(_overlap(box, b) for b in blocked)
+                if best is None or cost < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (cost, text, box)
+                else:
+                    text.remove()
+                if best[0] == 0.0:
+                    break
+            if best is not None and best[0] == 0.0:
+                break
+        assert best is not None
+        texts[i] = best[1]
+        placed.append(best[2])
+    return texts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------------------
+
+
+def family_colors(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A colour per family (``tab10``, then ``tab20``), in order of first appearance; rows without one are blue."""
+    from matplotlib import colormaps
+
+    families = list(dict.fromkeys(r.get("family") or "" for r in rows))
+    cmap = colormaps["tab10" if len(families) <= 10 else "tab20"]
+    return {f: ("tab:blue" if not f and len(families) == 1 else cmap(i % cmap.N)) for i, f in enumerate(families)}
+
+
+def _freeze_layout(fig: Any) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()  # constrained layout settles the axes here; label placement needs their final position
+    fig.set_layout_engine("none")
+
+
+def plot_accuracy(
+    rows: Sequence[dict[str, Any]],
+    path: str | os.PathLike,
+    *,
+    x: str | Sequence[str] = ("params", "flops"),
+    metric: str = "top1",
+    title: str | None = None,
+) -> Path:
+    """One panel per key of ``x`` (``params``, ``flops``, ``train_s``, ...): ``metric`` against it on a log axis,
+    every point labelled, coloured by family when the rows have one, with error bars from ``<metric>_spread``."""
+    from zoo.plotting import check_plot_path, new_figure, save_figure
+
+    path = check_plot_path(path)
+    keys = [x] if isinstance(x, str) else list(x)
+    unknown = [k for k in keys if k not in AXES]
+    if unknown:
+        raise ValueError(f"cannot plot against '{unknown[0]}'; accepted: {', '.join(AXES)}")
+    rows = [r for r in rows if r.get(metric) is not None and not r.get("error")]
+    if not rows:
+        raise ValueError(f"nothing to plot: no row has a value for '{metric}'")
+    many = len(rows) > 12
+    panel = (7.5, 5.6) if many else (5.0, 4.2)
+    fig = new_figure("Results.plot()", figsize=(panel[0] * len(keys), panel[1]))
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    colors = family_colors(rows)
+    has_family = any(r.get("family") for r in rows)
+    ys_all = [100 * r[metric] for r in rows]
+    placements = []
+    for ax, key in zip(axes, keys, strict=True):
+        pts = [r for r in rows if r.get(key)]
+        xlabel, log = AXES[key]
+        for fam, color in colors.items():
+            sel = [r for r in pts if (r.get("family") or "") == fam]
+            if not sel:
+                continue
+            xs, ys = [r[key] for r in sel], [100 * r[metric] for r in sel]
+            err = [100 * (r.get(f"{metric}_spread") or 0.0) for r in sel]
+            ax.errorbar(xs, ys, yerr=err if any(err) else None, fmt="o", ms=6, color=color, ecolor=color,
+                        elinewidth=1, capsize=2, zorder=3, label=fam or None)  # fmt: skip
+        if log:
+            ax.set_xscale("log")
+        if pts:
+            xs = [r[key] for r in pts]
+            lo, hi = min(xs), max(xs)
+            ax.set_xlim(lo / 2.5, hi * 2.5) if log else ax.set_xlim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
+        ax.set_xlabel(f"{xlabel} (log scale)" if log else xlabel)
+        ax.set_ylabel(METRICS.get(metric, metric))
+        ax.set_ylim(max(0.0, min(ys_all) - 6), min(100.0, max(ys_all) + 3) + 1)
+        ax.grid(True, which="major", alpha=0.35)
+        ax.grid(True, which="minor", alpha=0.12)
+        if has_family and len(colors) > 1:
+            ax.legend(loc="lower right", fontsize=7, title="family", title_fontsize=7, framealpha=0.85)
+        placements.append((ax, pts, key))
+    fig.suptitle(title or _default_title(rows, "accuracy vs " + " and ".join(AXES[k][0].split(" (")[0] for k in keys)))
+    _freeze_layout(fig)
+    for ax, pts, key in placements:
+        legend = ax.get_legend()
+        avoid = _legend_corners(ax, legend)
+        place_labels(
+            ax, [r[key] for r in pts], [100 * r[metric] for r in pts], [r["model"] for r in pts],
+            fontsize=7.5 if many else 8.5, avoid=avoid,
+        )  # fmt: skip
+    return save_figure(fig, path)
+
+
+def _legend_corners(ax: Any, legend: Any) -> list[tuple[float, float]]:
+    """Points in data coordinates that cover the legend, so that no label is placed on it."""
+    if legend is None:
+        return []
+    box = legend.get_window_extent(ax.figure.canvas.get_renderer())
+    inv = ax.transData.inverted()
+    step = 8.0
+    out = []
+    y = box.y0
+    while y <= box.y1:
+        x = box.x0
+        while x <= box.x1:
+            out.append(tuple(inv.transform((x, y))))
+            x += step
+        y += step
+    return out
+
+
+def plot_curves(
+    rows: Sequence[dict[str, Any]],
+    path: str | os.PathLike,
+    *,
+    x: str = "seconds",
+    metric: str = "val_accuracy",
+    title: str | None = None,
+) -> Path:
+    """Every row's training curve (``row["curve"]``, one record per epoch) on one axes: ``metric`` against ``x``
+    (``"seconds"`` of training, log scale, or ``"epoch"``), each line labelled at its end, coloured by family."""
+    from zoo.plotting import check_plot_path, new_figure, save_figure
+
+    path = check_plot_path(path)
+    if x not in ("seconds", "epoch"):
+        raise ValueError(f"training curves run against 'seconds' or 'epoch', got '{x}'")
+    curves = [(r, [e for e in r.get("curve") or () if e.get(metric) is not None and e.get(x)]) for r in rows]
+    curves = [(r, c) for r, c in curves if c and not r.get("error")]
+    if not curves:
+        raise ValueError(f"nothing to plot: no row has a training curve with '{metric}'")
+    many = len(curves) > 12
+    fig = new_figure("Results.plot_curves()", figsize=(11, 6.5) if many else (7, 4.5))
+    ax = fig.subplots()
+    colors = family_colors([r for r, _ in curves])
+    seen: set[str] = set()
+    ends = []
+    for r, c in curves:
+        fam = r.get("family") or ""
+        xs, ys = [e[x] for e in c], [100 * e[metric] for e in c]
+        label = fam if fam and fam not in seen else None
+        seen.add(fam)
+        ax.plot(xs, ys, "-o", ms=3, lw=1.2, color=colors[fam], alpha=0.9, label=label)
+        ends.append((xs[-1], ys[-1], r["model"], colors[fam], list(zip(xs[:-1], ys[:-1], strict=True))))
+    label, log = AXES[x]
+    if log:
+        ax.set_xscale("log")
+        all_x = [e[0] for e in ends] + [p[0] for e in ends for p in e[4]]
+        ax.set_xlim(min(all_x) / 1.6, max(all_x) * 3)
+    ax.set_xlabel(f"{label} (log scale)" if log else label)
+    ax.set_ylabel(METRICS.get(metric, metric))
+    all_y = [e[1] for e in ends] + [p[1] for e in ends for p in e[4]]
+    ax.set_ylim(max(0.0, min(all_y) - 4), min(100.0, max(all_y) + 3) + 1)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+    if len(colors) > 1 and any(colors):
+        ax.legend(loc="lower right", fontsize=7, title="family", title_fontsize=7, framealpha=0.85)
+    fig.suptitle(title or _default_title([r for r, _ in curves], "training curves"))
+    _freeze_layout(fig)
+    avoid = [p for e in ends for p in e[4]] + _legend_corners(ax, ax.get_legend())
+    place_labels(ax, [e[0] for e in ends], [e[1] for e in ends], [e[2] for e in ends],
+                 fontsize=7 if many else 8, colors=[e[3] for e in ends], avoid=avoid)  # fmt: skip
+    return save_figure(fig, path)
+
+
+def _default_title(rows: Sequence[dict[str, Any]], what: str) -> str:
+    ds = {r.get("dataset") for r in rows} - {None}
+    ep = {r.get("epochs") for r in rows} - {None}
+    title = what
+    if len(ds) == 1:
+        title += f" on {ds.pop()}"
+    if len(ep) == 1:
+        n = ep.pop()
+        title += f", {n} epoch{'s' if n != 1 else ''}"
+    return title
