@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     import zoo
     from zoo.comparison.leaderboard import run_leaderboard
     from zoo.comparison.run import select_models
-    from zoo.comparison.tables import one_line
     from zoo.train.devices import resolve_device
 
     try:
@@ -106,16 +105,16 @@ def main(argv: list[str] | None = None) -> int:
             names = select_models(args.models or ([] if args.family else zoo.list_models()), family=args.family)
             command = "python benchmarks/leaderboard.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
             log_path = run_dirs[0] / "run.log"
-            run_dirs[0].mkdir(parents=True, exist_ok=True)
 
             def log(line: str) -> None:
                 stamped = f"{time.strftime('%H:%M:%S')} {line}"
                 print(stamped, flush=True)
+                log_path.parent.mkdir(parents=True, exist_ok=True)  # after the data loaded: the run has begun
                 with open(log_path, "a") as f:
                     f.write(stamped + "\n")
 
             started = time.perf_counter()
-            log(f"command: {command.strip()} ({len(names)} models, code {git_commit()})")
+            print(f"{len(names)} models, code {git_commit()}", flush=True)
             run_leaderboard(names, budget, run_dirs[0], retry_failed=args.retry_failed, log=log, command=command)
             log(f"done in {time.perf_counter() - started:,.0f} s")
         if not args.no_render:
@@ -129,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except Exception as exc:
-        print(f"leaderboard: error: {one_line(exc)}", file=sys.stderr)
+        text = (str(exc).strip().splitlines() or [""])[0]  # whole: a missing dataset's line says where zoo looked
+        print(f"leaderboard: error: {type(exc).__name__}: {text}", file=sys.stderr)
         return 2 if isinstance(exc, (ValueError, FileNotFoundError, LookupError, TypeError)) else 1
     return 0
 

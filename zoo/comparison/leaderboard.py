@@ -256,6 +256,7 @@ def run_leaderboard(
         path = prepare_run_dir(run_dir, dataclasses.asdict(budget), what="leaderboard") / ROWS_FILE
         if command:
             atomic_text(Path(run_dir) / "command.txt", command.strip() + "\n")
+            log(f"command: {command.strip()} ({len(names)} models)")
         done = {(r["model"], int(r.get("seed", 0))): r for r in read_rows(run_dir)}
         if retry_failed:
             done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped")}
