@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.cli import _fit_options, build_parser, main, parse_input
+from zoo.cli import build_parser, fit_options, main, parse_input
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -172,10 +172,10 @@ def test_fit_flags_come_from_train_config(capsys):
     parse = build_parser().parse_args
     # only the options given on the command line reach fit; 'none' spells None
     args = parse(["train", "mlp", "-d", "digits", "-b", "32", "--lr", "0.01", "--scheduler", "none", "--loss", "mse"])
-    assert _fit_options(args) == {"batch_size": 32, "lr": 0.01, "scheduler": None, "loss": "mse"}
+    assert fit_options(args) == {"batch_size": 32, "lr": 0.01, "scheduler": None, "loss": "mse"}
     args = parse(["compare", "mlp", "-d", "digits", "--clip-grad", "1", "--grad-accum", "2", "--val-fraction", "0"])
-    assert _fit_options(args) == {"clip_grad": 1.0, "grad_accum": 2, "val_fraction": 0.0} and args.epochs == 2
-    assert _fit_options(parse(["train", "mlp", "-d", "digits"])) == {}
+    assert fit_options(args) == {"clip_grad": 1.0, "grad_accum": 2, "val_fraction": 0.0} and args.epochs == 2
+    assert fit_options(parse(["train", "mlp", "-d", "digits"])) == {}
     assert parse(["train", "mlp", "-d", "digits", "-e", "3"]).epochs == 3
     code, _, err = run(capsys, "train", "mlp", "-d", "digits", "--lr", "fast")
     assert code == 2 and "--lr" in one_line_error(err)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from zoo.comparison.results import COLUMNS, FIELDS, Results
 from zoo.comparison.run import compare, select_models
-from zoo.comparison.summarize import LayerInfo, Summary, count_flops, summary
+from zoo.comparison.summarize import LayerInfo, Summary, count_flops, default_flops, summary
 from zoo.comparison.tables import format_number, one_line, render_table
 from zoo.comparison.timing import bench_model, environment, median_time, time_forward
 
@@ -31,6 +31,7 @@ __all__ = [
     "compare",
     "select_models",
     "count_flops",
+    "default_flops",
     "format_number",
     "render_table",
     "one_line",

@@ -127,6 +127,27 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]
     return int(counter.get_total_flops()), by_op
 
 
+_DEFAULT_FLOPS: dict[str, int | None] = {}
+
+
+def default_flops(name: str) -> int | None:
+    """FLOPs of one image at the model card's input size, counted once per process on the meta device (no memory,
+    no initialisation); ``None`` when the card has no input size or the model cannot run on the meta device."""
+    if name not in _DEFAULT_FLOPS:
+        from zoo import registry
+
+        size = registry.get_spec(name).input_size
+        flops = None
+        if size is not None:
+            try:
+                with torch.device("meta"):
+                    flops = count_flops(registry.create(name).eval(), torch.zeros(1, *size))[0]
+            except Exception:  # a builder or a layer that cannot run on the meta device
+                flops = None
+        _DEFAULT_FLOPS[name] = flops
+    return _DEFAULT_FLOPS[name]
+
+
 def _resolve(model_or_name: nn.Module | str, input_size: Sequence[int] | None) -> tuple[nn.Module, str, tuple]:
     from zoo import registry
 
