@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(stamped + "\n")
 
             started = time.perf_counter()
-            print(f"{len(names)} models, code {git_commit()}", flush=True)
-            run_leaderboard(names, budget, run_dirs[0], retry_failed=args.retry_failed, log=log, command=command)
+            run_leaderboard(
+                names, budget, run_dirs[0], retry_failed=args.retry_failed, log=log, command=command,
+                code_version=git_commit(),
+            )  # fmt: skip
             log(f"done in {time.perf_counter() - started:,.0f} s")
         if not args.no_render:
             from zoo.comparison.leaderboard import render_page

@@ -242,11 +242,13 @@ def run_leaderboard(
     retry_failed: bool = False,
     log: Callable[[str], None] = print,
     command: str | None = None,
+    code_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train every model of ``names`` under ``budget``, saving each (model, seed) row in ``run_dir`` as it finishes.
 
     Rows already in ``run_dir`` are kept and skipped, failed and too-slow ones too unless ``retry_failed``; a run
-    directory made with another budget is refused. ``command`` is saved in ``command.txt`` for the page.
+    directory made with another budget is refused. ``command`` and ``code_version`` (a commit) are saved in
+    ``command.json`` for the page.
     Returns every row of the run directory.
     """
     from zoo.train.rundir import RunDirLock
@@ -255,8 +257,9 @@ def run_leaderboard(
     with RunDirLock(run_dir, "leaderboard"):
         path = prepare_run_dir(run_dir, dataclasses.asdict(budget), what="leaderboard") / ROWS_FILE
         if command:
-            atomic_text(Path(run_dir) / "command.txt", command.strip() + "\n")
-            log(f"command: {command.strip()} ({len(names)} models)")
+            record = {"command": command.strip(), "code": code_version}
+            atomic_text(Path(run_dir) / "command.json", json.dumps(record, indent=2) + "\n")
+            log(f"command: {command.strip()} ({len(names)} models, code {code_version or 'unknown'})")
         done = {(r["model"], int(r.get("seed", 0))): r for r in read_rows(run_dir)}
         if retry_failed:
             done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped")}
@@ -435,8 +438,10 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
     budget = Budget(**{k: v for k, v in meta.items() if k in {f.name for f in dataclasses.fields(Budget)}})
     env_path = run_dir / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.exists() else {}
-    cmd_path = run_dir / "command.txt"
-    command = cmd_path.read_text().strip() if cmd_path.exists() else "python benchmarks/leaderboard.py"
+    cmd_path = run_dir / "command.json"
+    record = json.loads(cmd_path.read_text()) if cmd_path.exists() else {}
+    command = record.get("command") or "python benchmarks/leaderboard.py"
+    code = f", code {record['code']}" if record.get("code") else ""
     measured = [r for r in rows if r.get("top1") is not None]
     size = next((r.get("img_size") for r in measured if r.get("img_size")), meta.get("img_size"))
     device = next((r.get("device") for r in measured if r.get("device")), meta.get("device"))
@@ -453,8 +458,8 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
         "",
         f"- **Command:** `{command}` (resumable: the same command skips the models already done; "
         "`--render-only` redraws this section and the plots from the saved rows)",
-        f"- **Run:** finished {str(env.get('time', '?'))[:16].replace('T', ' ')}; {machine}; torch "
-        f"{env.get('torch', '?')}, Python {env.get('python', '?')}, zoo {env.get('zoo', '?')}",
+        f"- **Run:** {str(env.get('time', '?'))[:16].replace('T', ' ')} (its last start); {machine}; torch "
+        f"{env.get('torch', '?')}, Python {env.get('python', '?')}, zoo {env.get('zoo', '?')}{code}",
         f"- **Budget:** {budget.describe()}.",
         f"- **Cost:** {cost / 60:,.1f} min for {len(rows)} models ({len(all_rows)} model-seed runs): "
         f"{counts['full']} trained the whole budget, {counts['capped']} a subset sized to the cap, "
