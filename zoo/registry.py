@@ -17,24 +17,26 @@ from typing import Any
 from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe, run_plugin  # noqa: F401
 from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exported for zoo.registry users)
     BUILTIN_PLUGINS,
-    MODEL_METADATA,
-    UNIFORM_KEYWORDS,
     ModelOptionError,
     ModelTooLargeError,
     Registry,
     UnknownDatasetError,
     UnknownModelError,
     ZooPluginWarning,
-    card_problem,
     ensure_loaded,
-    make_model_spec,
     plugins,
     register_dataset,
     register_model,
     register_plugin,
     reset,
-    signature_keywords,
     unregister_plugin,
+)
+from zoo.registration import (  # noqa: F401
+    MODEL_METADATA,
+    UNIFORM_KEYWORDS,
+    card_problem,
+    make_model_spec,
+    signature_keywords,
 )
 from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import closest, suggest
