@@ -13,7 +13,7 @@ from zoo.data.loaders import as_source, source_info, split_off
 from zoo.data.types import DataInfo, is_dataset
 from zoo.train.config import TrainConfig
 
-__all__ = ["fit_parts", "DEFAULT_VAL_FRACTION", "VAL_SPLIT_SEED"]
+__all__ = ["fit_parts", "record_data", "DEFAULT_VAL_FRACTION", "VAL_SPLIT_SEED"]
 
 DEFAULT_VAL_FRACTION = 0.1  # of a zoo Dataset's training split, held out to validate on
 VAL_SPLIT_SEED = 0  # the held-out samples are the same in every run, whatever the training seed
@@ -48,3 +48,36 @@ def fit_parts(data: Any, val: Any, cfg: TrainConfig) -> tuple[Any, Any, Any, Dat
         train, held = split_off(train, fraction, VAL_SPLIT_SEED)
         return train, held, test, info
     return train, None, test, info
+
+
+def record_data(model: Any, info: DataInfo, train_batches: Any, task: Any, loss: str | None) -> None:
+    """Record on ``model`` what it needs to see new data as it saw this data (``model.zoo_config["data"]``: kept in
+    checkpoints, read by ``zoo.predict`` and ``zoo.evaluate``), and point its timm-style ``pretrained_cfg`` at it."""
+    if info.input_size is None:
+        x, _ = train_batches.sample()
+        info.input_size = tuple(int(v) for v in x.shape[1:])
+        info.input_dtype = info.input_dtype or str(x.dtype).replace("torch.", "")
+    if getattr(train_batches, "mean", None) is not None and info.input_dtype == "uint8":
+        info.mean, info.std = tuple(train_batches.mean), tuple(train_batches.std)
+    if task.kind != "regression" and info.num_classes is None:
+        info.num_classes = task.num_outputs
+    record = info.to_dict()
+    record["task"] = task.kind
+    record["loss"] = loss
+    cfg = getattr(model, "zoo_config", None)
+    if isinstance(cfg, dict):
+        cfg["data"] = record
+    else:
+        model.zoo_config = {"data": record}
+    pretrained = getattr(model, "pretrained_cfg", None)
+    if isinstance(pretrained, dict) and record.get("mean") and len(record.get("input_size") or ()) == 3:
+        # timm's resolve_data_config reads this: from now on the data the model was trained on, not the
+        # preprocessing of the weights it started from
+        model.pretrained_cfg = {
+            **{k: v for k, v in pretrained.items() if k not in ("weights", "url", "label_names", "resize_size")},
+            "input_size": tuple(record["input_size"]),
+            "mean": tuple(record["mean"]),
+            "std": tuple(record["std"]),
+            "crop_pct": 1.0,
+            "num_classes": record.get("num_classes") or pretrained.get("num_classes"),
+        }

@@ -37,7 +37,7 @@ from zoo.train.callbacks import History
 from zoo.train.config import TrainConfig, check_config, config_from_options, options_doc, signature
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision, setup_distributed
 from zoo.train.evaluate import check_labels, check_model_fits, run_eval
-from zoo.train.inputs import fit_parts
+from zoo.train.inputs import fit_parts, record_data
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer, make_scheduler
 from zoo.train.preemption import SignalWatch, Stopped, skip
 from zoo.train.progress import Progress, progress_enabled
@@ -243,37 +243,8 @@ class _Trainer(Checkpointing):
 
     def _record_data(self) -> None:
         """What the model needs to see new data as it saw this data: kept in checkpoints, read by predict."""
-        info = self.info
-        if info.input_size is None:
-            x, _ = self.train_batches.sample()
-            info.input_size = tuple(int(v) for v in x.shape[1:])
-            info.input_dtype = info.input_dtype or str(x.dtype).replace("torch.", "")
-        if getattr(self.train_batches, "mean", None) is not None and info.input_dtype == "uint8":
-            info.mean, info.std = tuple(self.train_batches.mean), tuple(self.train_batches.std)
-        if self.task.kind != "regression" and info.num_classes is None:
-            info.num_classes = self.task.num_outputs
-        record = info.to_dict()
-        record["task"] = self.task.kind
-        record["loss"] = self.cfg.loss if isinstance(self.cfg.loss, str) else (
-            "cross_entropy" if self.cfg.loss is None else None
-        )  # fmt: skip
-        cfg = getattr(self.model, "zoo_config", None)
-        if isinstance(cfg, dict):
-            cfg["data"] = record
-        else:
-            self.model.zoo_config = {"data": record}
-        pretrained = getattr(self.model, "pretrained_cfg", None)
-        if isinstance(pretrained, dict) and record.get("mean") and len(record.get("input_size") or ()) == 3:
-            # timm's resolve_data_config reads this: from now on the data the model was trained on, not the
-            # preprocessing of the weights it started from
-            self.model.pretrained_cfg = {
-                **{k: v for k, v in pretrained.items() if k not in ("weights", "url", "label_names", "resize_size")},
-                "input_size": tuple(record["input_size"]),
-                "mean": tuple(record["mean"]),
-                "std": tuple(record["std"]),
-                "crop_pct": 1.0,
-                "num_classes": record.get("num_classes") or pretrained.get("num_classes"),
-            }
+        loss = self.cfg.loss if isinstance(self.cfg.loss, str) else ("cross_entropy" if self.cfg.loss is None else None)
+        record_data(self.model, self.info, self.train_batches, self.task, loss)
 
     def _fields(self) -> list[str]:
         train = [self.task.train_metric]
