@@ -87,6 +87,11 @@ class TrainConfig:
     augment: bool = option(
         False, "random crop (pad img_size // 8) and, where the dataset allows it, horizontal flips (uint8 images)"
     )
+    precise_bn: bool | None = option(
+        None,
+        "recompute BatchNorm statistics with the current weights before evaluating; None -> only while the running "
+        "averages are young for their momentum (a short run), True -> always, False -> never",
+    )
     channels_last: bool | None = option(None, "NHWC memory format; None -> True on CPU (measured faster for convnets)")
     compile: bool = option(False, "torch.compile the model (slow first step; pays off on long GPU runs)")
     seed: int | None = option(

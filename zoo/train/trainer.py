@@ -39,6 +39,7 @@ from zoo.train.devices import all_reduce, autocast_context, resolve_precision, s
 from zoo.train.evaluate import check_labels, check_model_fits, run_eval
 from zoo.train.inputs import fit_parts, record_data
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer, make_scheduler
+from zoo.train.precise_bn import batch_norms, recompute, young
 from zoo.train.preemption import SignalWatch, Stopped, skip
 from zoo.train.progress import Progress, progress_enabled
 from zoo.train.resume import Checkpointing
@@ -391,7 +392,24 @@ class _Trainer(Checkpointing):
 
     def _evaluate(self, batches: Any) -> dict[str, Any]:
         model = self.model if not self.dist.enabled else self.net.module
+        self._precise_bn(model)
         return run_eval(model, batches, self.task, self.autocast, self.device, self.dist, self.cfg.metrics)
+
+    def _precise_bn(self, model: nn.Module) -> None:
+        """BatchNorm statistics of the current weights before an evaluation, when they are young (``precise_bn``)."""
+        norms = batch_norms(model)
+        forwards = self.step * self.cfg.grad_accum
+        if not norms or self.cfg.precise_bn is False or getattr(self, "_bn_step", None) == self.step:
+            return
+        if self.cfg.precise_bn is None and not young(norms, forwards):
+            return
+        if getattr(self, "_bn_batches", None) is None:
+            self._bn_batches = self._batches(self.train_src, self.batch_size or 256, train=False)
+        used = recompute(model, self._bn_batches, self.autocast)
+        self._bn_step = self.step
+        note = "BatchNorm statistics recomputed with the current weights before evaluating (precise_bn)"
+        if used and note not in self.history.notes:
+            self.history.notes.append(note)
 
     def _epoch(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -494,7 +512,7 @@ class _Trainer(Checkpointing):
         net = self.__dict__.pop("net", None)
         is_ddp = self.dist.enabled
         del net
-        for name in ("optimizer", "scheduler", "train_batches", "val_batches"):
+        for name in ("optimizer", "scheduler", "train_batches", "val_batches", "_bn_batches"):
             self.__dict__.pop(name, None)
         if is_ddp:
             gc.collect()
