@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             log(f"done in {time.perf_counter() - started:,.0f} s")
         if not args.no_render:
-            from zoo.comparison.leaderboard import render_page
+            from zoo.comparison.leaderboard_page import render_page
 
             for path in render_page(run_dirs, args.doc, args.img_dir):
                 print(f"wrote {path}")

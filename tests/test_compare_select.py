@@ -13,6 +13,7 @@ import zoo
 from zoo.cli import main
 from zoo.comparison import leaderboard as lb
 from zoo.comparison import select_models
+from zoo.comparison.leaderboard_page import render_page
 
 # ---------------------------------------------------------------------------------------------------------
 # select_models, zoo.compare(family=...), zoo compare --family
@@ -84,7 +85,7 @@ def test_plan_trains_everything_caps_or_calls_a_model_too_slow():
 def test_reference_top1_reads_entries_as_objects_or_dicts():
     entry = types.SimpleNamespace(dataset="ImageNet-1k", metric="acc@1", value=77.692, source="torchvision")
     mnist = {"dataset": "MNIST", "metric": "test error %", "value": 0.95, "source": "LeCun et al. 1998"}
-    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "77.692 (ImageNet-1k)"
+    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "77.7 (ImageNet-1k)"
     assert lb.reference_top1(types.SimpleNamespace(reported=[mnist])) == "0.95 test error % (MNIST)"
     assert lb.reference_top1(types.SimpleNamespace()) is None
 
@@ -142,7 +143,7 @@ def test_leaderboard_records_failures_resumes_and_renders_without_training(tmp_p
     doc = tmp_path / "docs" / "leaderboard.md"
     doc.parent.mkdir()
     doc.write_text("# Leaderboard\n\nintro\n\n<!-- leaderboard:run -->\nold\n<!-- /leaderboard:run -->\n\noutro\n")
-    written = lb.render_page([run], doc, tmp_path / "docs" / "img")
+    written = render_page([run], doc, tmp_path / "docs" / "img")
     text = doc.read_text()
     assert "intro" in text and "outro" in text and "old" not in text and "`lb --x`" in text
     assert "| 1 | `lenet5`" in text and "still broken" in text and "±" in text
@@ -178,3 +179,9 @@ def test_labels_of_crowded_points_do_not_overlap(tmp_path, monkeypatch):
         assert len(boxes) == len(rows)
         for i, a in enumerate(boxes):
             assert all(not a.overlaps(b) for b in boxes[i + 1 :]), texts[i].get_text()
+
+
+def test_deadline_stops_fit_at_the_first_epoch_end_past_it():
+    history = zoo.train.callbacks.History()
+    lb.Deadline(until=0.0).on_epoch_end(history, {"epoch": 2})
+    assert history.stop_reason and "time cap" in history.stop_reason

@@ -9,7 +9,7 @@ that fits the budget's time cap trains the whole budget; a slower one trains the
 stratified subset sized to fit the cap ("capped"); one that cannot fit even ``min_images`` is recorded as "too slow"
 with its measured speeds and the time the whole budget would take. A model that fails gets its error in its row.
 Each (model, seed) row is appended to ``rows.jsonl`` in the run directory as it finishes, and skipped when the run is
-started again. ``benchmarks/leaderboard.py`` is the command line; ``docs/leaderboard.md`` the rendered page.
+started again. ``benchmarks/leaderboard.py`` is the command line; ``leaderboard_page`` renders ``docs/leaderboard.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from zoo.comparison.results import Results
 from zoo.comparison.run import append_row, atomic_text, measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time
+from zoo.train.callbacks import Callback
 
 ROWS_FILE = "rows.jsonl"
 
@@ -50,9 +51,9 @@ class Budget:
     seeds: int = 2  # seeds 0..seeds-1 for models that ran the whole budget in under half the cap; others: seed 0
     device: str = "auto"  # passed to zoo.fit: 'auto', 'cpu', 'cuda', ...
 
-    def describe(self) -> str:
-        """The budget in one sentence, for the log and the page."""
-        size = f"{self.img_size} px" if self.img_size else "native size"
+    def describe(self, img_size: int | None = None) -> str:
+        """The budget in one sentence, for the log and the page (``img_size``: the size the data loaded at)."""
+        size = f"{self.img_size or img_size} px" if self.img_size or img_size else "native size"
         return (
             f"{self.dataset} at {size}: {self.epochs} epochs over a stratified {self.limit:,} training images "
             f"(10% held out for validation), test on a stratified {self.test_limit:,}; at most "
@@ -212,10 +213,15 @@ def run_model(
             row["error"] = f"too slow: the budget would take ~{est:,.0f} s (cap {budget.max_model_s:g} s)"
         else:
             sub = data if n >= len(data.train) else dataclasses.replace(data, train=_subset(data.train, n))
-            fit_kwargs = {"device": budget.device, "seed": seed, "progress": False}
+            # a plan that was too hopeful stops at an epoch's end once twice the cap has passed
+            deadline = Deadline(start + 2 * budget.max_model_s)
+            fit_kwargs = {"device": budget.device, "seed": seed, "progress": False, "callbacks": [deadline]}
             measured = measure_model(name, sub, budget.epochs, latency_runs=0, seed=seed, fit_kwargs=fit_kwargs)
             row |= {k: v for k, v in measured.items() if k not in ("latency_ms", "throughput_img_s", "peak_mem_mb")}
             row["status"] = status
+            if deadline.stopped_after is not None and deadline.stopped_after < budget.epochs:
+                row["status"] = "stopped"
+                row["epochs_done"] = deadline.stopped_after
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # one failing model must not stop the leaderboard
@@ -226,6 +232,19 @@ def run_model(
             torch.cuda.empty_cache()
     row["wall_s"] = round(time.perf_counter() - start, 2)
     return row
+
+
+class Deadline(Callback):
+    """A ``zoo.fit`` callback: asks fit to stop after the epoch that ends past ``until`` (a ``perf_counter`` time)."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.stopped_after: int | None = None
+
+    def on_epoch_end(self, history: Any, record: dict[str, Any]) -> None:
+        if time.perf_counter() > self.until and self.stopped_after is None:
+            self.stopped_after = int(record["epoch"])
+            history.request_stop("past twice the leaderboard's time cap")
 
 
 def _subset(split: Any, n: int) -> Any:
@@ -262,8 +281,8 @@ def run_leaderboard(
             log(f"command: {command.strip()} ({len(names)} models, code {code_version or 'unknown'})")
         done = {(r["model"], int(r.get("seed", 0))): r for r in read_rows(run_dir)}
         if retry_failed:
-            done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped")}
-        log(f"budget: {budget.describe()}")
+            done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped", "stopped")}
+        log(f"budget: {budget.describe(data.img_size)}")
         log(f"data: {len(data.train):,} training / {len(data.test):,} test images, input {tuple(data.input_size)}")
         for i, name in enumerate(names, 1):
             for seed in range(budget.seeds):
@@ -322,11 +341,11 @@ def reference_top1(card: Any) -> str | None:
         if value is None:
             return None
         if isinstance(value, int | float):
-            shown = f"{100 * value:.1f}" if 0 < value <= 1 and "error" not in metric.lower() else f"{value:g}"
+            shown = f"{100 * value:.1f}" if 0 < value <= 1 and "error" not in metric.lower() else f"{value:.3g}"
         else:
             shown = str(value)
         if "error" in metric.lower():
-            return f"{shown}{'%' if isinstance(value, int | float) and value > 1 else ''} {metric} ({ds})"
+            return f"{shown} {metric} ({ds})"  # as written: '4.51 test error % (CIFAR-10)'
         return f"{shown} ({ds})"
 
     def is_top1(e: Any) -> bool:
@@ -377,135 +396,3 @@ def leaderboard_results(run_dir: str | Path) -> Results:
     if not rows:
         raise FileNotFoundError(f"no leaderboard rows in '{run_dir}': {ROWS_FILE} not found or empty")
     return Results(aggregate(rows), meta)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Rendering: the page and its plots, from the saved rows alone
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _note(row: dict[str, Any]) -> str:
-    status = row.get("status")
-    if status == "capped":
-        return f"capped: {row.get('images', 0):,} images to fit the time cap"
-    if status == "too slow":
-        return f"too slow: the budget would take ~{row.get('estimate_s') or 0:,.0f} s"
-    return _md(row.get("error") or "")
-
-
-def markdown_table(results: Results) -> str:
-    """The leaderboard as a GitHub table: one row per model, best measured top-1 first."""
-    from zoo.comparison.tables import format_number, render_table
-
-    headers = ["#", "model", "family", "year", "params", "FLOPs/img", "train images", "top-1 %", "ref. top-1",
-               "train s", "train img/s", "cost s", "note"]  # fmt: skip
-    body = []
-    for i, r in enumerate(results.rows, 1):
-        top1 = "—"
-        if r.get("top1") is not None:
-            top1 = f"{100 * r['top1']:.1f}"
-            if r.get("top1_spread") is not None:
-                top1 += f" ± {100 * r['top1_spread']:.1f}"
-        speed = "—"
-        if r.get("train_img_s"):
-            speed = f"{r['train_img_s']:,.0f}"
-        elif r.get("probe_train_img_s"):
-            speed = f"~{r['probe_train_img_s']:,.1f} (probe)" if r["probe_train_img_s"] < 10 else (
-                f"~{r['probe_train_img_s']:,.0f} (probe)")  # fmt: skip
-        trained = r.get("train_s") is not None
-        body.append([
-            str(i) if r.get("top1") is not None else "",
-            f"`{r['model']}`", r.get("family") or "", str(r.get("year") or ""), format_number(r.get("params")),
-            format_number(r.get("flops")), f"{int(0.9 * r['images']):,}" if trained and r.get("images") else "—",
-            top1, _md(r.get("ref_top1") or "—"), f"{r['train_s']:.1f}" if trained else "—", speed,
-            f"{r.get('wall_s') or 0:.0f}", _note(r),
-        ])  # fmt: skip
-    return render_table(headers, body, style="markdown")
-
-
-def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path) -> tuple[str, list[Path]]:
-    """The page section of one run directory (heading, command, machine, budget, cost, table, plots) and the
-    plots written for it (``leaderboard-<run>-params.png``, ``-flops``, ``-time``, ``-curves``)."""
-    import os
-
-    run_dir, img_dir = Path(run_dir), Path(img_dir)
-    results = leaderboard_results(run_dir)
-    meta, rows = results.meta, results.rows
-    budget = Budget(**{k: v for k, v in meta.items() if k in {f.name for f in dataclasses.fields(Budget)}})
-    env_path = run_dir / "environment.json"
-    env = json.loads(env_path.read_text()) if env_path.exists() else {}
-    cmd_path = run_dir / "command.json"
-    record = json.loads(cmd_path.read_text()) if cmd_path.exists() else {}
-    command = record.get("command") or "python benchmarks/leaderboard.py"
-    code = f", code {record['code']}" if record.get("code") else ""
-    measured = [r for r in rows if r.get("top1") is not None]
-    size = next((r.get("img_size") for r in measured if r.get("img_size")), meta.get("img_size"))
-    device = next((r.get("device") for r in measured if r.get("device")), meta.get("device"))
-    heading = f"{meta.get('dataset', '?')}, {size} px" if size else str(meta.get("dataset", "?"))
-    heading += f", {device}" if device else ""
-    all_rows = read_rows(run_dir)
-    cost = sum(r.get("wall_s") or 0.0 for r in all_rows)
-    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in ("full", "capped", "too slow", "error")}
-    machine = f"{env.get('cpu_count', '?')} CPU cores ({env.get('processor') or 'unknown CPU'})"
-    if env.get("cuda"):
-        machine = f"{env['cuda']} with {machine}"
-    lines = [
-        f"### {heading}",
-        "",
-        f"- **Command:** `{command}` (resumable: the same command skips the models already done; "
-        "`--render-only` redraws this section and the plots from the saved rows)",
-        f"- **Run:** {str(env.get('time', '?'))[:16].replace('T', ' ')} (its last start); {machine}; torch "
-        f"{env.get('torch', '?')}, Python {env.get('python', '?')}, zoo {env.get('zoo', '?')}{code}",
-        f"- **Budget:** {budget.describe()}.",
-        f"- **Cost:** {cost / 60:,.1f} min for {len(rows)} models ({len(all_rows)} model-seed runs): "
-        f"{counts['full']} trained the whole budget, {counts['capped']} a subset sized to the cap, "
-        f"{counts['too slow']} too slow, {counts['error']} failed. Per model: `train s` (zoo.fit's epochs, with "
-        "validation) and `cost s` (everything: creation, speed probe, training, test).",
-        "",
-        markdown_table(results),
-        "",
-        "`top-1 %`: test accuracy on the stratified test subset, the mean over the seeds run (± half their range "
-        "when two or more were); `ref. top-1`: the figure reported for the architecture on its own dataset, from "
-        "the model card, not comparable with a few epochs at this size. `train img/s` is fit's median; `~… "
-        "(probe)` a speed from a few timed steps at a small batch, for models not trained.",
-        "",
-    ]
-    written = []
-    if measured:
-        stem = f"leaderboard-{run_dir.name}"
-        plots = (("params", "parameters"), ("flops", "FLOPs"), ("train_s", "training time"))
-        for key, what in plots:
-            path = results.plot(img_dir / f"{stem}-{'time' if key == 'train_s' else key}.png", x=key,
-                                title=f"{heading}: test top-1 vs {what}")  # fmt: skip
-            written.append(path)
-        written.append(results.plot_curves(img_dir / f"{stem}-curves.png", title=f"{heading}: training curves"))
-        for path, (_, what) in zip(written, (*plots, ("", "training curves")), strict=True):
-            rel = Path(os.path.relpath(path, doc_dir)).as_posix()
-            alt = f"{heading}: test top-1 against {what}" if what != "training curves" else f"{heading}: {what}"
-            lines.append(f"![{alt}]({rel})")
-            lines.append("")
-    return "\n".join(lines).rstrip() + "\n", written
-
-
-def render_page(run_dirs: Sequence[str | Path], doc_path: str | Path, img_dir: str | Path) -> list[Path]:
-    """Write each run directory's section into ``doc_path`` between its markers (``<!-- leaderboard:<run> -->``
-    ... ``<!-- /leaderboard:<run> -->``; the text around them is kept; a new run's section goes at the end), and
-    the plots into ``img_dir``. Needs the saved rows only: nothing is trained. Returns the files written."""
-    doc_path = Path(doc_path)
-    text = doc_path.read_text() if doc_path.exists() else "# Leaderboard\n"
-    written: list[Path] = []
-    for run_dir in run_dirs:
-        section, plots = render_section(run_dir, doc_path.parent, img_dir)
-        written.extend(plots)
-        start, end = f"<!-- leaderboard:{Path(run_dir).name} -->", f"<!-- /leaderboard:{Path(run_dir).name} -->"
-        block = f"{start}\n{section}{end}"
-        if start in text and end in text:
-            text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-    atomic_text(doc_path, text)
-    return [doc_path, *written]

@@ -95,7 +95,7 @@ def place_labels(
             for dx, dy in _DIRECTIONS:
                 ha = "left" if dx > 0 else "right" if dx < 0 else "center"
                 va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
-                far = r >= 15
+                far = r >= 10  # a label away from its point gets a leader line, so it reads as its own
                 text = ax.annotate(
                     labels[i], (xs[i], ys[i]), xytext=(dx * r, dy * r), textcoords="offset points", ha=ha, va=va,
                     fontsize=fontsize, color=colors[i] if colors else "black", zorder=4,
@@ -196,7 +196,7 @@ def plot_accuracy(
         ax.grid(True, which="major", alpha=0.35)
         ax.grid(True, which="minor", alpha=0.12)
         if has_family and len(colors) > 1:
-            ax.legend(loc="lower right", fontsize=7, title="family", title_fontsize=7, framealpha=0.85)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, title="family", title_fontsize=7)
         placements.append((ax, pts, key))
     fig.suptitle(title or _default_title(rows, "accuracy vs " + " and ".join(AXES[k][0].split(" (")[0] for k in keys)))
     _freeze_layout(fig)
@@ -272,7 +272,7 @@ def plot_curves(
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", alpha=0.12)
     if len(colors) > 1 and any(colors):
-        ax.legend(loc="lower right", fontsize=7, title="family", title_fontsize=7, framealpha=0.85)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, title="family", title_fontsize=7)
     fig.suptitle(title or _default_title([r for r, _ in curves], "training curves"))
     _freeze_layout(fig)
     avoid = [p for e in ends for p in e[4]] + _legend_corners(ax, ax.get_legend())
