@@ -28,7 +28,8 @@ from typing import Any
 import torch
 
 from zoo.comparison.results import Results
-from zoo.comparison.run import append_row, atomic_text, measure_model, prepare_run_dir
+from zoo.comparison.rowsfile import append_row, read_row_lines
+from zoo.comparison.run import atomic_text, measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time
 from zoo.train.callbacks import Callback
@@ -157,19 +158,7 @@ def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / ROWS_FILE
     if not path.exists():
         return []
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            rows[(row["model"], int(row.get("seed", 0)))] = row
-        except (ValueError, KeyError, TypeError):
-            if i == len(lines) - 1:
-                continue
-            raise ValueError(f"{path}: line {i + 1} is not a leaderboard row; the file is damaged") from None
-    return list(rows.values())
+    return read_row_lines(path, lambda r: (r["model"], int(r.get("seed", 0))), "leaderboard")
 
 
 def _card_fields(name: str) -> dict[str, Any]:

@@ -6,11 +6,11 @@ import csv
 import io
 import json
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo.comparison.rowsfile import read_row_lines
 from zoo.comparison.tables import format_number, render_table
 
 # ---------------------------------------------------------------------------------------------------------
@@ -158,24 +158,12 @@ class Results:
             raise FileNotFoundError(
                 f"no comparison in '{run_dir}': {path.name} not found (written by compare(run_dir=))"
             )
-        rows: dict[str, dict[str, Any]] = {}
-        lines = path.read_text().splitlines()
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rows[row["model"]] = row
-            except (ValueError, KeyError, TypeError):
-                if i == len(lines) - 1:  # a torn last line (a crash mid-append): that model is run again
-                    warnings.warn(f"{path}: ignoring a torn last line (an interrupted write)", stacklevel=2)
-                    continue
-                raise ValueError(f"{path}: line {i + 1} is not a result row; the file is damaged") from None
+        rows = read_row_lines(path, lambda r: r["model"], "result", warn=True)
         meta = {}
         config = Path(run_dir) / "config.json"
         if config.exists():
             meta = json.loads(config.read_text())
-        return cls(rows.values(), meta)
+        return cls(rows, meta)
 
     def merge(self, other: Results) -> Results:
         """A new table with the rows of both; a model present in both keeps ``other``'s row."""

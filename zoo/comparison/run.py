@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from zoo.comparison.results import COLUMNS, Results
+from zoo.comparison.rowsfile import append_row
 from zoo.comparison.summarize import summary
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import environment, model_device, time_forward
@@ -236,23 +237,6 @@ def compare(
             if run_dir is not None:
                 append_row(Path(run_dir) / "results.jsonl", row)
     return Results(rows, config)
-
-
-def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Append one row as a line, after cutting a torn last line an interrupted write left; fsync'd."""
-    path = Path(path)
-    with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size:
-            f.seek(0)
-            data = f.read()
-            if not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-        f.seek(0, os.SEEK_END)
-        f.write((json.dumps(row, default=str) + "\n").encode())
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, config: dict[str, Any], what: str = "comparison") -> Path:
