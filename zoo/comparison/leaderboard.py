@@ -31,7 +31,7 @@ from zoo.comparison.results import Results
 from zoo.comparison.rowsfile import append_row, read_row_lines
 from zoo.comparison.run import atomic_text, measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
-from zoo.comparison.timing import median_time
+from zoo.comparison.timing import median_time, train_step_fn
 from zoo.train.callbacks import Callback
 
 ROWS_FILE = "rows.jsonl"
@@ -91,12 +91,7 @@ def probe_speed(
 
     def measure(b: int) -> tuple[float, float]:
         x = torch.randn(b, *input_size, device=device)
-
-        def train_step() -> None:
-            out = model(x)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            out.float().sum().backward()
-            model.zero_grad(set_to_none=True)
+        train_step = train_step_fn(model, x)
 
         def forward() -> None:
             with torch.inference_mode():

@@ -63,11 +63,8 @@ def time_forward(model: nn.Module, x: torch.Tensor, runs: int, warmup: int = 2) 
     return median_time(forward, runs, warmup, x.device)
 
 
-def bench_model(model: nn.Module, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict:
-    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward, one warm-up."""
-    dev = torch.device(device)
-    model = model.to(dev)
-    x = torch.randn(batch, *input_size, device=dev)
+def train_step_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """One training step's compute on ``x``: forward (the logits of a tuple output), backward, gradients dropped."""
 
     def train_step() -> None:
         out = model(x)
@@ -75,6 +72,15 @@ def bench_model(model: nn.Module, input_size: Sequence[int], batch: int, runs: i
         out.float().sum().backward()
         model.zero_grad(set_to_none=True)
 
+    return train_step
+
+
+def bench_model(model: nn.Module, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict:
+    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward, one warm-up."""
+    dev = torch.device(device)
+    model = model.to(dev)
+    x = torch.randn(batch, *input_size, device=dev)
+    train_step = train_step_fn(model, x)
     model.eval()
     fwd = time_forward(model, x, runs, warmup=1)
     model.train()
