@@ -85,7 +85,10 @@ def get_spec(name: str) -> ModelSpec:
     hint = ""
     if reg.sources:
         hint = " (models of other libraries are named " + ", ".join(f"'{p}/<name>'" for p in reg.sources) + ")"
+    bridged = [f"{prefix}/{name}" for prefix, source in reg.sources.items() if name in _source_names(source)]
     close = suggest(name, reg.models, n=3) or "; see zoo.list_models()"
+    if bridged:  # another library has this very name: that is what the user meant
+        close = f"; did you mean {' or '.join(repr(b) for b in bridged)}?"
     raise UnknownModelError(f"unknown model '{name}'{close}{hint}")
 
 
