@@ -218,3 +218,17 @@ def test_compare_reports_a_failing_model_and_fills_the_others(digits, tmp_path, 
     assert again["lenet5"] == loaded["lenet5"]  # reused, not retrained (timings would differ)
     with pytest.raises(ValueError, match="epochs"):
         zoo.compare(["lenet5"], dataset=digits, epochs=2, batch_size=64, run_dir=tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [({"epoch": 1}, TypeError, r"unknown option 'epoch'.*did you mean 'epochs'\?"), ({"lr": -1}, ValueError, "lr")],
+)
+def test_compare_checks_fit_options_before_the_first_model(options, error, message, monkeypatch):
+    import zoo.comparison.run as run
+
+    trained = []
+    monkeypatch.setattr(run, "measure_model", lambda *a, **k: trained.append(a) or {})
+    with pytest.raises(error, match=message):
+        zoo.compare(["mlp", "lenet5"], dataset="digits", **options)
+    assert trained == []  # refused before any model, not once per row

@@ -176,6 +176,10 @@ def compare(
     names = select_models(names, family=family)  # fails fast on a typo, before any training
     if not names:
         raise ValueError("compare() needs at least one model name, pattern or family")
+    from zoo.train.config import check_config, config_from_options
+
+    # a misspelt or bad fit option is one error before the first model, not the same error in every row
+    check_config(config_from_options({**fit_kwargs, "epochs": epochs, "batch_size": batch_size}, "compare"))
     if isinstance(dataset, str | os.PathLike):
         from zoo.data import load_dataset
 
