@@ -318,3 +318,19 @@ def test_ctrl_c_on_train_exits_130_without_a_final_model(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "stopped by SIGINT" in err and "rerun with --resume" in err and "Traceback" not in err
     assert not (out / "model.safetensors").exists() and (out / "last.pt").exists()
+
+
+def test_train_default_out_is_per_model_and_dataset_and_never_collides(tmp_path, monkeypatch, capsys):
+    from zoo.cli.training import default_out
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "mlp", "-d", "digits", "--img-size", "8", "--limit", "60", "-e", "1", "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 0  # a second run of the same model: a new folder, not a refusal
+    assert main(["train", "lenet5", "-d", "digits", "--limit", "60", "-e", "1", "--no-progress"]) == 0
+    runs = tmp_path / "runs" / "train"
+    assert sorted(p.name for p in runs.iterdir()) == ["lenet5-digits", "mlp-digits", "mlp-digits-2"]
+    assert all((p / "model.safetensors").is_file() for p in runs.iterdir())
+    assert default_out("mlp", "digits", reuse=True) == str(runs.relative_to(tmp_path) / "mlp-digits-2")
+    assert default_out("timm/resnet18", "/data/photos/", reuse=False).endswith("timm_resnet18-photos")
+    capsys.readouterr()

@@ -84,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     add_training(p, epochs=5)
     p.add_argument("--drop-rate", type=float, default=0.0)
-    p.add_argument("--out", "-o", default="runs/train", help="output directory (default runs/train)")
+    p.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        help="output directory (default runs/train/MODEL-DATASET, numbered -2, -3, ... when taken)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--plot", default=None, metavar="FILE", help="save the training curves (.png, .svg, .pdf)")

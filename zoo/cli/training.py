@@ -74,14 +74,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _holds_run(folder: str) -> bool:
+    return os.path.isdir(folder) and any(not name.startswith(".") for name in os.listdir(folder))
+
+
+def default_out(model: str, dataset: str, *, reuse: bool, root: str = os.path.join("runs", "train")) -> str:
+    """``runs/train/<model>-<dataset>``, numbered ``-2``, ``-3``, ... so that a new run never lands in an old one's
+    folder; with ``reuse`` (``--resume``, ``--overwrite``) the newest folder of that model and dataset."""
+    stem = f"{model}-{os.path.basename(os.path.normpath(dataset))}".replace("/", "_").replace(os.sep, "_")
+    base = os.path.join(root, stem)
+    folders = [base]
+    while _holds_run(folders[-1]):
+        folders.append(f"{base}-{len(folders) + 1}")
+    if reuse and len(folders) > 1:
+        return folders[-2]
+    return folders[-1]
+
+
 def _check_out(args: argparse.Namespace) -> None:
     """``--out`` is owned by one run: an existing non-empty folder needs --resume (continue it) or --overwrite."""
+    if args.out is None:
+        args.out = default_out(args.name, args.dataset, reuse=args.resume or args.overwrite)
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out '{out}' is a file; it must be a folder (new, empty, or a run to --resume)")
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
-    used = os.path.isdir(out) and any(not name.startswith(".") for name in os.listdir(out))
+    used = _holds_run(out)
     if used and not (args.resume or args.overwrite):
         raise UsageError(
             f"--out '{out}' already holds a run; pass --resume to continue it, --overwrite to replace it, or "
