@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import zoo
 from zoo.cli import build_parser, fit_options, main, parse_input
@@ -157,6 +158,13 @@ def test_train_then_evaluate(capsys, tmp_path):
                          "--img-size", "8", "--limit", "50")  # fmt: skip
     assert code == 0, err
     assert "(test, 50 images)" in out and "top1" in out
+    code, out, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "--dataset", "digits",
+                         "--img-size", "8", "--device", "cpu", "--json")  # fmt: skip
+    assert code == 0, err
+    if not torch.cuda.is_available():  # one line before anything loads, whatever the spelling of the GPU
+        for gpu in ("cuda", "gpu"):
+            code, _, err = run(capsys, "evaluate", str(out_dir / "model.safetensors"), "-d", "digits", "--device", gpu)
+            assert code == 1 and "no CUDA GPU; use 'cpu' or 'auto'" in one_line_error(err)
 
 
 def test_fit_flags_come_from_train_config(capsys):

@@ -36,3 +36,14 @@ def test_evaluate_metrics_are_consistent(data):
     few = zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=4, train_size=64, test_size=40)
     m4 = zoo.evaluate(tiny(num_classes=4), (few.test.images, few.test.labels))
     assert m4["top5"] is None and m4["num_samples"] == 40 and len(m4["per_class_accuracy"]) == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.parametrize("device", ["gpu", "GPU", torch.device("cuda:0"), "cuda"])
+def test_a_missing_gpu_is_one_line_whatever_its_spelling(device):
+    from zoo.train.devices import resolve_device
+
+    with pytest.raises(
+        ValueError, match=r"^device '.*' asked for, but this torch sees no CUDA GPU; use 'cpu' or 'auto'$"
+    ):
+        resolve_device(device)

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     add_data(p)
     p.add_argument("--batch-size", "-b", type=int, default=256)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
 

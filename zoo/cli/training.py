@@ -129,11 +129,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     check_dataset(args.dataset)
     check_limit(args)
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: expected a positive number of images per batch")
     from zoo.train import evaluate, load
+    from zoo.train.devices import resolve_device
 
+    device = resolve_device(args.device or "auto")  # before any loading: a missing GPU is the first thing said
     model = load(args.checkpoint)
     data = load_data(args)
-    metrics = evaluate(model, data, batch_size=args.batch_size)
+    metrics = evaluate(model, data, batch_size=args.batch_size, device=device)
     result = {k: metrics[k] for k in ("loss", "top1", "top5") if metrics.get(k) is not None}
     if args.json:
         print_json(result)

@@ -20,6 +20,7 @@ __all__ = ["DEVICES", "PRECISIONS", "resolve_device", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+_DEVICE_ALIASES = {"gpu": "cuda"}  # what people say for CUDA
 _PRECISION_ALIASES = {"float32": "fp32", "32": "fp32", "bfloat16": "bf16", "float16": "fp16", "16": "fp16"}
 
 
@@ -30,9 +31,8 @@ def _mps_available() -> bool:
 
 def resolve_device(device: Any = "auto") -> torch.device:
     """``"auto"`` -> CUDA if available, then MPS, then CPU; names are checked against what this machine has."""
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).strip().lower()
+    name = str(device).strip().lower()  # a torch.device is checked like its name: cuda:0 on a CPU-only torch too
+    name = _DEVICE_ALIASES.get(name.split(":", 1)[0], name.split(":", 1)[0]) + name[len(name.split(":", 1)[0]) :]
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -46,11 +46,11 @@ def resolve_device(device: Any = "auto") -> torch.device:
         raise ValueError(f"invalid device {device!r} ({exc}); valid: {', '.join(DEVICES)}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but this torch sees no CUDA GPU; use 'cpu' or 'auto'")
+            raise ValueError(f"device '{device}' asked for, but this torch sees no CUDA GPU; use 'cpu' or 'auto'")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ValueError(f"device '{device}': only {torch.cuda.device_count()} CUDA device(s) here")
     if dev.type == "mps" and not _mps_available():
-        raise ValueError(f"device {device!r} asked for, but MPS is not available here; use 'cpu' or 'auto'")
+        raise ValueError(f"device '{device}' asked for, but MPS is not available here; use 'cpu' or 'auto'")
     return dev
 
 
