@@ -342,3 +342,12 @@ def test_train_default_out_is_per_model_and_dataset_and_never_collides(tmp_path,
     assert default_out("mlp", "digits", reuse=True) == str(runs.relative_to(tmp_path) / "mlp-digits-2")
     assert default_out("timm/resnet18", "/data/photos/", reuse=False).endswith("timm_resnet18-photos")
     capsys.readouterr()
+
+
+def test_bench_checks_its_numbers_and_reports_the_threads_it_chose(capsys):
+    for flag in ("--batch", "--runs", "--threads"):
+        code, _, err = run(capsys, "bench", "lenet5", flag, "0")
+        assert code == 2 and one_line_error(err) == f"zoo: error: {flag} 0: expected a positive number"
+    code, out, err = run(capsys, "bench", "lenet5", "--batch", "2", "--runs", "1", "--threads", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["threads"] == 1

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", "-i", default=None, help="CxHxW (default: each model card's)")
     p.add_argument("--batch", "-b", type=int, default=8)
     p.add_argument("--runs", type=int, default=5, help="timed runs; the median is shown")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: chosen for the machine's load)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_bench)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from zoo.cli.common import EXIT_FAILURE, EXIT_OK, parse_input, print_json, style, table
+from zoo.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_input, print_json, style, table
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -118,13 +118,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from zoo.comparison import bench_model, one_line
 
     size = parse_input(args.input) if args.input else None
+    for flag, value in (("--batch", args.batch), ("--runs", args.runs), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: expected a positive number")
     for name in args.names:
         registry.get_spec(name)
-    device = args.device
-    if device == "auto":
-        import torch
+    from zoo.train.devices import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))  # a missing GPU is one line, before any model is built
     rows = []
     for name in args.names:
         spec = registry.get_spec(name)
@@ -132,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"model": name, "input": f"{c}x{h}x{w}", "batch": args.batch}
         try:
             model = registry.create(name, in_chans=c, img_size=h if h == w else (h, w))
-            row.update(bench_model(model, (c, h, w), args.batch, args.runs, device))
+            row.update(bench_model(model, (c, h, w), args.batch, args.runs, device, threads=args.threads))
         except Exception as exc:
             row["error"] = one_line(exc)
         rows.append(row)
@@ -160,7 +161,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not any(r.get("error") for r in rows):
         headers, body = headers[:-1], [b[:-1] for b in body]
     print(table(headers, body))
-    print(f"device {device}, median of {args.runs} runs after one warm-up")
+    used = sorted({r["threads"] for r in rows if r.get("threads")})
+    threads = f", {'/'.join(map(str, used))} CPU thread{'s' if used != [1] else ''}" if device == "cpu" and used else ""
+    print(f"device {device}{threads}, median of {args.runs} runs after one warm-up")
     return EXIT_FAILURE if all(r.get("error") for r in rows) else EXIT_OK
 
 

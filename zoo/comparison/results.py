@@ -31,7 +31,7 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "top5": ("top-5 %", lambda v: "n/a" if v is None else f"{100 * v:.1f}"),
     "error": ("error", lambda v: v or ""),
 }
-FIELDS = [*COLUMNS, "dataset", "epochs", "img_size", "device", "precision", "batch_size", "throughput_batch"]
+FIELDS = [*COLUMNS, "dataset", "epochs", "img_size", "device", "precision", "threads", "batch_size", "throughput_batch"]
 
 
 class Results:

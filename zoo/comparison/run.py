@@ -19,6 +19,7 @@ from zoo.comparison.summarize import summary
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import environment, model_device, time_forward
 from zoo.suggest import suggest
+from zoo.threads import choose_threads, step_flops, use_threads
 
 
 def measure_model(
@@ -72,12 +73,18 @@ def measure_model(
     row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     model.eval()
     row["latency_ms"] = row["throughput_img_s"] = None
+    row["threads"] = getattr(history, "threads", None)
     if latency_runs > 0:
         try:  # a timing that fails (out of memory at batch 256) must not lose the trained model's row
             x1 = torch.randn(1, *data.input_size, device=device)
-            row["latency_ms"] = 1000 * time_forward(model, x1, latency_runs)
             xb = torch.randn(throughput_batch, *data.input_size, device=device)
-            row["throughput_img_s"] = throughput_batch / time_forward(model, xb, max(1, latency_runs // 3), warmup=1)
+            # inference is a third of a training step's work
+            flops = step_flops(model, xb, throughput_batch)
+            chosen = choose_threads(flops / 3 if flops else None, device=device)
+            with use_threads(chosen):
+                row["latency_ms"] = 1000 * time_forward(model, x1, latency_runs)
+                runs = max(1, latency_runs // 3)
+                row["throughput_img_s"] = throughput_batch / time_forward(model, xb, runs, warmup=1)
         except Exception as exc:
             row["note"] = f"timing failed: {one_line(exc)}"
     return row

@@ -75,21 +75,34 @@ def train_step_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return train_step
 
 
-def bench_model(model: nn.Module, input_size: Sequence[int], batch: int, runs: int, device: str = "cpu") -> dict:
-    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward, one warm-up."""
+def bench_model(
+    model: nn.Module,
+    input_size: Sequence[int],
+    batch: int,
+    runs: int,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> dict:
+    """Median latency (ms) and throughput (img/s) of forward (inference mode) and forward+backward, one warm-up,
+    with the CPU threads zoo chooses for the step (``zoo.threads``; ``threads`` to set them)."""
+    from zoo.threads import choose_threads, step_flops, use_threads
+
     dev = torch.device(device)
     model = model.to(dev)
     x = torch.randn(batch, *input_size, device=dev)
     train_step = train_step_fn(model, x)
-    model.eval()
-    fwd = time_forward(model, x, runs, warmup=1)
-    model.train()
-    bwd = median_time(train_step, runs, 1, dev)
+    chosen = choose_threads(step_flops(model, x, batch), requested=threads, device=dev)
+    with use_threads(chosen):
+        model.eval()
+        fwd = time_forward(model, x, runs, warmup=1)
+        model.train()
+        bwd = median_time(train_step, runs, 1, dev)
     return {
         "forward_ms": 1000 * fwd,
         "forward_img_s": batch / fwd,
         "train_step_ms": 1000 * bwd,
         "train_step_img_s": batch / bwd,
+        "threads": int(chosen),
     }
 
 
