@@ -14,8 +14,8 @@ import torch.nn as nn
 from conftest import states_equal
 
 import zoo
-from zoo.train.rundir import RunDirBusy, RunDirLock
-from zoo.train.state import CheckpointError
+from zoo.files import RunDirBusy, RunDirLock
+from zoo.weights import CheckpointError
 
 FAST = {"batch_size": 32, "progress": False}
 

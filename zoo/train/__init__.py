@@ -14,9 +14,10 @@ from zoo.train.config import TrainConfig
 from zoo.train.devices import resolve_device, resolve_precision
 from zoo.train.evaluate import evaluate
 from zoo.train.predict import predict
-from zoo.train.state import CheckpointError, load, save
+from zoo.train.state import load, save
 from zoo.train.tasks import LOSSES, TASKS
 from zoo.train.trainer import fit
+from zoo.weights import CheckpointError
 
 __all__ = [
     "TrainConfig",
