@@ -1,9 +1,11 @@
 """Training: ``fit``, ``evaluate``, ``predict``, checkpoints, and what they are made of.
 
 - ``config``: ``TrainConfig``, the one declaration of fit's options.  ``trainer``: ``fit`` and the loop.
+- ``setup``: ``Run``, what a fit call decides before its first step.  ``resume``: ``TrainState``, what changes
+  (``last.pt``) and resuming.  ``ema``, ``finetune``: the EMA of the weights, frozen parameters.
 - ``tasks``: losses and task metrics.  ``evaluate``: ``evaluate``.  ``predict``: ``predict``.
-- ``state``: checkpoints (atomic writes, safe reads), ``save`` and ``load``.
-- ``devices``: device, precision, process group.  ``optim``: optimizers and schedules.
+- ``state``: model files (``best.pt``, ``save`` and ``load``; writes through ``zoo.files.atomic_write``).
+- ``devices``: device, precision, process group.  ``optim``: optimizers, parameter groups and schedules.
 - ``callbacks``: ``History``, ``Metrics``, ``Callback``, ``EarlyStopping``, ``CSVLogger``.
 """
 

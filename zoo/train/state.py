@@ -1,7 +1,7 @@
-"""Checkpoints: atomic writes, safe reads, and ``zoo.load`` / ``zoo.save``.
+"""Model files: ``zoo.save`` / ``zoo.load``, ``best.pt``, and the pieces of ``last.pt`` (``zoo.train.resume``).
 
-A checkpoint is written atomically (temporary file in the same folder, fsync, ``os.replace``), so a crash never
-leaves a half-written file, and holds only tensors, numbers, strings, lists and dicts, so it loads with
+A model file is written atomically (``zoo.files.atomic_write``), so a crash never leaves a half-written file, and
+holds only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``. It records how the model was created (``model.zoo_config``), so
 ``zoo.load(path)`` rebuilds the model without the user re-typing its configuration.
 
