@@ -128,8 +128,10 @@ class TrainConfig:
     )
     freeze: Any = option(
         None,
-        "parameters that do not train: 'backbone' (all but model.get_classifier()), a list of module-name prefixes, "
-        "or N (the first N groups of model.group_matcher(coarse=True), stem first); None -> everything trains",
+        "parameters that do not train: 'backbone' (all but model.get_classifier()), module-name prefixes (a list, "
+        "or one string, comma-separated), or N (the first N groups of model.group_matcher(coarse=True), stem "
+        "first); None -> everything trains",
+        cli=str,
     )
     unfreeze_at: int | None = option(
         None, "epoch (1-based) from which the frozen parameters train too; None -> frozen for the whole run", cli=int

@@ -23,6 +23,8 @@ def frozen_names(model: nn.Module, freeze: Any) -> set[str]:
     names = [n for n, _ in model.named_parameters()]
     if freeze is None:
         return set()
+    if isinstance(freeze, str) and freeze != "backbone":  # from the command line: "2", "stem,stages.0"
+        freeze = int(freeze) if freeze.isdigit() else [s.strip() for s in freeze.split(",") if s.strip()]
     if freeze == "backbone":
         head = getattr(model, "get_classifier", None)
         if not callable(head):
