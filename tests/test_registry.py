@@ -12,7 +12,7 @@ import torch.nn as nn
 import zoo
 from zoo import registry
 from zoo.registry import UnknownModelError, ZooPluginWarning
-from zoo.train.state import CheckpointError
+from zoo.weights import CheckpointError
 
 
 def tiny(*, num_classes=10, in_chans=1, img_size=8, drop_rate=0.0):

@@ -20,7 +20,7 @@ import zoo
 from zoo import plugin_manager, registry
 from zoo.registry import ModelOptionError, PluginError, ZooPluginWarning
 from zoo.testing import check_architecture
-from zoo.train.state import CheckpointError
+from zoo.weights import CheckpointError
 
 
 @pytest.fixture

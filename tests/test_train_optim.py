@@ -20,7 +20,7 @@ def test_fused_optimizer_steps_like_the_unfused_one(name):
     fused = optim.make_optimizer(name, a, 1e-2, 5e-4)
     assert fused.defaults.get("fused") is True  # CPU float parameters: fused by default
     options = {k: v for k, v in fused.defaults.items() if k not in ("fused", "foreach", "decoupled_weight_decay")}
-    plain = type(fused)(optim._param_groups(b, 5e-4), **options, foreach=False)
+    plain = type(fused)(optim.param_groups(b, 5e-4), **options, foreach=False)
     x, y = torch.randn(16, 1, 16, 16), torch.randint(0, 10, (16,))
     for _ in range(5):
         for model, opt in ((a, fused), (b, plain)):

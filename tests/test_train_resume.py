@@ -11,11 +11,11 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import states_equal
+from conftest import StopAfter, states_equal
 
 import zoo
-from zoo.train.rundir import RunDirBusy, RunDirLock
-from zoo.train.state import CheckpointError
+from zoo.files import RunDirBusy, RunDirLock
+from zoo.weights import CheckpointError
 
 FAST = {"batch_size": 32, "progress": False}
 
@@ -207,3 +207,24 @@ def test_a_model_returning_a_tuple_trains_on_its_logits(data):
     dict_model = nn.ModuleDict({"m": tiny(0.0)})
     dict_model.forward = lambda x: {"logits": dict_model["m"](x), "features": x}
     assert zoo.evaluate(dict_model, data).num_samples == 64
+
+
+def test_a_last_pt_of_the_earlier_layout_resumes(data, tmp_path):
+    # before the training state had an EMA and fine-tuning options, last.pt held the same keys less those
+    opts = dict(epochs=2, seed=0, **FAST)
+    torch.manual_seed(0)
+    straight = tiny(0.0)
+    zoo.fit(straight, data, **opts)
+    torch.manual_seed(0)
+    zoo.fit(tiny(0.0), data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    old = torch.load(tmp_path / "last.pt", weights_only=True)
+    del old["ema"]
+    for key in ("ema", "freeze", "unfreeze_at", "freeze_bn", "layer_lr_decay"):
+        del old["history"]["config"][key]
+    torch.save(old, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"cannot resume .* with ema=: it holds no average") as info:
+        zoo.fit(tiny(0.0), data, ema=0.9, checkpoint_dir=tmp_path, resume=True, **opts)
+    assert "\n" not in str(info.value)
+    resumed = tiny(0.0)
+    zoo.fit(resumed, data, checkpoint_dir=tmp_path, resume=True, **opts)
+    assert states_equal(straight, resumed)

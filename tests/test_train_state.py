@@ -14,7 +14,7 @@ from conftest import FAST, StopAfter, states_equal, tiny
 
 import zoo
 from zoo import train
-from zoo.train import state
+from zoo.files import atomic_write
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
@@ -82,7 +82,7 @@ def test_corrupt_checkpoint_gives_one_line_error(data, tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "last.pt"
-    state.atomic_save({"a": torch.ones(3)}, target)
+    atomic_write(target, lambda f: torch.save({"a": torch.ones(3)}, f))
     before = target.read_bytes()
 
     def broken_save(obj, f, *args, **kwargs):
@@ -91,7 +91,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        state.atomic_save({"a": torch.zeros(3)}, target)
+        atomic_write(target, lambda f: torch.save({"a": torch.zeros(3)}, f))
     assert target.read_bytes() == before  # the old checkpoint is intact
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 

@@ -13,7 +13,7 @@ from conftest import FAST, StopAfter, states_equal, tiny
 
 import zoo
 from zoo import train
-from zoo.train import trainer
+from zoo.train import setup
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
@@ -144,7 +144,7 @@ def test_a_last_batch_of_one_image_does_not_break_batchnorm():
 def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tmp_path, monkeypatch, recwarn):
     # fp16 is refused off CUDA; letting it through here runs fit's scaler logic (scale, unscale before clipping,
     # skipped steps, scaler state in checkpoints, resume) on the CPU's fp16 autocast and torch's CPU GradScaler
-    monkeypatch.setattr(trainer, "resolve_precision", lambda precision, device: "fp16")
+    monkeypatch.setattr(setup, "resolve_precision", lambda precision, device: "fp16")
     opts = dict(epochs=3, seed=0, precision="fp16", clip_grad=1.0, **FAST)
     torch.manual_seed(0)
     straight = tiny()

@@ -29,9 +29,10 @@ import torch
 
 from zoo.comparison.results import Results
 from zoo.comparison.rowsfile import append_row, read_row_lines
-from zoo.comparison.run import atomic_text, measure_model, prepare_run_dir
+from zoo.comparison.run import measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time, train_step_fn
+from zoo.files import RunDirLock, atomic_write
 from zoo.train.callbacks import Callback
 
 ROWS_FILE = "rows.jsonl"
@@ -254,14 +255,13 @@ def run_leaderboard(
     ``command.json`` for the page.
     Returns every row of the run directory.
     """
-    from zoo.train.rundir import RunDirLock
 
     data = load_budget_data(budget)  # a dataset that is not there fails here, before the run directory is made
     with RunDirLock(run_dir, "leaderboard"):
         path = prepare_run_dir(run_dir, dataclasses.asdict(budget), what="leaderboard") / ROWS_FILE
         if command:
             record = {"command": command.strip(), "code": code_version}
-            atomic_text(Path(run_dir) / "command.json", json.dumps(record, indent=2) + "\n")
+            atomic_write(Path(run_dir) / "command.json", json.dumps(record, indent=2) + "\n")
             log(f"command: {command.strip()} ({len(names)} models, code {code_version or 'unknown'})")
         done = {(r["model"], int(r.get("seed", 0))): r for r in read_rows(run_dir)}
         if retry_failed:

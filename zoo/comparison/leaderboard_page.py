@@ -12,8 +12,8 @@ from typing import Any
 
 from zoo.comparison.leaderboard import Budget, leaderboard_results, read_rows
 from zoo.comparison.results import Results
-from zoo.comparison.run import atomic_text
 from zoo.comparison.tables import format_number, render_table
+from zoo.files import atomic_write
 
 
 def _md(text: Any) -> str:
@@ -139,5 +139,5 @@ def render_page(run_dirs: Sequence[str | Path], doc_path: str | Path, img_dir: s
             text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
-    atomic_text(doc_path, text)
+    atomic_write(doc_path, text)
     return [doc_path, *written]

@@ -18,6 +18,7 @@ from zoo.comparison.rowsfile import append_row
 from zoo.comparison.summarize import summary
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import environment, model_device, time_forward
+from zoo.files import RunDirLock, atomic_write
 from zoo.suggest import suggest
 from zoo.threads import choose_threads, step_flops, use_threads
 
@@ -207,7 +208,6 @@ def compare(
         "seed": seed,
         "fit_kwargs": {k: v for k, v in fit_kwargs.items() if k != "progress"},
     }
-    from zoo.train.rundir import RunDirLock
 
     # a run directory is owned while rows are added to it: a second compare into it gets a one-line error
     with RunDirLock(run_dir, "zoo.compare") if run_dir is not None else contextlib.nullcontext():
@@ -266,18 +266,9 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: dict[str, Any], what: st
                 f"{', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another run_dir"
             )
     else:
-        atomic_text(config_path, json.dumps(saved_config, indent=2) + "\n")
-    atomic_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+        atomic_write(config_path, json.dumps(saved_config, indent=2) + "\n")
+    atomic_write(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
     return run_dir
-
-
-def atomic_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (``zoo.train.state.atomic_write``): readers see the old or the new file."""
-    from zoo.train.state import atomic_write
-
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(text.encode()))
-    return path
 
 
 def _open_run_dir(run_dir: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:

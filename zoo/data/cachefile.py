@@ -34,6 +34,7 @@ import torch
 
 from zoo.data.images import channel_stats
 from zoo.data.imagesplit import ImageSplit
+from zoo.files import atomic_write
 from zoo.version import __version__
 
 __all__ = [
@@ -222,15 +223,6 @@ def _progress(enabled: bool | None, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_cache(
     path: str | os.PathLike,
     squares: torch.utils.data.Dataset,
@@ -249,14 +241,12 @@ def write_cache(
         raise ValueError(f"{path}: nothing to cache (no images)")
     shape = (n, *first.shape)
     data_bytes = int(np.prod(shape))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     workers = build_workers() if workers is None else int(workers)
     bar = _progress(progress, n, f"caching {path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.truncate(HEADER_BYTES + data_bytes)  # sparse until written; the header stays zero until the end
-        mapped = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=HEADER_BYTES, shape=shape)
+
+    def write(f: Any) -> None:  # into the temporary file that atomic_write renames over path once synced
+        f.truncate(HEADER_BYTES + data_bytes)  # sparse until written; the header stays zero until the end
+        mapped = np.memmap(f, dtype=np.uint8, mode="r+", offset=HEADER_BYTES, shape=shape)
         labels = np.empty(n, dtype=np.int64)
         loader = torch.utils.data.DataLoader(squares, batch_size=_BUILD_BATCH, num_workers=workers)
         pos = 0
@@ -284,19 +274,13 @@ def write_cache(
         raw = json.dumps(index, separators=(",", ":")).encode()
         version = __version__.encode()[:32]
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, HEADER_BYTES, data_bytes, len(raw), zlib.crc32(raw), version)
-        with open(tmp, "r+b") as f:
-            f.seek(HEADER_BYTES + data_bytes)
-            f.write(raw)
-            f.seek(0)
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        f.seek(HEADER_BYTES + data_bytes)
+        f.write(raw)
+        f.seek(0)
+        f.write(header)
+
+    try:
+        atomic_write(path, write)
     finally:
         if bar is not None:
             bar.close()

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zoo.files import plain
 from zoo.suggest import suggest
-from zoo.train.state import plain
 
 __all__ = ["TrainConfig", "config_from_options", "cli_fields"]
 
@@ -49,8 +49,9 @@ class TrainConfig:
     )
     lr: float | None = option(
         None,
-        "peak learning rate; None -> 1e-2 with a schedule, 1e-3 with scheduler=None, or the model's own "
-        "default_lr attribute when lower (AlexNet and ViT train at 1e-3)",
+        "peak learning rate of a named optimizer; None -> 1e-2 with a schedule, 1e-3 with scheduler=None, or the "
+        "model's own default_lr attribute when lower (AlexNet and ViT train at 1e-3); an optimizer you build keeps "
+        "its groups' own lrs (each group's peak for one-cycle)",
         cli=float,
     )
     weight_decay: float = option(
@@ -119,6 +120,31 @@ class TrainConfig:
         None, "DataLoader workers for a torch Dataset zoo wraps; None -> chosen for the device (0 on a small CPU)"
     )
     pin_memory: bool | None = option(None, "pinned host memory for a torch Dataset zoo wraps; None -> on CUDA")
+    ema: float | None = option(
+        None,
+        "decay of an exponential moving average of the weights, updated every optimizer step (e.g. 0.999; timm's "
+        "ModelEmaV3); validation, the test score, best.pt and the model fit leaves use the average; None -> off",
+        cli=float,
+    )
+    freeze: Any = option(
+        None,
+        "parameters that do not train: 'backbone' (all but model.get_classifier()), module-name prefixes (a list, "
+        "or one string, comma-separated), or N (the first N groups of model.group_matcher(coarse=True), stem "
+        "first); None -> everything trains",
+        cli=str,
+    )
+    unfreeze_at: int | None = option(
+        None, "epoch (1-based) from which the frozen parameters train too; None -> frozen for the whole run", cli=int
+    )
+    freeze_bn: bool | None = option(
+        None, "BatchNorm layers of the frozen part keep their statistics (eval mode) while frozen; None -> True"
+    )
+    layer_lr_decay: float | None = option(
+        None,
+        "discriminative lrs for a named optimizer: each group of model.group_matcher() trains at lr x decay^k, k "
+        "groups below the head (timm's layer_decay, e.g. 0.75); None -> one lr",
+        cli=float,
+    )
     callbacks: Sequence[Any] = option((), "Callback objects, called at fit start, each epoch's end, and fit end")
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +197,18 @@ def _positive_int(value: Any, name: str, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _fraction(value: Any, name: str, example: str, upper_ok: bool = False) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (0 < value < 1 or (upper_ok and value == 1))
+    ):
+        bounds = "(0, 1]" if upper_ok else "(0, 1)"
+        raise ValueError(f"{name} must be in {bounds}, {example}, or None; got {value!r}")
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Option values, checked before anything heavy happens: one line each, saying what is accepted."""
     _positive_int(cfg.epochs, "epochs")
@@ -191,5 +229,13 @@ def check_config(cfg: TrainConfig) -> None:
         raise ValueError(f"val_fraction must be in [0, 1) (0: no validation), got {cfg.val_fraction!r}")
     if not isinstance(cfg.metrics, dict) or not all(callable(f) for f in cfg.metrics.values()):
         raise TypeError("metrics must be a dict {name: function (output, target) -> number}")
+    _fraction(cfg.ema, "ema", "a decay such as 0.999")
+    _fraction(cfg.layer_lr_decay, "layer_lr_decay", "a factor such as 0.75", upper_ok=True)
+    _positive_int(cfg.unfreeze_at, "unfreeze_at", allow_none=True)
+    if cfg.unfreeze_at is not None and cfg.freeze is None:
+        raise ValueError("unfreeze_at= needs freeze= (what to unfreeze)")
+    if cfg.layer_lr_decay is not None and not isinstance(cfg.optimizer, str):
+        raise ValueError("layer_lr_decay= applies to a named optimizer ('adamw', ...); give your own optimizer's "
+                         "parameter groups their lr instead")  # fmt: skip
     if cfg.resume and not cfg.checkpoint_dir:
         raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")

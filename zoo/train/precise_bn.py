@@ -12,7 +12,7 @@ are young: while they still hold more than 1% of what they started from. Long ru
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import torch
@@ -35,11 +35,18 @@ def young(norms: Iterable[nn.Module], forwards: int) -> bool:
     return any(m.momentum is not None and (1.0 - m.momentum) ** forwards > _FORGOTTEN for m in norms)
 
 
-def recompute(model: nn.Module, batches: Iterable[Any], autocast: Any, max_batches: int = PRECISE_BN_BATCHES) -> int:
+def recompute(
+    model: nn.Module,
+    batches: Iterable[Any],
+    autocast: Any,
+    max_batches: int = PRECISE_BN_BATCHES,
+    held: Collection[nn.Module] = (),
+) -> int:
     """Recompute the running statistics of every BatchNorm of ``model`` as the plain average over up to
     ``max_batches`` of ``batches`` with the current weights; returns the number of batches used. The random number
-    generators are left as they were, so a resumed run stays bit-equal to an uninterrupted one."""
-    norms = batch_norms(model)
+    generators are left as they were, so a resumed run stays bit-equal to an uninterrupted one. The layers in
+    ``held`` (those of a frozen part) keep their statistics."""
+    norms = [m for m in batch_norms(model) if all(m is not h for h in held)]
     momenta = [m.momentum for m in norms]
     saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
     was_training = model.training
@@ -51,6 +58,8 @@ def recompute(model: nn.Module, batches: Iterable[Any], autocast: Any, max_batch
                 m.reset_running_stats()
                 m.momentum = None  # a cumulative average over the batches below
             model.train()
+            for m in held:
+                m.eval()
             for x, _ in batches:
                 if used >= max_batches:
                     break

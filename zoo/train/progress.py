@@ -10,24 +10,40 @@ __all__ = ["Progress", "progress_enabled"]
 
 
 class Progress:
-    """A tqdm bar updated every few steps (never per step: reading the metrics synchronises the device)."""
+    """One epoch's tqdm bar: updated every few steps (never per step: reading the metrics synchronises the device),
+    filled to 100% when the epoch's batches are done, and closed with the epoch's validation figures."""
 
-    def __init__(self, enabled: bool, total: int | None, epoch: int, epochs: int) -> None:
+    def __init__(self, enabled: bool, total: int | None, epoch: int, epochs: int, done: int = 0) -> None:
         self.bar = None
+        self.postfix: dict[str, Any] = {}
         if enabled:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True, dynamic_ncols=True)
+            self.bar.update(done)  # a resumed epoch starts where it stopped
 
-    def update(self, n: int, **postfix: Any) -> None:
+    def update(self, done: int, **postfix: Any) -> None:
+        """``done`` batches of the epoch so far (a count, not an increment)."""
         if self.bar is not None:
             self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(n)
+            self.bar.update(done - self.bar.n)
+
+    def finish(self, **postfix: Any) -> None:
+        """The epoch's batches are done: the bar full, with the epoch's training figures."""
+        if self.bar is not None:
+            self.postfix = dict(postfix)
+            self.bar.set_postfix(postfix, refresh=False)
+            if self.bar.total is not None:
+                self.bar.update(self.bar.total - self.bar.n)
+            else:
+                self.bar.refresh()
 
     def close(self, **postfix: Any) -> None:
+        """Close the bar, adding ``postfix`` (the validation figures) to what ``finish`` showed."""
         if self.bar is not None:
-            self.bar.set_postfix(postfix)
+            self.bar.set_postfix({**self.postfix, **postfix})
             self.bar.close()
+            self.bar = None
 
 
 def progress_enabled(progress: bool | None, rank: int) -> bool:

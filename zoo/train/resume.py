@@ -1,88 +1,117 @@
-"""Checkpoints of a training run and resuming from them: what ``last.pt`` / ``best.pt`` hold, and how a resumed run
-restores everything (weights, optimizer, schedule, scaler, step, data position, RNG, best score, history) or says
-in one line which option may not change.
+"""The training state: everything a run changes as it trains (``TrainState``), what ``last.pt`` holds, and resuming.
 
-``Checkpointing`` is the part of the trainer that reads and writes them; the file format itself (atomic writes,
-bounded reading, RNG state) lives in ``zoo.train.state``.
+``TrainState`` declares it all in one place (weights, optimizer, schedule, gradient scaler, the EMA of the weights
+when on, epoch, step, the epoch under way with its partial sums, the best score, the history) with
+``state_dict()`` and ``load_state_dict()`` side by side; the random generators are saved and restored with it.
+``last.pt`` is that state, and resuming restores it exactly or says in one line which option may not change.
+``best.pt`` and the model ``fit`` leaves are the deliverable instead: weights and the model's record
+(``zoo.train.state.model_file``, what ``zoo.save`` writes). A ``last.pt`` written before this layout (no ``ema``
+entry) resumes as it is: the keys are the same.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from zoo.train.callbacks import History
-from zoo.train.optim import make_scheduler
-from zoo.train.state import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    CheckpointError,
-    atomic_save,
-    clean_state_dict,
-    load_weights,
-    model_config,
-    plain,
-    read_checkpoint,
-    rng_state,
-    set_rng_state,
-)
+import torch
+import torch.nn as nn
 
-__all__ = ["Checkpointing", "FIXED_ON_RESUME"]
+from zoo.files import plain
+from zoo.train.callbacks import History
+from zoo.train.ema import ModelEma
+from zoo.train.optim import make_optimizer, make_scheduler, param_groups
+from zoo.train.setup import Run
+from zoo.train.state import CHECKPOINT_VERSION, cpu_state, load_weights, model_config, rng_state, set_rng_state
+from zoo.weights import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
+
+__all__ = ["TrainState", "EpochSums", "new_state", "resume", "FIXED_ON_RESUME"]
 
 # options a resumed run must share with the run it resumes (the data order, the optimizer state and the
 # checkpointed schedule depend on them); epochs, lr and weight_decay may change, the others freely
-FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss")
+FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss", "ema", "layer_lr_decay")
 
 
-class Checkpointing:
-    """The trainer's checkpoint writing and resuming (a mixin of ``zoo.train.trainer``'s trainer: it uses the
-    trainer's model, optimizer, scheduler, scaler, step, history and checkpoint directory)."""
+@dataclass(eq=False)
+class EpochSums:
+    """The epoch under way: how far it got and what its batches summed (on the device; read a few times per epoch)."""
 
-    def _checkpoint(self, epoch: int, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    epoch: int
+    epoch_rng: dict[str, Any]  # the generators at the epoch's start: a mid-epoch resume replays the order from them
+    stat: torch.Tensor  # the task's training metric, summed (float64)
+    losses: list[torch.Tensor] = field(default_factory=list)  # one per batch
+    sizes: list[int] = field(default_factory=list)
+    counts: list[float] = field(default_factory=list)
+    batch: int = 0  # batches done
+    rng: dict[str, Any] | None = None  # resumed: the generators at the stop, restored once the order is replayed
+    checked: int = 0  # losses already checked to be finite
+
+    @classmethod
+    def start(cls, epoch: int, device: torch.device) -> EpochSums:
+        return cls(epoch, rng_state(device), torch.zeros((), dtype=torch.float64, device=device))
+
+    def add(self, loss: torch.Tensor, stat: torch.Tensor, size: int, count: float) -> None:
+        self.losses.append(loss.detach())
+        self.stat += stat
+        self.sizes.append(size)
+        self.counts.append(count)
+        self.batch += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "epoch_rng": self.epoch_rng, "sizes": list(self.sizes),
+                "counts": list(self.counts), "stat": self.stat.detach().cpu(),
+                "losses": torch.stack(self.losses).detach().cpu() if self.losses else torch.zeros(0)}  # fmt: skip
+
+    @classmethod
+    def from_state_dict(cls, d: dict[str, Any], device: torch.device, rng: dict[str, Any]) -> EpochSums:
+        losses = [t.to(device) for t in d["losses"].unbind()] if len(d["losses"]) else []
+        stat = d["stat"].to(device, torch.float64)
+        return cls(int(d["epoch"]), d["epoch_rng"], stat, losses, list(d["sizes"]), list(d["counts"]),
+                   int(d["batch"]), rng, checked=len(losses))  # fmt: skip
+
+
+@dataclass(eq=False)
+class TrainState:
+    """Everything a training run changes, and so everything ``last.pt`` holds."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # an LRScheduler or None
+    scaler: torch.amp.GradScaler  # always present; a no-op unless fp16
+    history: History
+    ema: ModelEma | None = None
+    epoch: int = 0  # epochs complete
+    step: int = 0  # optimizer steps taken
+    monitor: str = "val_accuracy"  # what best_score scores
+    best_score: float | None = None
+    partial: EpochSums | None = None  # the epoch under way
+
+    def state_dict(self, device: torch.device) -> dict[str, Any]:
         return {
-            "partial": partial,
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
-            "model": {k: v.detach().cpu() for k, v in clean_state_dict(self.model.state_dict()).items()},
+            "model": cpu_state(self.model),
             "model_config": model_config(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
-            "epoch": epoch,
+            "ema": cpu_state(self.ema.module) if self.ema is not None else None,
+            "epoch": self.epoch,
             "step": self.step,
             "best": {"monitor": self.monitor, "score": self.best_score},
-            "rng": rng_state(self.device),
+            "partial": self.partial.state_dict() if self.partial is not None else None,
+            "rng": rng_state(device),
             "history": plain(self.history.to_dict()),
         }
 
-    def _save(self, name: str, epoch: int, partial: dict[str, Any] | None = None) -> None:
-        """Write ``name`` after ``epoch`` complete epochs (and, mid-epoch, the ``partial`` one's position)."""
-        if self.ckpt_dir is not None and self.dist.rank == 0:
-            atomic_save(self._checkpoint(epoch, partial), self.ckpt_dir / name)
-
-    def _resume(self) -> None:
-        path = self.ckpt_dir / "last.pt" if self.ckpt_dir else None
-        if path is None or not path.exists():
-            if path is not None:
-                self.history.notes.append(f"resume=True but no {path}; started from scratch")
-            return
-        ckpt = read_checkpoint(path, map_location="cpu")
-        if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
-            raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
-        old_history = ckpt.get("history") or {}
-        old = old_history.get("config") or {}
-        new = self.history.config
-        fixed = [k for k in FIXED_ON_RESUME if k in old and plain(old[k]) != plain(new.get(k))]
-        if old_history.get("precision") not in (None, self.precision):
-            fixed.append("precision")
-            old["precision"], new["precision"] = old_history["precision"], self.precision
-        if fixed:
-            what = ", ".join(f"{k} ({old.get(k)!r} -> {plain(new.get(k))!r})" for k in fixed)
-            raise CheckpointError(
-                f"cannot resume {path}: {what} differ from the run it holds, and they cannot change on resume "
-                f"(epochs, lr and weight_decay can); resume with the same values or use another checkpoint_dir"
-            )
+    def load_state_dict(self, ckpt: dict[str, Any], device: torch.device, path: Any = "the checkpoint") -> None:
         load_weights(self.model, ckpt["model"], path)
+        if self.ema is not None:
+            if ckpt.get("ema") is None:
+                raise CheckpointError(f"cannot resume {path} with ema=: it holds no average of the weights")
+            load_weights(self.ema.module, ckpt["ema"], path)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if self.scheduler is not None and ckpt.get("scheduler") is not None:
@@ -93,48 +122,95 @@ class Checkpointing:
             raise CheckpointError(
                 f"'{path}' was written with another optimizer or schedule ({exc}); resume with the same options"
             ) from None
-        set_rng_state(ckpt["rng"], self.device)
-        self.start_epoch = int(ckpt["epoch"]) + 1
-        self.step = int(ckpt.get("step", 0))
-        self.partial = ckpt.get("partial")
-        if self.partial:
-            self.partial["rng"] = ckpt["rng"]  # the generators at the stop, restored once the order is replayed
-        best = ckpt.get("best") or {"monitor": "val_accuracy", "score": ckpt.get("best_val_accuracy")}
+        set_rng_state(ckpt["rng"], device)
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt.get("step", 0))
+        best = ckpt.get("best") or {}
         self.best_score = best.get("score") if best.get("monitor") == self.monitor else None
-        previous = History.from_dict(old_history)
-        self.history.epochs = previous.epochs
-        where = f"epoch {ckpt['epoch']}"
-        if self.partial:
-            where = f"batch {self.partial['batch']} of epoch {self.partial['epoch']}"
-        self.history.notes = previous.notes + [f"resumed from {path} after {where}"]
-        changed = [k for k in ("epochs", "lr", "weight_decay") if k in old and plain(old[k]) != plain(new.get(k))]
-        if changed:
-            self._replan(changed, old)
+        partial = ckpt.get("partial")
+        self.partial = EpochSums.from_state_dict(partial, device, ckpt["rng"]) if partial else None
+        previous = History.from_dict(ckpt.get("history") or {})
+        self.history.epochs, self.history.notes = previous.epochs, previous.notes
 
-    def _replan(self, changed: list[str], old: dict[str, Any]) -> None:
-        """Apply a new epochs / lr / weight_decay to a resumed run: the optimizer's groups take the new lr and weight
-        decay, and the schedule is planned anew over the new total, then advanced to the step reached."""
-        cfg = self.cfg
-        named = isinstance(cfg.optimizer, str)
-        for i, group in enumerate(self.optimizer.param_groups):
-            for key in ("initial_lr", "max_lr", "min_lr"):
-                group.pop(key, None)
-            if named:  # zoo's groups: weights that decay first, biases and norms (no decay) second
-                group["lr"] = self.lr
-                if i == 0:
-                    group["weight_decay"] = cfg.weight_decay
-        total = (self.steps_per_epoch or 1) * cfg.epochs
-        if self.scheduler is not None:
-            if self.step > total:
-                raise CheckpointError(
-                    f"cannot resume with epochs={cfg.epochs}: the run has already taken {self.step} of its steps, "
-                    f"more than {cfg.epochs} epochs hold ({total}); pass epochs >= {self.start_epoch - 1}"
-                )
-            self.scheduler = make_scheduler(cfg.scheduler, self.optimizer, self.lr, total)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                for _ in range(self.step):
-                    self.scheduler.step()
-        what = ", ".join(f"{k} {old[k]} -> {self.history.config.get(k)}" for k in changed)
-        plan = f"; the schedule re-planned over {cfg.epochs} epochs ({total} steps) from step {self.step}"
-        self.history.notes.append(f"resumed with {what}" + (plan if self.scheduler is not None else ""))
+
+def new_state(model: nn.Module, run: Run) -> TrainState:
+    """The state at step 0: zoo's optimizer (or the user's) and schedule, the scaler, the EMA when asked."""
+    cfg = run.cfg
+    optimizer = make_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.layer_lr_decay)
+    scheduler = make_scheduler(cfg.scheduler, optimizer, (run.steps_per_epoch or 1) * cfg.epochs)
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
+    history = History(cfg.to_dict())
+    history.device, history.precision, history.task = str(run.device), run.precision, run.task.kind
+    history.world_size, history.rank = run.dist.world_size, run.dist.rank
+    val = {"classification": ["val_accuracy"], "multilabel": ["val_accuracy"], "regression": ["val_mae", "val_r2"]}
+    history.fields = ["epoch", "loss", run.task.train_metric, "val_loss", *val[run.task.kind],
+                      *(f"val_{k}" for k in cfg.metrics), "lr", "seconds", "images_per_s"]  # fmt: skip
+    ema = ModelEma(model, cfg.ema) if cfg.ema is not None else None
+    return TrainState(model, optimizer, scheduler, scaler, history, ema, monitor=run.monitor[0])
+
+
+def resume(state: TrainState, run: Run) -> None:
+    """Continue from ``checkpoint_dir/last.pt`` (if it exists): everything restored, new epochs / lr / weight decay
+    applied, any other changed option that cannot change named in one line."""
+    path = run.ckpt_dir / "last.pt"
+    if not path.exists():
+        state.history.notes.append(f"resume=True but no {path}; started from scratch")
+        return
+    ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
+        raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
+    old_history = ckpt.get("history") or {}
+    old, new = dict(old_history.get("config") or {}), state.history.config
+    _check_unchanged(path, old, new, old_history.get("precision"), run.precision)
+    state.load_state_dict(ckpt, run.device, path)
+    where = f"epoch {state.epoch}"
+    if state.partial is not None:
+        where = f"batch {state.partial.batch} of epoch {state.partial.epoch}"
+    state.history.notes.append(f"resumed from {path} after {where}")
+    changed = [k for k in ("epochs", "lr", "weight_decay") if k in old and plain(old[k]) != plain(new.get(k))]
+    if changed:
+        _replan(state, run, changed, old)
+
+
+def _check_unchanged(path: Path, old: dict, new: dict, old_precision: str | None, precision: str) -> None:
+    fixed = [k for k in FIXED_ON_RESUME if k in old and plain(old[k]) != plain(new.get(k))]
+    what = [f"{k} ({old.get(k)!r} -> {plain(new.get(k))!r})" for k in fixed]
+    if old_precision not in (None, precision):
+        what.append(f"precision ({old_precision!r} -> {precision!r})")
+    if what:
+        raise CheckpointError(
+            f"cannot resume {path}: {', '.join(what)} differ from the run it holds, and they cannot change on "
+            f"resume (epochs, lr and weight_decay can); resume with the same values or use another checkpoint_dir"
+        )
+
+
+def _replan(state: TrainState, run: Run, changed: list[str], old: dict[str, Any]) -> None:
+    """Apply a new epochs / lr / weight_decay to a resumed run: zoo's groups take the new lr and weight decay (a
+    user's optimizer keeps its own), and the schedule is planned anew over the new total, then advanced to the step
+    reached."""
+    cfg, groups = run.cfg, state.optimizer.param_groups
+    fresh = param_groups(state.model, cfg.weight_decay, cfg.layer_lr_decay) if isinstance(cfg.optimizer, str) else []
+    if fresh and len(fresh) != len(groups):
+        raise CheckpointError(f"cannot apply {', '.join(changed)}: the optimizer's groups differ from this model's")
+    for i, group in enumerate(groups):
+        peak = group.get("max_lr") or group.get("initial_lr") or group["lr"]  # the user's own lr
+        for key in ("initial_lr", "max_lr", "min_lr"):
+            group.pop(key, None)
+        if fresh:
+            peak = cfg.lr * fresh[i].get("lr_scale", 1.0)
+            group["weight_decay"] = fresh[i]["weight_decay"]
+        group["lr"] = peak
+    total = (run.steps_per_epoch or 1) * cfg.epochs
+    if state.scheduler is not None:
+        if state.step > total:
+            raise CheckpointError(
+                f"cannot resume with epochs={cfg.epochs}: the run has already taken {state.step} of its steps, "
+                f"more than {cfg.epochs} epochs hold ({total}); pass epochs >= {state.epoch}"
+            )
+        state.scheduler = make_scheduler(cfg.scheduler, state.optimizer, total)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+            for _ in range(state.step):
+                state.scheduler.step()
+    what = ", ".join(f"{k} {old[k]} -> {state.history.config.get(k)}" for k in changed)
+    plan = f"; the schedule re-planned over {cfg.epochs} epochs ({total} steps) from step {state.step}"
+    state.history.notes.append(f"resumed with {what}" + (plan if state.scheduler is not None else ""))

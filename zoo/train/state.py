@@ -1,7 +1,7 @@
-"""Checkpoints: atomic writes, safe reads, and ``zoo.load`` / ``zoo.save``.
+"""Model files: ``zoo.save`` / ``zoo.load``, ``best.pt``, and the pieces of ``last.pt`` (``zoo.train.resume``).
 
-A checkpoint is written atomically (temporary file in the same folder, fsync, ``os.replace``), so a crash never
-leaves a half-written file, and holds only tensors, numbers, strings, lists and dicts, so it loads with
+A model file is written atomically (``zoo.files.atomic_write``), so a crash never leaves a half-written file, and
+holds only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``. It records how the model was created (``model.zoo_config``), so
 ``zoo.load(path)`` rebuilds the model without the user re-typing its configuration.
 
@@ -13,47 +13,30 @@ holds, and may not make zoo read any other file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from zoo.weights import (  # noqa: F401  (reading weight files lives in zoo.weights; re-exported for the engine)
+from zoo.files import atomic_write, plain
+from zoo.weights import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     clean_state_dict,
     first_line,
     read_checkpoint,
     read_safetensors,
-    read_state_dict,
     record_of_cfg,
     set_pretrained_cfg,
-    state_dict_problem,
     state_from_checkpoint,
 )
 
 CHECKPOINT_VERSION = 1
-
-
-def plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, torch.device):
-        return str(value)
-    name = getattr(value, "__qualname__", None) or type(value).__name__
-    return f"<{name}>"
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -85,34 +68,6 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """``write(file)`` into a temporary file in ``path``'s folder, fsync, then rename over ``path``: readers see the
-    old file or the new one, never a partial one; a failure leaves no temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save(obj)`` to ``path`` atomically (``atomic_write``)."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
     try:
         model.load_state_dict(clean_state_dict(state))
@@ -122,6 +77,22 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) ->
         raise CheckpointError(f"weights in '{path}' do not fit this model: {detail}") from None
 
 
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s weights and buffers on the CPU, without DDP / ``torch.compile`` prefixes."""
+    return {k: v.detach().cpu().contiguous() for k, v in clean_state_dict(model.state_dict()).items()}
+
+
+def model_file(model: nn.Module) -> dict[str, Any]:
+    """What a ``.pt`` model file holds (``zoo.save``, ``best.pt``): the weights and how to rebuild the model."""
+    model = unwrap(model)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model": cpu_state(model),
+        "model_config": model_config(model),
+    }
+
+
 def save(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save a model's weights (no optimizer) atomically; ``zoo.load(path)`` rebuilds it.
 
@@ -129,20 +100,14 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     ``weights_only`` torch checkpoint.
     """
     path = Path(path)
-    model = unwrap(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in clean_state_dict(model.state_dict()).items()}
-    config = model_config(model)
     if path.suffix == ".safetensors":
         from safetensors.torch import save as st_save
 
+        config = model_config(unwrap(model))
         meta = {"format": CHECKPOINT_FORMAT, "zoo_config": json.dumps(config)} if config else {}
-        data = st_save(_dedupe_shared(state), metadata=meta)
-        atomic_write_bytes(data, path)
-    else:
-        atomic_save(
-            {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": state, "model_config": config}, path
-        )
-    return path
+        return atomic_write(path, st_save(_dedupe_shared(cpu_state(unwrap(model))), metadata=meta))
+    content = model_file(model)
+    return atomic_write(path, lambda f: torch.save(content, f))
 
 
 def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -154,11 +119,6 @@ def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[k] = v.clone() if ptr in seen else v
         seen.add(ptr)
     return out
-
-
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    """``data`` to ``path`` atomically (``atomic_write``)."""
-    atomic_write(path, lambda f: f.write(data))
 
 
 def _short(value: Any, limit: int = 60) -> str:

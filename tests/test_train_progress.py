@@ -1,0 +1,24 @@
+"""fit's progress bar (zoo/train/progress.py): full at each epoch's end, closed with the epoch's validation figure."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FAST, tiny
+
+import zoo
+from zoo.train import trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
+
+
+def test_the_bar_ends_each_epoch_full_with_its_validation_figures(data, capfd, monkeypatch):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(trainer, "progress_enabled", lambda progress, rank: True)  # as on a terminal
+    history = zoo.fit(tiny(), data, epochs=2, seed=0, **{**FAST, "progress": True})
+    err = capfd.readouterr().err
+    # 288 training images at batch 32: 9 batches, fewer than the 25 between refreshes
+    for epoch in (1, 2):
+        line = [s for s in err.replace("\r", "\n").splitlines() if s.startswith(f"epoch {epoch}/2")][-1]
+        assert "9/9" in line and "100%" in line
+        assert f"val_accuracy={history.epochs[epoch - 1]['val_accuracy']:.4f}" in line
+        assert f"loss={history.epochs[epoch - 1]['loss']:.4f}" in line
