@@ -10,6 +10,9 @@ os.environ["ZOO_LOAD_PLUGINS"] = ""
 os.environ.setdefault("ZOO_PROGRESS", "0")
 # Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning made tests several times slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# zoo leaves torch's thread count as the tests set it: the automatic choice follows the machine's load, and tests
+# that compare runs bit for bit must not see it change between runs (tests/test_threads.py tests the choice).
+os.environ.setdefault("ZOO_THREADS", "keep")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

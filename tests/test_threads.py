@@ -79,3 +79,18 @@ def test_step_flops_counts_without_changing_the_model():
     assert flops == pytest.approx(3 * 256 * (conv + linear), rel=0.01)
     assert net.training and torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_fit_records_its_threads_and_a_resumed_run_keeps_them(machine, tmp_path):
+    machine(2, 0.0)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    before = torch.get_num_threads()
+    history = zoo.fit(zoo.create("mlp", in_features=8, hidden_sizes=(4,), num_classes=3), (x, y), epochs=1,
+                      progress=False)  # fmt: skip
+    assert history.config["threads"] == 1  # a tiny step
+    assert torch.get_num_threads() == before  # set back
+    model = zoo.create("mlp", in_features=8, hidden_sizes=(4,), num_classes=3)
+    kw = dict(progress=False, checkpoint_dir=tmp_path, val_fraction=0.0)
+    assert zoo.fit(model, (x, y), epochs=1, threads=2, **kw).config["threads"] == 2
+    # resumed without threads=: the interrupted run's count, so that it computes as that run did
+    assert zoo.fit(model, (x, y), epochs=2, resume=True, **kw).config["threads"] == 2

@@ -8,8 +8,9 @@ slower with two threads than with one (``benchmarks/bench_threads.py``). So befo
 (``os.sched_getaffinity``) less the ones other processes keep busy right now (``/proc/stat`` sampled for 50 ms, or
 the load average), gives the work one thread when the step is tiny, and sets the count back afterwards.
 
-Your own choice wins: ``threads=N`` (``--threads N``), the environment (``ZOO_THREADS``, ``OMP_NUM_THREADS``,
-``MKL_NUM_THREADS``), or a ``torch.set_num_threads`` made after zoo was imported.
+Your own choice wins: ``threads=N`` (``--threads N``), ``ZOO_THREADS=N``; and zoo leaves torch's count alone with
+``ZOO_THREADS=keep``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or after a ``torch.set_num_threads`` made
+once zoo was imported.
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def _user_choice(requested: int | None) -> ThreadChoice | None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise ValueError(f"threads={requested!r}: expected a positive number of threads, or None to let zoo choose")
         return ThreadChoice(requested, "threads= asked for")
-    for var in _ENV:
+    value = os.environ.get("ZOO_THREADS", "").strip()
+    if value.isdigit() and int(value) >= 1:
+        return ThreadChoice(int(value), "ZOO_THREADS is set")
+    for var in _ENV:  # ZOO_THREADS=keep, or the OpenMP/MKL variables: torch's count is left as it is
         if os.environ.get(var, "").strip():
             return ThreadChoice(torch.get_num_threads(), f"{var} is set")
     now = torch.get_num_threads()
@@ -108,7 +112,9 @@ def choose_threads(
     if chosen is not None:
         return chosen
     if device is not None and torch.device(device).type != "cpu":
-        return ThreadChoice(1, f"{torch.device(device).type}: the host only feeds the device")
+        return ThreadChoice(
+            torch.get_num_threads(), f"{torch.device(device).type}: the host's threads left as they are"
+        )
     if step_flops is not None and step_flops < TINY_STEP_FLOPS:
         return ThreadChoice(1, f"a tiny step ({step_flops / 1e6:.0f} MFLOP)")
     cores = usable_cores()

@@ -120,6 +120,13 @@ class TrainConfig:
         None, "DataLoader workers for a torch Dataset zoo wraps; None -> chosen for the device (0 on a small CPU)"
     )
     pin_memory: bool | None = option(None, "pinned host memory for a torch Dataset zoo wraps; None -> on CUDA")
+    threads: int | None = option(
+        None,
+        "CPU intra-op threads; None -> chosen for the cores other work leaves free and the step's size (one for a "
+        "LeNet-5-sized step; zoo.threads), kept on resume; $ZOO_THREADS, $OMP_NUM_THREADS or your own "
+        "torch.set_num_threads win",
+        cli=int,
+    )
     ema: float | None = option(
         None,
         "decay of an exponential moving average of the weights, updated every optimizer step (e.g. 0.999; timm's "
@@ -215,6 +222,7 @@ def check_config(cfg: TrainConfig) -> None:
     _positive_int(cfg.batch_size, "batch_size", allow_none=True)
     _positive_int(cfg.grad_accum, "grad_accum")
     _positive_int(cfg.eval_batch_size, "eval_batch_size", allow_none=True)
+    _positive_int(cfg.threads, "threads", allow_none=True)
     if not isinstance(cfg.label_smoothing, (int, float)) or not 0.0 <= cfg.label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing!r}")
     if cfg.clip_grad is not None and not (isinstance(cfg.clip_grad, (int, float)) and cfg.clip_grad > 0):

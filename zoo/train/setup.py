@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from zoo.data.loaders import make_batches, source_len
 from zoo.data.types import is_split
+from zoo.threads import choose_threads, step_flops
 from zoo.train.config import TrainConfig
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision
 from zoo.train.evaluate import check_labels, check_model_fits
@@ -103,6 +104,7 @@ def prepare(
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     run.train = run.batches(train_src, cfg.batch_size, train=True)
+    run.cfg = cfg = dataclasses.replace(cfg, threads=_threads(cfg, model, run, ckpt_dir))
     run.task = _task(run, model, info.num_classes)
     loss = cfg.loss if isinstance(cfg.loss, str) else ("cross_entropy" if cfg.loss is None else None)
     record_data(model, info, run.train, run.task, loss)
@@ -133,12 +135,30 @@ def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device
     return dataclasses.replace(cfg, batch_size=bs, seed=seed, lr=lr, channels_last=channels_last)
 
 
+def _saved(cfg: TrainConfig, ckpt_dir: Path | None, key: str) -> Any:
+    """The value of option ``key`` in the run a ``resume=True`` continues (None when there is none)."""
+    if not (cfg.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").is_file()):
+        return None
+    with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError, FileNotFoundError):
+        return read_checkpoint(ckpt_dir / "last.pt")["history"]["config"][key]
+    return None
+
+
+def _threads(cfg: TrainConfig, model: nn.Module, run: Run, ckpt_dir: Path | None) -> int:
+    """The CPU threads of the run: the user's, the resumed run's (so that a resumed run computes as the
+    interrupted one did), or chosen for the machine and the step (``zoo.threads``)."""
+    saved = _saved(cfg, ckpt_dir, "threads") if cfg.threads is None else None
+    if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
+        return saved
+    x, _ = run.train.sample()
+    return int(choose_threads(step_flops(model, x, cfg.batch_size), requested=cfg.threads, device=run.device))
+
+
 def _seed(cfg: TrainConfig, dist: Any, device: torch.device, ckpt_dir: Path | None) -> int:
     seed = cfg.seed
-    if seed is None and cfg.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
-        # a resumed run keeps the data order of the run it resumes
-        with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError, FileNotFoundError):
-            seed = int(read_checkpoint(ckpt_dir / "last.pt")["history"]["config"]["seed"])
+    if seed is None:  # a resumed run keeps the data order of the run it resumes
+        saved = _saved(cfg, ckpt_dir, "seed")
+        seed = int(saved) if isinstance(saved, int) else None
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
         if dist.enabled:  # every rank must shuffle alike

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from zoo.files import RunDirLock, atomic_write, clean_orphans
+from zoo.threads import use_threads
 from zoo.train.callbacks import History
 from zoo.train.config import check_config, config_from_options, options_doc, signature
 from zoo.train.devices import all_reduce, setup_distributed
@@ -107,11 +108,12 @@ def _fit(model: nn.Module, data: Any, val: Any, cfg: Any, dist: Any, device: Any
         run.net = wrap(model, run)
         if run.cfg.resume:
             resume(state, run)
-        stopped = _train(run, state)
-        history = state.history
-        if run.test_src is not None and not history.interrupted and len(run.test_src):
-            m = _evaluate(run, state, run.eval_batches(run.test_src))
-            history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
+        with use_threads(run.cfg.threads):
+            stopped = _train(run, state)
+            history = state.history
+            if run.test_src is not None and not history.interrupted and len(run.test_src):
+                m = _evaluate(run, state, run.eval_batches(run.test_src))
+                history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
         if state.ema is not None and not history.interrupted:
             model.load_state_dict(state.ema.module.state_dict())  # the deliverable is the average (as Keras does)
         for cb in run.cfg.callbacks:
