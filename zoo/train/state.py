@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo.inputs import InputRecord, read_zoo_config
 from zoo.weights import (  # noqa: F401  (reading weight files lives in zoo.weights; re-exported for the engine)
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -34,8 +35,6 @@ from zoo.weights import (  # noqa: F401  (reading weight files lives in zoo.weig
     read_checkpoint,
     read_safetensors,
     read_state_dict,
-    record_of_cfg,
-    set_pretrained_cfg,
     state_dict_problem,
     state_from_checkpoint,
 )
@@ -277,7 +276,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     """Rebuild a model from a checkpoint written by ``fit`` (``last.pt``, ``best.pt``) or ``save``.
 
     The checkpoint records the registry name and keywords the model was created with, so no configuration needs
-    re-typing, and what ``fit`` recorded of the data (``zoo_config["data"]``: input size, normalisation, class
+    re-typing, and what ``fit`` recorded of the data (``zoo_config["inputs"]``: input size, normalisation, class
     names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the
     weights into a model you built yourself (needed for models not made by ``zoo.create``). Nothing pickled is
     executed: ``torch.load(weights_only=True)`` or safetensors.
@@ -294,14 +293,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     if model is None:
         model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
-    weights_cfg = config.get("pretrained_cfg") if isinstance(config, dict) else None
-    if record_of_cfg(weights_cfg):  # the preprocessing of the published weights the model was created with
-        set_pretrained_cfg(model, weights_cfg)
-    data = config.get("data") if isinstance(config, dict) else None
-    if isinstance(data, dict):  # what fit recorded: preprocessing, classes, task
-        own = getattr(model, "zoo_config", None)
-        if isinstance(own, dict):
-            own["data"] = data
-        else:
-            model.zoo_config = {"data": data}
+    config = read_zoo_config(config)  # 0.1.0's layout too
+    if isinstance(config.get("inputs"), dict):  # how the model wants its inputs: read by predict and evaluate
+        InputRecord.from_dict(config["inputs"]).attach(model, weights=config.get("weights"))
     return model.to(map_location).eval()
