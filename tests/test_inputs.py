@@ -84,7 +84,9 @@ OLD_RECORD = {
 
 
 def test_read_zoo_config_of_the_old_layout():
-    config = read_zoo_config({"format": "zoo.checkpoint", "model": {}, "model_config": {"name": "m", "data": OLD_RECORD}})
+    config = read_zoo_config(
+        {"format": "zoo.checkpoint", "model": {}, "model_config": {"name": "m", "data": OLD_RECORD}}
+    )
     assert "data" not in config and config["name"] == "m"
     record = InputRecord.from_dict(config["inputs"])
     assert record.resize_size == 18 and record.crop_size == (16, 16) and record.dataset == "colours"
@@ -110,7 +112,12 @@ def test_old_checkpoint_loads_and_predicts(tmp_path):
     model = zoo.create("lenet5", num_classes=3, in_chans=3, img_size=16)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     path = tmp_path / "old.pt"
-    ckpt = {"format": "zoo.checkpoint", "version": 1, "model": state, "model_config": _old_zoo_config(model, OLD_RECORD)}
+    ckpt = {
+        "format": "zoo.checkpoint",
+        "version": 1,
+        "model": state,
+        "model_config": _old_zoo_config(model, OLD_RECORD),
+    }
     torch.save(ckpt, path)
     loaded = zoo.load(path)
     assert InputRecord.of(loaded, guess=False).crop_size == (16, 16)
