@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.data.imagesplit import ImageSplit
 from zoo.data.types import Split, is_dataset, is_split
 from zoo.inputs import InputRecord
 
-__all__ = ["ACCEPTED", "as_source", "source_len", "source_record", "channel_tuple"]
+__all__ = ["ACCEPTED", "as_source", "source_len", "source_labels", "source_record", "channel_tuple"]
 
 ACCEPTED = (
     "a zoo Dataset (zoo.load_dataset) or Split, an (inputs, targets) pair of tensors or numpy arrays, "
@@ -85,6 +86,12 @@ def source_len(source: Any) -> int | None:
         return len(dataset)
     except TypeError:
         return None
+
+
+def source_labels(source: Any) -> torch.Tensor | None:
+    """Every target of a source when it holds them whole (a ``Split``, an ``ImageSplit``), else None: what ``fit``
+    checks against the model's outputs before any work."""
+    return source.labels if is_split(source) or isinstance(source, ImageSplit) else None
 
 
 def _transform_record(dataset: Any) -> dict[str, Any]:
