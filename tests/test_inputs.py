@@ -29,6 +29,10 @@ def test_dict_round_trip_and_unknown_keys():
     d = record.to_dict()
     assert json.loads(json.dumps(d)) == d  # plain JSON
     assert InputRecord.from_dict({**d, "from_the_future": 1}) == record
+    assert InputRecord(crop_size=16, resize_size=[18]).crop_size == (
+        16,
+        16,
+    )  # torchvision's CenterCrop(16), Resize([18])
     with pytest.raises(ValueError, match="malformed input record") as exc:
         InputRecord.from_dict({"input_size": ["three"]})
     assert "\n" not in str(exc.value)
@@ -195,6 +199,26 @@ def test_options_object_equals_keywords():
     assert a.num_samples == 8 and a.num_batches == 2 and torch.equal(a.labels, split.labels)
     with pytest.raises(TypeError, match="unknown option 'shufle'; did you mean 'shuffle'"):
         make_batches(split, 4, shufle=True)
+
+
+def test_every_loader_honours_the_contract(tmp_path):
+    from zoo.data.loaders import Batches
+
+    split = _split()
+    dataset = torch.utils.data.TensorDataset(torch.randn(6, 3), torch.arange(6))
+    loaders = [make_batches(split, 4), make_batches(dataset, 4), make_batches(torch.utils.data.DataLoader(dataset))]
+    folder = tmp_path / "f"
+    for k in range(2):
+        for i in range(3):
+            (folder / str(k)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((20, 20, 3), 60 * k + i, dtype=np.uint8)).save(folder / str(k) / f"{i}.png")
+    cached = zoo.load_dataset(folder, img_size=16, cache=tmp_path / "cache", test_fraction=0.34, progress=False)
+    loaders.append(make_batches(cached.train, 2, num_workers=0))
+    for batches in loaders:
+        assert isinstance(batches, Batches), type(batches).__name__
+        assert isinstance(batches.inputs, InputRecord)
+    assert torch.equal(loaders[-1].labels.cpu(), cached.train.labels)
+    assert loaders[-1].normalization == (tuple(cached.mean), tuple(cached.std))
 
 
 def test_a_users_loader_is_used_as_given():

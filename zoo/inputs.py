@@ -58,7 +58,8 @@ class InputRecord:
     def __post_init__(self) -> None:
         self.input_size = _ints(self.input_size)
         self.mean, self.std = _floats(self.mean), _floats(self.std)
-        self.crop_size = _ints(self.crop_size)  # type: ignore[assignment]
+        crop = self.crop_size
+        self.crop_size = (int(crop), int(crop)) if isinstance(crop, (int, float)) else _ints(crop)  # type: ignore
         if isinstance(self.resize_size, (list, tuple)):
             self.resize_size = int(self.resize_size[0]) if len(self.resize_size) == 1 else _ints(self.resize_size)
         elif self.resize_size is not None:

@@ -53,9 +53,9 @@ class IndexedBatches:
 
     given = False  # zoo chose the batch size (and may drop a last batch of one)
 
-    def _setup(self, n: int, batch_size: int, options: BatchOptions, hflip: bool | None, what: str) -> None:
-        if batch_size < 1:
-            raise ValueError(f"{what}: batch_size must be >= 1, got {batch_size}")
+    def _setup(self, n: int, batch_size: int | None, options: BatchOptions, hflip: bool | None, what: str) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"{what}: batch_size must be an integer >= 1, got {batch_size!r}")
         o = options
         if not 0 <= o.rank < o.world_size:
             raise ValueError(f"{what}: rank {o.rank} is not in 0..{o.world_size - 1} (world_size={o.world_size})")

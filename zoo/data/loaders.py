@@ -203,7 +203,7 @@ class BatchLoader(IndexedBatches):
 
 
 def make_batches(
-    source: Any, batch_size: int | None, options: BatchOptions | None = None, **kw: Any
+    source: Any, batch_size: int | None = None, options: BatchOptions | None = None, **kw: Any
 ) -> BatchLoader | ImageBatches | TorchLoader:
     """The one adapter: any source (``as_source``) as ``Batches``, built with ``options`` (a ``BatchOptions``; its
     fields may also be given as keywords, ``make_batches(split, 64, device=dev, shuffle=True)``).
@@ -215,9 +215,9 @@ def make_batches(
     """
     options = BatchOptions.of(options, "make_batches", **kw)
     if isinstance(source, ImageSplit):  # a cached or streamed image split: read per batch, prepared on the device
-        return ImageBatches(source, int(batch_size or 0), options)
+        return ImageBatches(source, batch_size, options)
     if is_split(source):
-        return BatchLoader(source, int(batch_size or 0), options)
+        return BatchLoader(source, batch_size, options)
     if options.augment:
         raise ValueError(
             "augment=True works on zoo's in-memory uint8 images; for a torch Dataset or DataLoader put the "
@@ -225,4 +225,4 @@ def make_batches(
         )
     if isinstance(source, torch.utils.data.DataLoader):
         return TorchLoader(source, None, options)
-    return torch_batches(source, int(batch_size or 0), options)
+    return torch_batches(source, batch_size, options)

@@ -163,7 +163,7 @@ def default_workers(device: torch.device) -> int:
     return 0 if cores < 4 else min(4, cores // 2 - 1)
 
 
-def torch_batches(source: torch.utils.data.Dataset, batch_size: int, options: BatchOptions) -> TorchLoader:
+def torch_batches(source: torch.utils.data.Dataset, batch_size: int | None, options: BatchOptions) -> TorchLoader:
     """A torch Dataset in a DataLoader zoo builds: ``num_workers`` (default ``default_workers(device)``), pinned
     memory on CUDA, a generator reseeded each epoch from ``seed``, a ``DistributedSampler`` under torchrun."""
     o, device = options, torch.device(options.device)
