@@ -69,8 +69,8 @@ def test_folder_over_the_memory_limit_trains_through_the_cache(folder, monkeypat
     history = zoo.fit(model, data, epochs=2, batch_size=8, seed=0, num_workers=0)
     assert np.isfinite(history.epochs[-1]["loss"])
     assert 0.0 <= zoo.evaluate(model, data)["top1"] <= 1.0
-    record = model.zoo_config["data"]  # how zoo.predict will prepare a new photo: as the cache did
-    assert record["resize"] == 18 and record["crop"] == [IMG, IMG]
+    record = model.zoo_config["inputs"]  # how zoo.predict will prepare a new photo: as the cache did
+    assert record["resize_size"] == 18 and record["crop_size"] == [IMG, IMG]
     # reopened, not rebuilt
     built = build_id(data.train)
     again = zoo.load_dataset(folder, img_size=IMG)
@@ -256,8 +256,8 @@ def test_cache_a_map_style_dataset(folder, tmp_path):
     assert x.shape == (3, IMG, IMG) and x.dtype == torch.uint8 and y == 0
     model = zoo.create("lenet5", num_classes=3, in_chans=3, img_size=IMG)
     zoo.fit(model, split, epochs=1, batch_size=8, num_workers=0)
-    record = model.zoo_config["data"]
-    assert record["resize"] == 18 and record["crop"] == [IMG, IMG] and record["classes"] == ds.classes
+    record = model.zoo_config["inputs"]
+    assert record["resize_size"] == 18 and record["crop_size"] == [IMG, IMG] and record["classes"] == ds.classes
 
 
 def test_zoo_cache_command(folder, tmp_path, capsys):

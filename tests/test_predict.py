@@ -69,7 +69,7 @@ def by_hand(model, data, paths: list[Path]) -> torch.Tensor:
 
 
 def test_fit_leaves_a_record(trained):
-    record = trained["model"].zoo_config["data"]
+    record = trained["model"].zoo_config["inputs"]
     assert record["classes"] == ["blue", "green", "red"] and record["input_size"] == [3, 16, 16]
     assert record["input_dtype"] == "uint8" and record["task"] == "classification"
 
@@ -162,7 +162,7 @@ def test_regression_outputs():
     y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.3
     model = zoo.create("mlp", in_features=4, hidden_sizes=(8,), num_classes=1)
     zoo.fit(model, (x, y), loss="mse", epochs=3, batch_size=16, progress=False, seed=0)
-    record = model.zoo_config["data"]
+    record = model.zoo_config["inputs"]
     assert record["task"] == "regression" and record["input_size"] == [4]
     records = predict(model, x[:5])
     model.eval()
@@ -184,7 +184,7 @@ def recorded_model(**record):
     """An untrained grey LeNet-5 with a hand-written data record."""
     model = zoo.create("lenet5", num_classes=4, in_chans=1, img_size=16)
     base = {"input_size": [1, 16, 16], "input_dtype": "uint8", "mean": [0.5], "std": [0.25], "num_classes": 4}
-    model.zoo_config["data"] = {**base, "classes": None, "task": "classification", **record}
+    model.zoo_config["inputs"] = {**base, "classes": None, "task": "classification", **record}
     return model.eval()
 
 
@@ -217,9 +217,9 @@ def test_torchvision_resize_and_crop():
     """A record read from Resize(20) + CenterCrop(16) + ToTensor + Normalize: short side to 20, centre 16 x 16."""
     mean, std = [0.4, 0.5, 0.6], [0.2, 0.3, 0.4]
     model = zoo.create("lenet5", num_classes=3, in_chans=3, img_size=16).eval()
-    model.zoo_config["data"] = {
+    model.zoo_config["inputs"] = {
         "input_size": [3, 16, 16], "input_dtype": "float32", "mean": mean, "std": std, "num_classes": 3,
-        "classes": ["x", "y", "z"], "task": "classification", "resize": 20, "crop": [16, 16],
+        "classes": ["x", "y", "z"], "task": "classification", "resize_size": 20, "crop_size": [16, 16],
     }  # fmt: skip
     rng = np.random.default_rng(0)
     im = Image.fromarray(rng.integers(0, 256, (36, 24, 3), dtype=np.uint8))  # W 24 x H 36

@@ -280,9 +280,9 @@ def _ckpt(tmp_path, config, state=None, name="c.pt"):
 
 
 MALFORMED_CONFIGS = [
-    ("lenet5", "model_config is of type str"),
-    (["lenet5"], "model_config is of type list"),
-    (42, "model_config is of type int"),
+    ("lenet5", "zoo_config is of type str"),
+    (["lenet5"], "zoo_config is of type list"),
+    (42, "zoo_config is of type int"),
     ({"name": 5}, "its model name is of type int"),
     ({"name": ["lenet5"]}, "its model name is of type list"),
     ({"name": None}, "its model name is of type NoneType"),

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import zoo
-from zoo.data.loaders import split_off
+from zoo.data.splitting import split_off
 
 FAST = {"progress": False}
 
@@ -107,8 +107,8 @@ def test_torchvision_fashion_mnist_as_a_dataloader_trains_like_the_notebook_loop
             total, n = total + loss.item() * len(y), n + len(y)
         losses.append(total / n)
     np.testing.assert_allclose(history["loss"], losses, rtol=1e-6)
-    assert model.zoo_config["data"]["mean"] == [0.286] and model.zoo_config["data"]["std"] == [0.353]
-    assert model.zoo_config["data"]["classes"][0] == "T-shirt/top"  # read from torchvision's dataset
+    assert model.zoo_config["inputs"]["mean"] == [0.286] and model.zoo_config["inputs"]["std"] == [0.353]
+    assert model.zoo_config["inputs"]["classes"][0] == "T-shirt/top"  # read from torchvision's dataset
     metrics = zoo.evaluate(model, torch.utils.data.DataLoader(_fashion(fashion_root, False), batch_size=32))
     assert metrics.num_samples == 48 and 0 <= metrics.top1 <= 1 and len(metrics.confusion_matrix) == 10
 

@@ -43,7 +43,7 @@ def test_checkpoint_contents_and_load(data, tmp_path):
     zoo.fit(model, data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} == {"last.pt", "best.pt"}
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)  # no pickled code needed
-    assert ckpt["epoch"] == 1 and ckpt["model_config"]["name"] == "lenet5"
+    assert ckpt["epoch"] == 1 and ckpt["zoo_config"]["name"] == "lenet5"
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt["model"])
     assert {"optimizer", "scheduler", "rng", "step", "history"} <= set(ckpt)
 

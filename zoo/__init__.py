@@ -39,11 +39,12 @@ _LAZY = {
     # data
     "load_dataset": "zoo.data",
     "Dataset": "zoo.data",
-    "DataInfo": "zoo.data",
+    "InputRecord": "zoo.inputs",
     # training
     "fit": "zoo.train",
     "evaluate": "zoo.train",
     "predict": "zoo.train",
+    "embed": "zoo.train.predict",
     "load": "zoo.train",
     "save": "zoo.train",
     "History": "zoo.train",
@@ -80,10 +81,11 @@ __all__ = [
     "ModelOptionError",
     "load_dataset",
     "Dataset",
-    "DataInfo",
+    "InputRecord",
     "fit",
     "evaluate",
     "predict",
+    "embed",
     "load",
     "save",
     "History",
@@ -136,7 +138,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo import testing
     from zoo.comparison import Results, compare, summary
     from zoo.containment import PluginError
-    from zoo.data import DataInfo, Dataset, load_dataset
+    from zoo.data import Dataset, load_dataset
+    from zoo.inputs import InputRecord
     from zoo.registry import (
         ModelCard,
         ModelOptionError,
@@ -167,3 +170,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         predict,
         save,
     )
+    from zoo.train.predict import embed

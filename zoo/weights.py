@@ -20,7 +20,6 @@ code, anything that is not a dict of tensors is a one-line ``CheckpointError`` n
 from __future__ import annotations
 
 import enum
-import math
 import os
 import re
 import stat
@@ -31,6 +30,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "default_cfg",
     "weights_cfg",
     "set_pretrained_cfg",
-    "record_of_cfg",
 ]
 
 CHECKPOINT_FORMAT = "zoo.checkpoint"  # the "format" entry of a checkpoint written by zoo
@@ -311,34 +310,11 @@ def twin_reported(twin: str) -> tuple[Reported, ...]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _crop_pct(crop: int, resize: int) -> float:
-    """``crop / resize``, nudged down by an ulp where needed so that timm's ``floor(crop / crop_pct)`` gives
-    ``resize`` back (224 / 232 would otherwise floor to 231)."""
-    pct = crop / resize
-    return pct if math.floor(crop / pct) >= resize else math.nextafter(pct, 0.0)
-
-
 def weights_cfg(member: Any, twin: str) -> dict[str, Any]:
-    """The ``pretrained_cfg`` of torchvision weights: their own transforms' resize, crop, interpolation, mean/std."""
-    t = member.transforms()  # torchvision's ImageClassification preset, as the weights were evaluated
-    crop, resize = int(t.crop_size[0]), int(t.resize_size[0])
-    categories = member.meta.get("categories") or []
-    return {
-        "architecture": twin,
-        "tag": member.name,
-        "source": "torchvision",
-        "weights": str(member),
-        "url": member.url,
-        "input_size": (3, crop, crop),
-        "resize_size": resize,
-        "crop_pct": _crop_pct(crop, resize),
-        "crop_mode": "center",
-        "interpolation": t.interpolation.value,
-        "mean": tuple(float(v) for v in t.mean),
-        "std": tuple(float(v) for v in t.std),
-        "num_classes": len(categories) or None,
-        "label_names": tuple(categories) or None,
-    }
+    """The ``pretrained_cfg`` of torchvision weights: their own transforms' resize, crop, interpolation, mean/std
+    (``InputRecord.from_torchvision``), and which weights they are."""
+    identity = {"architecture": twin, "tag": member.name, "source": "torchvision", "weights": str(member)}
+    return {**identity, "url": member.url, **InputRecord.from_torchvision(member).to_timm_cfg()}
 
 
 def default_cfg(spec: ModelSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -350,51 +326,27 @@ def default_cfg(spec: ModelSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
     size = kwargs.get("img_size")
     if size is not None:
         h, w = (size, size) if isinstance(size, int) else tuple(size)
-    cfg: dict[str, Any] = {"architecture": spec.name, "tag": None, "source": spec.source, "weights": None}
-    if h is not None and w is not None:
-        cfg["input_size"] = (int(c), int(h), int(w))
-    cfg.update(interpolation="bilinear", crop_pct=1.0, crop_mode="center", mean=(0.5,) * c, std=(0.5,) * c)
-    cfg["num_classes"] = kwargs.get("num_classes", spec.num_classes)
-    return cfg
+    record = InputRecord(
+        input_size=(c, h, w) if h is not None and w is not None else None,
+        interpolation="bilinear",
+        mean=(0.5,) * c,
+        std=(0.5,) * c,
+        num_classes=kwargs.get("num_classes", spec.num_classes),
+    )
+    return {"architecture": spec.name, "tag": None, "source": spec.source, "weights": None, **record.to_timm_cfg()}
 
 
 def set_pretrained_cfg(model: torch.nn.Module, cfg: dict[str, Any], keep: bool = False) -> None:
-    """``model.pretrained_cfg = cfg``; the weights' one (``cfg["weights"]``) is kept in ``zoo_config`` too, so that
-    checkpoints carry it. ``keep``: leave a ``pretrained_cfg`` the builder set (timm's models have theirs)."""
+    """``model.pretrained_cfg = cfg``; the input record of published weights (``cfg["weights"]``) is written on
+    the model too (``zoo_config["inputs"]`` and ``["weights"]``), so that checkpoints carry it. ``keep``: leave a
+    ``pretrained_cfg`` the builder set (timm's models have theirs)."""
     if keep and isinstance(getattr(model, "pretrained_cfg", None), dict):
         return
     model.pretrained_cfg = dict(cfg)
     zoo_config = getattr(model, "zoo_config", None)
-    if isinstance(zoo_config, dict) and cfg.get("weights"):
-        zoo_config["pretrained_cfg"] = dict(cfg)
-
-
-def record_of_cfg(cfg: Any) -> dict[str, Any]:
-    """The preprocessing of the weights a ``pretrained_cfg`` names, as a data record (the keys ``fit`` records and
-    ``zoo.predict`` / ``zoo.evaluate`` read): uint8 images resized, centre-cropped, scaled to [0, 1] and normalised
-    as torchvision's transforms do. ``{}`` for a cfg of no weights or one that does not parse (read from a file)."""
-    if not isinstance(cfg, dict) or not cfg.get("weights"):
-        return {}
-    try:
-        c, h, w = (int(v) for v in cfg["input_size"])
-        record = {
-            "input_size": [c, h, w],
-            "input_dtype": "uint8",
-            "scaling": "torchvision",
-            "mean": [float(v) for v in cfg["mean"]],
-            "std": [float(v) for v in cfg["std"]],
-            "crop": [h, w],
-            "interpolation": str(cfg.get("interpolation") or "bilinear"),
-            "task": "classification",
-            "weights": str(cfg["weights"]),
-        }
-        if cfg.get("resize_size"):
-            record["resize"] = int(cfg["resize_size"])
-        if cfg.get("label_names"):
-            record["classes"] = [str(v) for v in cfg["label_names"]]
-    except (KeyError, TypeError, ValueError):
-        return {}
-    return record
+    if isinstance(zoo_config, dict) and cfg.get("weights") and cfg.get("input_size"):
+        zoo_config["inputs"] = InputRecord.from_timm_cfg(cfg).to_dict()
+        zoo_config["weights"] = str(cfg["weights"])
 
 
 # ---------------------------------------------------------------------------------------------------------

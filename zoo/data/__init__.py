@@ -1,6 +1,6 @@
 """Data: the types the engine reads, the loaders that feed it, the dataset files and where they are found.
 
-- ``types``: ``Split``, ``Dataset``, ``DataInfo`` and the errors.
+- ``types``: ``Split``, ``Dataset`` and the errors.
 - ``loaders``: the ``Batches`` contract, ``BatchLoader`` (zoo's in-memory fast path) and ``make_batches``, the one
   adapter from what users hold to the contract; ``torchloader``: ``TorchLoader`` (any torch DataLoader);
   ``describe``: what a source is; ``splitting``: validation splits and per-epoch orders.
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from zoo.data.batching import BatchOptions
 from zoo.data.cachefile import CacheError, read_cache
 from zoo.data.datasets import (
     DIGITS_FILE,
@@ -32,13 +33,13 @@ from zoo.data.prepare import cache
 from zoo.data.sources import ENV_DATA, ENV_DOWNLOAD, SYSTEM_DATA_DIR, cache_dir, image_cache_dir, search_paths
 from zoo.data.stream import ImageBatches
 from zoo.data.torchloader import TorchLoader
-from zoo.data.types import DataInfo, Dataset, DatasetNotFoundError, DatasetOptionError, Split
+from zoo.data.types import Dataset, DatasetNotFoundError, DatasetOptionError, Split
 
 __all__ = [
     "Split",
     "Dataset",
-    "DataInfo",
     "Batches",
+    "BatchOptions",
     "BatchLoader",
     "TorchLoader",
     "ImageSplit",

@@ -136,6 +136,41 @@ def _check_idx_types(images_path: Path, images: np.ndarray, labels_path: Path, l
         )
 
 
+def _idx_splits(spec: FileSpec, files: dict[str, Path]) -> tuple[list[Split], list[str] | None]:
+    """The train and test splits of IDX files (MNIST's format), checked, and the spec's class names."""
+    splits = []
+    for part in ("train", "test"):
+        images = read_idx(files[f"{part}_images"])
+        labels = read_idx(files[f"{part}_labels"])
+        _check_idx_types(files[f"{part}_images"], images, files[f"{part}_labels"], labels)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DatasetFormatError(
+                f"{files[f'{part}_images']}: size mismatch: images of shape {images.shape} but "
+                f"{files[f'{part}_labels'].name} holds labels of shape {labels.shape}"
+            )
+        if images.shape[1] == 0 or images.shape[2] == 0:
+            raise DatasetFormatError(
+                f"{files[f'{part}_images']}: images of shape {images.shape[1:]}; an image has at least 1 x 1 pixels"
+            )
+        splits.append(Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))))
+    return splits, list(spec.classes) if spec.classes else None
+
+
+def _cifar_splits(spec: FileSpec, files: dict[str, Path]) -> tuple[list[Split], list[str] | None]:
+    """The train and test splits of CIFAR batch files, and the class names of their meta file."""
+    label_key = "labels" if spec.num_classes == 10 else "fine_labels"
+    parts = {"train": [r for r in files if r.startswith("train")], "test": ["test"]}
+    splits = []
+    for part in ("train", "test"):
+        arrays = [read_cifar_batch(files[r], label_key) for r in parts[part]]
+        images = np.concatenate([a[0] for a in arrays])
+        labels = np.concatenate([a[1] for a in arrays])
+        splits.append(Split(torch.from_numpy(images), torch.from_numpy(labels)))
+    directory = files["test"].parent
+    meta = ("batches.meta", "label_names") if spec.num_classes == 10 else ("meta", "fine_label_names")
+    return splits, read_cifar_meta(directory / meta[0], meta[1]) or (list(spec.classes) if spec.classes else None)
+
+
 def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: dict[str, Any]) -> Dataset:
     opts = _options(spec.name, options, {"img_size": None, "in_chans": None, "download": None})
     files, looked = sources.locate(spec, root)
@@ -144,37 +179,7 @@ def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: 
         files, looked = sources.locate(spec, root)
     if files is None:
         raise sources.not_found(spec, looked)
-    if spec.kind == "idx":
-        splits = []
-        for part in ("train", "test"):
-            images = read_idx(files[f"{part}_images"])
-            labels = read_idx(files[f"{part}_labels"])
-            _check_idx_types(files[f"{part}_images"], images, files[f"{part}_labels"], labels)
-            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise DatasetFormatError(
-                    f"{files[f'{part}_images']}: size mismatch: images of shape {images.shape} but "
-                    f"{files[f'{part}_labels'].name} holds labels of shape {labels.shape}"
-                )
-            if images.shape[1] == 0 or images.shape[2] == 0:
-                raise DatasetFormatError(
-                    f"{files[f'{part}_images']}: images of shape {images.shape[1:]}; an image has at least 1 x 1 pixels"
-                )
-            splits.append(
-                Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
-            )
-        classes = list(spec.classes) if spec.classes else None
-    else:
-        label_key = "labels" if spec.num_classes == 10 else "fine_labels"
-        parts = {"train": [r for r in files if r.startswith("train")], "test": ["test"]}
-        splits = []
-        for part in ("train", "test"):
-            arrays = [read_cifar_batch(files[r], label_key) for r in parts[part]]
-            images = np.concatenate([a[0] for a in arrays])
-            labels = np.concatenate([a[1] for a in arrays])
-            splits.append(Split(torch.from_numpy(images), torch.from_numpy(labels)))
-        directory = files["test"].parent
-        meta = ("batches.meta", "label_names") if spec.num_classes == 10 else ("meta", "fine_label_names")
-        classes = read_cifar_meta(directory / meta[0], meta[1]) or (list(spec.classes) if spec.classes else None)
+    splits, classes = _idx_splits(spec, files) if spec.kind == "idx" else _cifar_splits(spec, files)
     for split, part in zip(splits, ("train", "test")):
         if len(split) == 0:
             where = files.get(f"{part}_images") or files.get(part) or files["test"].parent
@@ -358,6 +363,11 @@ def load_image_folder(path: str | os.PathLike, **options: Any) -> Dataset:
             name, train, test, num_classes=len(layout.classes), img_size=size, in_chans=None,
             classes=layout.classes, source=str(directory), hflip=bool(opts["hflip"]),
         )  # fmt: skip
+    return _stored_folder(directory, name, layout, size, chans, opts)
+
+
+def _stored_folder(directory: Path, name: str, layout: Any, size: int, chans: int, opts: dict[str, Any]) -> Dataset:
+    """An image folder kept as uint8 squares: in a cache file per split, or decoded as it streams (``cache=False``)."""
     stored = opts["resize"] or stored_size(size)
     if stored < size:
         raise DatasetOptionError(f"image folder {directory}: resize={stored} is smaller than img_size={size}")

@@ -1,5 +1,5 @@
 """What can be told of the data a user holds: ``as_source`` (tensors, arrays, torch Datasets and DataLoaders as zoo
-holds them), ``source_len``, ``source_info`` (a ``DataInfo`` read without iterating), and ``channel_tuple``."""
+holds them), ``source_len``, ``source_record`` (an ``InputRecord`` read without iterating), and ``channel_tuple``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.data.types import DataInfo, Split, is_dataset, is_split
+from zoo.data.imagesplit import ImageSplit
+from zoo.data.types import Split, is_dataset, is_split
+from zoo.inputs import InputRecord
 
-__all__ = ["ACCEPTED", "as_source", "source_len", "source_info", "channel_tuple"]
+__all__ = ["ACCEPTED", "as_source", "source_len", "source_labels", "source_record", "channel_tuple"]
 
 ACCEPTED = (
     "a zoo Dataset (zoo.load_dataset) or Split, an (inputs, targets) pair of tensors or numpy arrays, "
@@ -86,9 +88,15 @@ def source_len(source: Any) -> int | None:
         return None
 
 
-def _transform_info(dataset: Any) -> dict[str, Any]:
+def source_labels(source: Any) -> torch.Tensor | None:
+    """Every target of a source when it holds them whole (a ``Split``, an ``ImageSplit``), else None: what ``fit``
+    checks against the model's outputs before any work."""
+    return source.labels if is_split(source) or isinstance(source, ImageSplit) else None
+
+
+def _transform_record(dataset: Any) -> dict[str, Any]:
     """mean/std, resize and crop read from a torchvision transform pipeline (``Compose`` of ``Normalize``,
-    ``Resize``, ``CenterCrop``, ...), v1 or v2; whatever is not found stays unknown."""
+    ``Resize``, ``CenterCrop``, ...), v1 or v2, as ``InputRecord`` fields; whatever is not found stays unknown."""
     while isinstance(dataset, torch.utils.data.Subset):
         dataset = dataset.dataset
     transform = getattr(dataset, "transform", None)
@@ -97,46 +105,41 @@ def _transform_info(dataset: Any) -> dict[str, Any]:
     for t in steps:
         name = type(t).__name__
         if name == "Normalize":
-            found["mean"] = tuple(float(v) for v in t.mean)
-            found["std"] = tuple(float(v) for v in t.std)
-        elif name == "Resize" and "crop" not in found:
-            size = t.size
-            found["resize"] = int(size) if isinstance(size, int) else [int(v) for v in size]
-            if isinstance(found["resize"], list) and len(found["resize"]) == 1:
-                found["resize"] = found["resize"][0]
+            found["mean"], found["std"] = t.mean, t.std
+        elif name == "Resize" and "crop_size" not in found:
+            found["resize_size"] = t.size
+            interpolation = getattr(getattr(t, "interpolation", None), "value", None)
+            if interpolation in ("bilinear", "bicubic", "nearest"):
+                found["interpolation"] = interpolation
         elif name == "CenterCrop":
-            size = t.size
-            found["crop"] = [int(size), int(size)] if isinstance(size, int) else [int(v) for v in size]
+            size = [t.size] if isinstance(t.size, int) else list(t.size)
+            found["crop_size"] = (size[0], size[-1])  # CenterCrop(s) and CenterCrop([s]) are square
     return found
 
 
-def source_info(source: Any, sample: tuple[torch.Tensor, torch.Tensor] | None = None) -> DataInfo:
-    """What can be told of a source without iterating it (a ``sample`` batch fills in the input size)."""
-    own = getattr(source, "data_info", None)
+def source_record(source: Any, sample: tuple[torch.Tensor, torch.Tensor] | None = None) -> InputRecord:
+    """What can be told of a source's inputs without iterating it (a ``sample`` batch fills in the input size)."""
+    own = getattr(source, "input_record", None)
     if callable(own):  # an ImageSplit knows its own (input size, normalisation, classes, resize and crop)
         return own()
-    info = DataInfo()
     if is_split(source):
         x = source.images
-        info.input_size = tuple(int(v) for v in x.shape[1:])
-        info.input_dtype = "uint8" if x.dtype == torch.uint8 and x.ndim == 4 else str(x.dtype).replace("torch.", "")
-        info.mean = tuple(source.mean) if getattr(source, "mean", None) else None
-        info.std = tuple(source.std) if getattr(source, "std", None) else None
-        info.hflip = bool(getattr(source, "hflip", False))
-        return info
-    dataset = source.dataset if isinstance(source, torch.utils.data.DataLoader) else source
-    found = _transform_info(dataset)
-    info.mean, info.std = found.pop("mean", None), found.pop("std", None)
-    info.extra.update(found)
-    base = dataset
+        return InputRecord(
+            input_size=x.shape[1:],
+            input_dtype="uint8" if x.dtype == torch.uint8 and x.ndim == 4 else str(x.dtype).replace("torch.", ""),
+            mean=getattr(source, "mean", None) or None,
+            std=getattr(source, "std", None) or None,
+            hflip=bool(getattr(source, "hflip", False)),
+        )
+    base = source.dataset if isinstance(source, torch.utils.data.DataLoader) else source
+    record = InputRecord(**_transform_record(base))
     while isinstance(base, torch.utils.data.Subset):
         base = base.dataset
     classes = getattr(base, "classes", None)
     if isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes):
-        info.classes = list(classes)
-        info.num_classes = len(classes)
-    info.name = type(base).__name__
+        record.classes, record.num_classes = list(classes), len(classes)
+    record.dataset = type(base).__name__
     if sample is not None:
-        info.input_size = tuple(int(v) for v in sample[0].shape[1:])
-        info.input_dtype = str(sample[0].dtype).replace("torch.", "")
-    return info
+        record.input_size = tuple(int(v) for v in sample[0].shape[1:])
+        record.input_dtype = str(sample[0].dtype).replace("torch.", "")
+    return record

@@ -25,6 +25,8 @@ __all__ = [
     "convert_channels",
     "channel_stats",
     "read_images",
+    "resize_short",
+    "center_crop_image",
     "resize_crop",
     "image_mode",
     "bombs_refused",
@@ -120,6 +122,37 @@ def resize_crop(im, size: tuple[int, int], resample: int | None = None):
         im = im.resize((new_w, new_h), Image.Resampling.BILINEAR if resample is None else resample)
     top, left = int(round((new_h - h) / 2.0)), int(round((new_w - w) / 2.0))
     return im.crop((left, top, left + w, top + h))
+
+
+def resize_short(im, size: int | tuple[int, int], resample: int):
+    """torchvision's ``Resize(size)`` on a PIL image: an int sets the shorter side (aspect kept), a pair (H, W)."""
+    w, h = im.size
+    if isinstance(size, int):
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = size, int(size * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    else:
+        new_h, new_w = size
+    if (new_w, new_h) == (w, h):
+        return im
+    return im.resize((new_w, new_h), resample)
+
+
+def center_crop_image(im, size: tuple[int, int]):
+    """torchvision's ``CenterCrop((H, W))`` on a PIL image (zero-padded where the image is smaller)."""
+    from PIL import Image
+
+    ch, cw = size
+    w, h = im.size
+    if cw > w or ch > h:
+        left, top = ((cw - w) // 2 if cw > w else 0), ((ch - h) // 2 if ch > h else 0)
+        canvas = Image.new(im.mode, (max(w, cw), max(h, ch)), 0)
+        canvas.paste(im, (left, top))
+        im, (w, h) = canvas, canvas.size
+        if (w, h) == (cw, ch):
+            return im
+    top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+    return im.crop((left, top, left + cw, top + ch))
 
 
 def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:

@@ -3,11 +3,9 @@ from their files as they are read (streaming). ``zoo.data.stream.ImageBatches`` 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from zoo.data.types import DataInfo
+from zoo.inputs import InputRecord
 
 __all__ = ["ImageSplit", "center_crop"]
 
@@ -108,17 +106,17 @@ class ImageSplit(torch.utils.data.Dataset):
             hflip=self.hflip, classes=self.classes, path=self.path,
         )  # fmt: skip
 
-    def data_info(self) -> DataInfo:
-        """What the model needs to see new images as it saw these: ``resize`` (short side) and ``crop`` as a
-        torchvision ``Resize`` + ``CenterCrop`` would do them, which is what evaluation here does."""
-        extra: dict[str, Any] = {"resize": self.stored_size, "crop": [self.img_size, self.img_size]}
-        return DataInfo(
+    def input_record(self) -> InputRecord:
+        """What the model needs to see new images as it saw these: resized (shorter side ``stored_size``) and
+        centre-cropped as torchvision's ``Resize`` + ``CenterCrop`` would do them, as evaluation here does."""
+        return InputRecord(
             input_size=(self.channels, self.img_size, self.img_size),
             input_dtype="uint8",
-            mean=tuple(self.mean) if self.mean else None,
-            std=tuple(self.std) if self.std else None,
+            mean=self.mean or None,
+            std=self.std or None,
+            resize_size=self.stored_size,
+            crop_size=(self.img_size, self.img_size),
             num_classes=len(self.classes) if self.classes else None,
             classes=list(self.classes) if self.classes else None,
             hflip=bool(self.hflip),
-            extra=extra,
         )

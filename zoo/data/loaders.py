@@ -3,7 +3,9 @@
 The engine (``zoo.fit``, ``zoo.evaluate``) never looks at a concrete loader: it reads a ``Batches`` object, which
 yields ``(inputs, targets)`` already on the training device, says how many batches and samples an epoch holds when
 that is known, reshuffles on ``set_epoch(epoch)``, gives a small ``sample()`` for the checks before training, and
-carries a ``DataInfo`` (input size, normalisation, class names). ``make_batches`` turns each kind of data a user
+carries an ``InputRecord`` (input size, normalisation, class names), and says what the engine needs to know
+besides: the normalisation, whether a user's DataLoader is used as given, the batch size, the labels when known
+(the options of every loader: ``zoo.data.batching.BatchOptions``). ``make_batches`` turns each kind of data a user
 may hold into one:
 
 - a zoo ``Split`` or ``(inputs, targets)`` tensors / numpy arrays -> ``BatchLoader``: the whole split on the
@@ -17,48 +19,41 @@ may hold into one:
 - an ``ImageSplit`` (an image folder or Dataset cached on disk, or decoded as it streams; ``zoo.data.cache``) ->
   ``ImageBatches`` (``zoo.data.stream``): uint8 batches read from the memory-mapped cache or decoded in DataLoader
   workers, then cropped, flipped and normalised a whole batch at a time on the device, as ``BatchLoader`` does.
-
-The helpers live in their own modules and are re-exported here: ``as_source``, ``source_len``, ``source_info``
-(``zoo.data.describe``), ``split_off``, ``stratified_order``, ``subset_source`` (``zoo.data.splitting``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 
-from zoo.data.describe import ACCEPTED, as_source, channel_tuple, source_info, source_len
+from zoo.data.batching import BatchOptions, IndexedBatches
+from zoo.data.describe import source_record
 from zoo.data.imagesplit import ImageSplit
-from zoo.data.splitting import shard_order, shard_total, split_off, stratified_order, subset_source
 from zoo.data.stream import ImageBatches
-from zoo.data.torchloader import TorchLoader, default_workers, torch_batches
-from zoo.data.types import DataInfo, Split, is_split
+from zoo.data.torchloader import TorchLoader, torch_batches
+from zoo.data.types import Split, is_split
+from zoo.inputs import InputRecord
 
-__all__ = [
-    "ACCEPTED",
-    "Batches",
-    "BatchLoader",
-    "ImageBatches",
-    "TorchLoader",
-    "as_source",
-    "make_batches",
-    "source_info",
-    "source_len",
-    "split_off",
-    "stratified_order",
-    "subset_source",
-    "default_workers",
-]
+__all__ = ["Batches", "BatchLoader", "make_batches"]
 
 
 @runtime_checkable
 class Batches(Protocol):
     """What the engine reads from data: the one contract every source is adapted to (``make_batches``)."""
 
-    info: DataInfo  # what is known of the data (input size, normalisation, classes)
+    inputs: InputRecord  # what is known of the inputs (size, normalisation, classes)
+    given: bool  # a user's DataLoader used as given: its batch size is fixed and zoo drops no last batch
+    batch_size: int | None  # samples per batch on this rank (None: a loader that yields ready-made batches)
+    labels: torch.Tensor | None  # every target of the data, when known without iterating (checked before training)
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """``(mean, std)`` uint8 images are normalised with (to normalise other data alike), or None: the inputs
+        are used as given, or the normalisation is zoo's default 0.5, chosen per batch."""
+        ...
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(inputs, targets)`` batches, already on the device (inputs normalised, ready for the model)."""
@@ -84,7 +79,7 @@ class Batches(Protocol):
         ...
 
 
-class BatchLoader:
+class BatchLoader(IndexedBatches):
     """Iterates a ``Split`` in batches on the training device; normalises (and augments) per batch, on the device.
 
     The whole uint8 split is moved to ``device`` once and indexed there. Each batch is gathered with one indexing
@@ -96,18 +91,12 @@ class BatchLoader:
     Args:
         split: the inputs and targets (uint8 images are normalised and may be augmented; others pass as given).
         batch_size: images per batch (per rank).
-        shuffle: a new permutation each epoch.
-        augment: random crop with padding and (if ``hflip``) horizontal flips.
-        mean, std: per channel in [0, 1] units; default: the split's own (set by ``load_dataset``) or 0.5.
-        device: where batches are produced (and where the split is kept).
-        channels_last: yield batches in ``torch.channels_last`` memory format.
-        drop_last: drop the last incomplete batch.
-        seed: base seed for the order and the augmentation.
-        rank, world_size: this process's shard. With ``shuffle`` or ``drop_last``, every rank gets the same number
-            of samples (the shuffled indices are padded by wrapping around, or cut with ``drop_last``), like
-            ``DistributedSampler``; otherwise (evaluation) the shards are disjoint and together cover every sample
-            exactly once (their sizes may differ by one).
-        hflip: whether augmentation flips; default: the split's ``hflip`` (False for digits and MNIST).
+        options: a ``BatchOptions`` (device, shuffle, augment, mean/std, seed, rank/world_size, ...); its fields may
+            also be given as keywords (``BatchLoader(split, 64, shuffle=True, seed=1)``). With ``shuffle`` or
+            ``drop_last`` every rank gets the same number of samples (the shuffled indices are padded by wrapping
+            around, or cut with ``drop_last``), like ``DistributedSampler``; otherwise (evaluation) the shards are
+            disjoint and together cover every sample exactly once (their sizes may differ by one). mean/std default
+            to the split's own (set by ``load_dataset``), else 0.5; ``hflip`` to the split's.
         resize_to: resize each batch (bilinear) to this square size, after augmentation: for large inputs that
             would not fit in memory when resized once on load.
         in_chans: repeat grey channels to 3 per batch (after normalisation).
@@ -117,81 +106,38 @@ class BatchLoader:
         self,
         split: Split,
         batch_size: int,
+        options: BatchOptions | None = None,
         *,
-        shuffle: bool = False,
-        augment: bool = False,
-        mean: float | Sequence[float] | None = None,
-        std: float | Sequence[float] | None = None,
-        device: str | torch.device = "cpu",
-        channels_last: bool = False,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        hflip: bool | None = None,
         resize_to: int | None = None,
         in_chans: int | None = None,
+        **kw: Any,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"BatchLoader: batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"BatchLoader: rank {rank} is not in 0..{world_size - 1} (world_size={world_size})")
+        options = BatchOptions.of(options, "BatchLoader", **kw)
+        self._setup(len(split), batch_size, options, getattr(split, "hflip", None), "BatchLoader")
         images = split.images
         # uint8 N x C x H x W: images, scaled and normalised per batch (and augmented); anything else is used as given
         self.is_image = images.dtype == torch.uint8 and images.ndim == 4
-        if augment and not self.is_image:
+        if self.augment and not self.is_image:
             raise ValueError(
                 f"augment=True needs uint8 N x C x H x W images, got {images.dtype} {tuple(images.shape)}; "
                 "for other data put the augmentation in a torch Dataset's transform"
             )
         if (resize_to or in_chans) and not self.is_image:
             raise ValueError(f"BatchLoader: resize_to and in_chans need uint8 images, got {images.dtype}")
-        self.device = torch.device(device)
         self.images = images.to(self.device)
         labels = split.labels
         self.labels = labels.to(self.device, dtype=torch.int64 if not labels.is_floating_point() else None)
-        self.batch_size, self.shuffle, self.augment = int(batch_size), bool(shuffle), bool(augment)
-        self.channels_last = bool(channels_last) and images.ndim == 4
-        self.drop_last = bool(drop_last)
-        self.seed, self.rank, self.world_size, self.epoch = int(seed), int(rank), int(world_size), 0
-        self.hflip = bool(getattr(split, "hflip", None) if hflip is None else hflip)
+        self.channels_last = self.channels_last and images.ndim == 4
         self.resize_to, self.in_chans = resize_to, in_chans
         self._padded_images: torch.Tensor | None = None
-        self.mean = self.std = None
         if self.is_image:
             c = images.shape[1]
             if in_chans not in (None, c) and not (c == 1 and in_chans == 3):
                 raise ValueError(f"BatchLoader: cannot turn {c}-channel images into in_chans={in_chans}")
-            mean = channel_tuple(getattr(split, "mean", None) or 0.5 if mean is None else mean, c, "mean")
-            std = channel_tuple(getattr(split, "std", None) or 0.5 if std is None else std, c, "std")
-            self.mean, self.std = mean, std
-            # x_norm = (x / 255 - mean) / std = x * scale + shift
-            self._scale = torch.tensor([1 / (255 * s) for s in std], device=self.device).view(1, c, 1, 1)
-            self._shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=self.device).view(1, c, 1, 1)
-        n = len(split)
-        self._total = shard_total(n, world_size, shuffle, drop_last)
-        self._num_samples = len(range(self.rank, self._total, self.world_size))
-        full, rest = divmod(self._num_samples, self.batch_size)
-        self._len = full if (drop_last or rest == 0) else full + 1
-        self.info = source_info(split)
+            self._set_normalization(c, getattr(split, "mean", None), getattr(split, "std", None), "BatchLoader")
+        self.inputs = source_record(split)
         if self.is_image:
-            self.info.mean, self.info.std = self.mean, self.std
-
-    def set_epoch(self, epoch: int) -> None:
-        """Deterministic reshuffle: the order (and augmentation) comes from ``(seed, epoch)``; same on all ranks."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self._len
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank sees per epoch (``len(self) * batch_size`` or fewer)."""
-        return min(self._num_samples, self._len * self.batch_size)
-
-    @property
-    def num_batches(self) -> int:
-        return self._len
+            self.inputs.mean, self.inputs.std = self.mean, self.std
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.arange(min(2, len(self.labels)), device=self.device)
@@ -212,12 +158,6 @@ class BatchLoader:
         if self.channels_last:
             return x.contiguous(memory_format=torch.channels_last)
         return x if x.is_contiguous() else x.contiguous()
-
-    def indices(self) -> torch.Tensor:
-        """This rank's sample indices for the current epoch, in order (CPU)."""
-        return shard_order(
-            len(self.labels), self._total, self.shuffle, self.seed, self.epoch, self.rank, self.world_size
-        )
 
     def _padded(self) -> torch.Tensor:
         """The split zero-padded by ``img_size // 8`` on each side, built once (uint8, on the device)."""
@@ -263,48 +203,26 @@ class BatchLoader:
 
 
 def make_batches(
-    source: Any,
-    batch_size: int,
-    *,
-    device: torch.device,
-    shuffle: bool,
-    drop_last: bool = False,
-    augment: bool = False,
-    channels_last: bool = False,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    num_workers: int | None = None,
-    pin_memory: bool | None = None,
+    source: Any, batch_size: int | None = None, options: BatchOptions | None = None, **kw: Any
 ) -> BatchLoader | ImageBatches | TorchLoader:
-    """The one adapter: any source (``as_source``) as ``Batches`` on ``device``.
+    """The one adapter: any source (``as_source``) as ``Batches``, built with ``options`` (a ``BatchOptions``; its
+    fields may also be given as keywords, ``make_batches(split, 64, device=dev, shuffle=True)``).
 
     ``mean``/``std`` override the normalisation of uint8 images (default: the source's own, else 0.5). A Dataset
     is wrapped in a DataLoader with ``num_workers`` (default ``default_workers(device)``), ``pin_memory`` (default:
-    on CUDA), a generator reseeded each epoch from ``seed``, and a ``DistributedSampler`` under torchrun.
+    on CUDA), a generator reseeded each epoch from ``seed``, and a ``DistributedSampler`` under torchrun. A
+    DataLoader is used as given: its own batch size, whatever ``batch_size`` says (``batches.given``).
     """
+    options = BatchOptions.of(options, "make_batches", **kw)
     if isinstance(source, ImageSplit):  # a cached or streamed image split: read per batch, prepared on the device
-        return ImageBatches(
-            source, batch_size, shuffle=shuffle, augment=augment, mean=mean, std=std, device=device,
-            channels_last=channels_last, drop_last=drop_last, seed=seed, rank=rank, world_size=world_size,
-            num_workers=num_workers, pin_memory=pin_memory,
-        )  # fmt: skip
+        return ImageBatches(source, batch_size, options)
     if is_split(source):
-        return BatchLoader(
-            source, batch_size, shuffle=shuffle, augment=augment, mean=mean, std=std, device=device,
-            channels_last=channels_last, drop_last=drop_last, seed=seed, rank=rank, world_size=world_size,
-        )  # fmt: skip
-    if augment:
+        return BatchLoader(source, batch_size, options)
+    if options.augment:
         raise ValueError(
             "augment=True works on zoo's in-memory uint8 images; for a torch Dataset or DataLoader put the "
             "augmentation in its transform"
         )
     if isinstance(source, torch.utils.data.DataLoader):
-        return TorchLoader(source, device=device, channels_last=channels_last, mean=mean, std=std)
-    return torch_batches(
-        source, batch_size, device=device, shuffle=shuffle, drop_last=drop_last, channels_last=channels_last,
-        seed=seed, rank=rank, world_size=world_size, mean=mean, std=std, num_workers=num_workers,
-        pin_memory=pin_memory,
-    )  # fmt: skip
+        return TorchLoader(source, None, options)
+    return torch_batches(source, batch_size, options)

@@ -64,6 +64,20 @@ def cache(
         opts = {"img_size": img_size, "resize": resize, "in_chans": in_chans, "workers": workers, **options}
         opts["progress"] = progress
         return load_image_folder(source, cache=Path(to) if to is not None else True, rebuild=rebuild, **opts)
+    return _cache_dataset(source, img_size, resize, in_chans, to, rebuild, workers, key, progress)
+
+
+def _first_channels(first: Any) -> int:
+    """1 for a grey first image (a PIL mode without colour, a 1 x H x W tensor), else 3."""
+    grey = getattr(first, "mode", None) in ("L", "1", "I", "I;16", "LA")
+    return 1 if grey or (isinstance(first, torch.Tensor) and first.ndim == 3 and first.shape[0] == 1) else 3
+
+
+def _cache_dataset(
+    source: Any, img_size: int | None, resize: int | None, in_chans: int | None, to: Any, rebuild: bool,
+    workers: int | None, key: str | None, progress: bool | None,
+) -> Any:  # fmt: skip
+    """``cache`` of a map-style Dataset: an ``ImageSplit``."""
     if not isinstance(source, torch.utils.data.Dataset) or isinstance(source, torch.utils.data.IterableDataset):
         raise DatasetOptionError(
             f"cache: expected an image folder path or a map-style torch Dataset, got {type(source).__name__}"
@@ -72,9 +86,7 @@ def cache(
         raise DatasetOptionError(f"cache: the {type(source).__name__} is empty; there is nothing to cache")
     first = source[0][0]
     if in_chans is None:
-        in_chans = 1 if getattr(first, "mode", None) in ("L", "1", "I", "I;16", "LA") else 3
-        if isinstance(first, torch.Tensor) and first.ndim == 3 and first.shape[0] == 1:
-            in_chans = 1
+        in_chans = _first_channels(first)
     if in_chans not in (1, 3):
         raise DatasetOptionError(f"cache: in_chans must be 1 or 3, got {in_chans!r}")
     if img_size is None:

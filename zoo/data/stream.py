@@ -14,13 +14,13 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from zoo.data.describe import channel_tuple
+from zoo.data.batching import BatchOptions, IndexedBatches
 from zoo.data.imagesplit import ImageSplit, center_crop
-from zoo.data.splitting import shard_order, shard_total
 from zoo.data.torchloader import default_workers
 
 __all__ = ["ImageBatches", "random_boxes", "resized_crops"]
@@ -84,93 +84,31 @@ class _EpochBatches(torch.utils.data.Sampler):
         return len(self.batches)
 
 
-class ImageBatches:
+class ImageBatches(IndexedBatches):
     """Batches of an ``ImageSplit`` on the device: the ``Batches`` contract for cached and streamed images.
 
     Args:
         split: the images (``zoo.load_dataset(folder, cache=...)``, ``zoo.data.cache``).
         batch_size: images per batch (per rank).
-        shuffle: a new order each epoch (seeded with ``(seed, epoch)``).
-        augment: a random resized crop (area ``CROP_SCALE`` of the stored square, aspect ``CROP_RATIO``) and, if
-            ``hflip``, a horizontal flip; otherwise the centre ``img_size`` crop.
-        mean, std: per channel in [0, 1] units; default: the split's own, else 0.5.
-        device: where batches are produced.
-        channels_last: yield batches in ``torch.channels_last`` memory format.
-        drop_last: drop the last incomplete batch.
-        seed, rank, world_size: the order and the shard, as ``BatchLoader``'s.
-        hflip: whether augmentation flips; default: the split's ``hflip``.
-        num_workers: DataLoader workers decoding a streamed split (default ``default_workers(device)``).
-        pin_memory: pin host batches for a fast copy to the GPU (default: on CUDA).
+        options: a ``BatchOptions``, or its fields as keywords, as ``BatchLoader`` takes them. ``augment``: a random
+            resized crop (area ``CROP_SCALE`` of the stored square, aspect ``CROP_RATIO``) and, if ``hflip``, a
+            horizontal flip; otherwise the centre ``img_size`` crop. ``num_workers``: DataLoader workers decoding
+            a streamed split (default ``default_workers(device)``); ``pin_memory``: pin host batches for a fast
+            copy to the GPU (default: on CUDA).
     """
 
-    def __init__(
-        self,
-        split: ImageSplit,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        augment: bool = False,
-        mean: float | Sequence[float] | None = None,
-        std: float | Sequence[float] | None = None,
-        device: str | torch.device = "cpu",
-        channels_last: bool = False,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        hflip: bool | None = None,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"ImageBatches: batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"ImageBatches: rank {rank} is not in 0..{world_size - 1} (world_size={world_size})")
+    def __init__(self, split: ImageSplit, batch_size: int, options: BatchOptions | None = None, **kw: Any) -> None:
+        options = BatchOptions.of(options, "ImageBatches", **kw)
+        self._setup(len(split), batch_size, options, split.hflip, "ImageBatches")
         self.split = split
-        self.device = torch.device(device)
-        self.batch_size, self.shuffle, self.augment = int(batch_size), bool(shuffle), bool(augment)
-        self.channels_last, self.drop_last = bool(channels_last), bool(drop_last)
-        self.seed, self.rank, self.world_size, self.epoch = int(seed), int(rank), int(world_size), 0
-        self.hflip = bool(split.hflip if hflip is None else hflip)
-        self.workers = default_workers(self.device) if num_workers is None else int(num_workers)
-        self.pin = (self.device.type == "cuda") if pin_memory is None else bool(pin_memory)
-        c = split.channels
-        self.mean = channel_tuple((split.mean or 0.5) if mean is None else mean, c, "ImageBatches: mean")
-        self.std = channel_tuple((split.std or 0.5) if std is None else std, c, "ImageBatches: std")
-        # x_norm = (x / 255 - mean) / std = x * scale + shift
-        self._scale = torch.tensor([1 / (255 * s) for s in self.std], device=self.device).view(1, c, 1, 1)
-        self._shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=self.device).view(1, c, 1, 1)
+        self.workers = default_workers(self.device) if options.num_workers is None else int(options.num_workers)
+        self.pin = (self.device.type == "cuda") if options.pin_memory is None else bool(options.pin_memory)
+        self._set_normalization(split.channels, split.mean, split.std, "ImageBatches")
         self.labels = split.labels.to(self.device)
-        n = len(split)
-        self._total = shard_total(n, world_size, shuffle, drop_last)
-        self._num_samples = len(range(self.rank, self._total, self.world_size))
-        full, rest = divmod(self._num_samples, self.batch_size)
-        self._len = full if (drop_last or rest == 0) else full + 1
         self._sampler = _EpochBatches()
         self._loader: torch.utils.data.DataLoader | None = None
-        self.info = split.data_info()
-        self.info.mean, self.info.std = self.mean, self.std
-
-    def set_epoch(self, epoch: int) -> None:
-        """Deterministic reshuffle: the order and the crops come from ``(seed, epoch)``; the same on all ranks."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self._len
-
-    @property
-    def num_batches(self) -> int:
-        return self._len
-
-    @property
-    def num_samples(self) -> int:
-        """Samples this rank sees per epoch."""
-        return min(self._num_samples, self._len * self.batch_size)
-
-    def indices(self) -> torch.Tensor:
-        """This rank's positions in the split for the current epoch, in order (CPU)."""
-        n = len(self.split)
-        return shard_order(n, self._total, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+        self.inputs = split.input_record()
+        self.inputs.mean, self.inputs.std = self.mean, self.std
 
     def _crops(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's crop boxes and flips for the epoch, drawn for the global order (as ``BatchLoader``'s)."""

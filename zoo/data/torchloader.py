@@ -4,15 +4,19 @@ map-style or iterable torch ``Dataset`` (``torch_batches``: workers, pinned memo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from zoo.data.describe import channel_tuple, source_info, source_len
-from zoo.data.types import DataInfo
+from zoo.data.batching import BatchOptions
+from zoo.data.describe import channel_tuple, source_len, source_record
 
 __all__ = ["TorchLoader", "torch_batches", "default_workers", "pair"]
+
+
+def _floats(value: Any) -> tuple[float, ...]:
+    return (float(value),) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
 
 
 def pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,32 +33,51 @@ def pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TorchLoader:
-    """A torch ``DataLoader`` behind the ``Batches`` contract, used as given.
+    """A torch ``DataLoader`` behind the ``Batches`` contract.
 
     Each batch is moved to the device (non-blocking from pinned memory); uint8 image batches are scaled and
-    normalised there, as zoo's own images are; image batches are made ``channels_last`` when asked; ``set_epoch`` is
-    passed on to a sampler that has one (``DistributedSampler``) and reseeds the generator of a loader zoo built.
+    normalised there, as zoo's own images are (``options.mean``/``std``, else 0.5); image batches are made
+    ``channels_last`` when asked; ``set_epoch`` is passed on to a sampler that has one (``DistributedSampler``) and
+    reseeds the generator of a loader zoo built (``given=False``, from ``options.seed``). A user's loader is used as
+    given (``given=True``): its batch size is its own, so ``batch_size`` must be None or equal to it.
     """
+
+    labels = None  # a loader's targets are not known without iterating it
 
     def __init__(
         self,
         loader: torch.utils.data.DataLoader,
+        batch_size: int | None = None,
+        options: BatchOptions | None = None,
         *,
-        device: str | torch.device = "cpu",
-        channels_last: bool = False,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        seed: int | None = None,
-        info: DataInfo | None = None,
+        given: bool = True,
+        **kw: Any,
     ) -> None:
-        self.loader = loader
-        self.device = torch.device(device)
-        self.channels_last = bool(channels_last)
-        self.seed = seed  # set when zoo built the loader (and owns its generator)
+        options = BatchOptions.of(options, "TorchLoader", **kw)
+        if given and batch_size not in (None, loader.batch_size):
+            raise ValueError(
+                f"batch_size={batch_size} but the DataLoader batches {loader.batch_size}: a DataLoader is used as "
+                "given; drop batch_size= or pass the Dataset instead"
+            )
+        self.loader, self.given, self.options = loader, bool(given), options
+        self.device = torch.device(options.device)
+        self.channels_last = bool(options.channels_last)
+        self.seed = None if given else int(options.seed)  # zoo built the loader, and owns its generator
         self.non_blocking = bool(getattr(loader, "pin_memory", False)) and self.device.type == "cuda"
-        self.info = info or source_info(loader)
-        self.mean, self.std = mean, std
+        self.inputs = source_record(loader)
+        self.mean, self.std = options.mean, options.std
         self._norm: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.loader.batch_size
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The mean/std given in the options (uint8 batches are normalised with them, else with 0.5)."""
+        if self.mean is None or self.std is None:
+            return None
+        return _floats(self.mean), _floats(self.std)
 
     def set_epoch(self, epoch: int) -> None:
         for sampler in (getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
@@ -140,44 +163,30 @@ def default_workers(device: torch.device) -> int:
     return 0 if cores < 4 else min(4, cores // 2 - 1)
 
 
-def torch_batches(
-    source: torch.utils.data.Dataset,
-    batch_size: int,
-    *,
-    device: torch.device,
-    shuffle: bool,
-    drop_last: bool = False,
-    channels_last: bool = False,
-    seed: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    num_workers: int | None = None,
-    pin_memory: bool | None = None,
-) -> TorchLoader:
+def torch_batches(source: torch.utils.data.Dataset, batch_size: int | None, options: BatchOptions) -> TorchLoader:
     """A torch Dataset in a DataLoader zoo builds: ``num_workers`` (default ``default_workers(device)``), pinned
     memory on CUDA, a generator reseeded each epoch from ``seed``, a ``DistributedSampler`` under torchrun."""
-    workers = default_workers(device) if num_workers is None else int(num_workers)
-    pin = (device.type == "cuda") if pin_memory is None else bool(pin_memory)
+    o, device = options, torch.device(options.device)
+    workers = default_workers(device) if o.num_workers is None else int(o.num_workers)
+    pin = (device.type == "cuda") if o.pin_memory is None else bool(o.pin_memory)
     iterable = isinstance(source, torch.utils.data.IterableDataset)
     sampler = None
     generator = None
-    if world_size > 1 and not iterable:
+    if o.world_size > 1 and not iterable:
         sampler = torch.utils.data.DistributedSampler(
-            source, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+            source, num_replicas=o.world_size, rank=o.rank, shuffle=o.shuffle, seed=o.seed, drop_last=o.drop_last
         )
-    elif shuffle and not iterable:
-        generator = torch.Generator().manual_seed(seed * 1_000_003)
+    elif o.shuffle and not iterable:
+        generator = torch.Generator().manual_seed(o.seed * 1_000_003)
     loader = torch.utils.data.DataLoader(
         source,
         batch_size=batch_size,
-        shuffle=shuffle and sampler is None and not iterable,
+        shuffle=o.shuffle and sampler is None and not iterable,
         sampler=sampler,
         generator=generator,
         num_workers=workers,
         pin_memory=pin,
-        drop_last=drop_last,
+        drop_last=o.drop_last,
         persistent_workers=workers > 0,
     )
-    return TorchLoader(loader, device=device, channels_last=channels_last, mean=mean, std=std, seed=seed)
+    return TorchLoader(loader, batch_size, options, given=False)

@@ -1,13 +1,14 @@
-"""The data types zoo's loaders produce and the engine reads: ``Split``, ``Dataset``, ``DataInfo``, and the errors."""
+"""The data types zoo's loaders produce and the engine reads: ``Split``, ``Dataset``, and the errors (what is known
+of some data besides its batches is an ``InputRecord``, ``zoo.inputs``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["Split", "Dataset", "DataInfo", "DatasetNotFoundError", "DatasetOptionError", "is_dataset", "is_split"]
+__all__ = ["Split", "Dataset", "DatasetNotFoundError", "DatasetOptionError", "is_dataset", "is_split"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -78,39 +79,6 @@ class Dataset:
             f"Dataset('{self.name}', train={len(self.train)}, test={len(self.test)}, num_classes={self.num_classes}, "
             f"input_size={self.input_size}, source={self.source!r})"
         )
-
-
-@dataclass
-class DataInfo:
-    """What is known of some data besides its batches; ``fit`` records it on the model it trains.
-
-    ``zoo.predict`` and ``zoo.evaluate`` read it back from the model (and from checkpoints) to prepare new inputs
-    exactly as the training inputs were prepared.
-    """
-
-    input_size: tuple[int, ...] | None = None  # one sample's shape: (C, H, W) for images, (F,) for a table
-    input_dtype: str | None = None  # "uint8": images in 0..255 that the loader scales and normalises; else as given
-    mean: tuple[float, ...] | None = None  # per-channel normalisation of images, in [0, 1] units (None: none known)
-    std: tuple[float, ...] | None = None
-    num_classes: int | None = None  # classes (multi-label: labels); None when unknown or for regression
-    classes: list[str] | None = None  # class names, index order
-    name: str | None = None  # the dataset's name, when it has one
-    hflip: bool = False  # whether horizontal flips are a valid augmentation
-    extra: dict[str, Any] = field(default_factory=dict)  # anything else a source knows (e.g. "resize", "crop")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (lists, numbers, strings): fit stores it as ``model.zoo_config["data"]``."""
-        out = {
-            "input_size": list(self.input_size) if self.input_size else None,
-            "input_dtype": self.input_dtype,
-            "mean": list(self.mean) if self.mean else None,
-            "std": list(self.std) if self.std else None,
-            "num_classes": self.num_classes,
-            "classes": list(self.classes) if self.classes else None,
-            "name": self.name,
-        }
-        out.update(self.extra)
-        return out
 
 
 def is_dataset(data: Any) -> bool:

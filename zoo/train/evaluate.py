@@ -1,11 +1,11 @@
 """``zoo.evaluate``: score a model on any data, with the task's metrics, the way it was trained to see it.
 
 Used by ``fit`` for validation and the final test score, and by users directly. A model trained by ``fit`` carries
-its preprocessing (``model.zoo_config["data"]``): uint8 images are normalised with the statistics the model was
-trained with, whatever the data's own say (a warning tells when they differ), and the task and loss are the
-training run's. A model created with published weights and not trained since (``zoo.create(name,
-weights=GoogLeNet_Weights.IMAGENET1K_V1)``) is normalised with the mean/std of those weights (its
-``pretrained_cfg``).
+its input record (``model.zoo_config["inputs"]``, a ``zoo.inputs.InputRecord``): uint8 images are normalised with
+the statistics the model was trained with, whatever the data's own say (a warning tells when they differ), and the
+task and loss are the training run's. A model created with published weights and not trained since
+(``zoo.create(name, weights=GoogLeNet_Weights.IMAGENET1K_V1)``) is normalised with the mean/std of those weights (the
+record they left).
 """
 
 from __future__ import annotations
@@ -18,29 +18,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo.data.loaders import Batches, as_source, make_batches
-from zoo.data.types import is_dataset, is_split
+from zoo.data.batching import BatchOptions
+from zoo.data.describe import as_source
+from zoo.data.loaders import Batches, make_batches
+from zoo.data.types import is_dataset
+from zoo.inputs import InputRecord
 from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
 from zoo.train.state import unwrap
 from zoo.train.tasks import Meter, Task, logits_of, resolve_task
-from zoo.weights import record_of_cfg
 
-__all__ = ["evaluate", "run_eval", "check_model_fits", "recorded_data", "preprocessing_record", "check_labels"]
-
-
-def recorded_data(model: nn.Module) -> dict[str, Any]:
-    """The data record ``fit`` left on ``model`` (``zoo_config["data"]``), or an empty dict."""
-    cfg = getattr(model, "zoo_config", None)
-    data = cfg.get("data") if isinstance(cfg, dict) else None
-    return dict(data) if isinstance(data, dict) else {}
-
-
-def preprocessing_record(model: nn.Module) -> dict[str, Any]:
-    """How ``model`` wants its inputs, as a data record: the one ``fit`` left, else that of the published weights it
-    was created with (``model.pretrained_cfg``: resize, centre crop, interpolation, mean/std, class names), else
-    an empty dict."""
-    return recorded_data(model) or record_of_cfg(getattr(model, "pretrained_cfg", None))
+__all__ = ["evaluate", "run_eval", "check_model_fits", "check_labels"]
 
 
 def check_model_fits(model: nn.Module, batches: Batches, what: str = "fit") -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,10 +117,10 @@ def evaluate(
         ``loss``, ``mae``, ``rmse``, ``r2``; always ``task`` and ``num_samples``. Under an initialised process group
         the data is sharded over the ranks and the results all-reduced.
     """
-    record = preprocessing_record(unwrap(model))
+    model = unwrap(model)
+    record = InputRecord.of(model, guess=False) or InputRecord()
     source = as_source(data.test if is_dataset(data) else data, "evaluate")
     mean, std = _normalisation(source, data, record)
-    model = unwrap(model)
     if device is None:
         p = next(model.parameters(), None)
         dev = p.device if p is not None else resolve_device("auto")
@@ -146,25 +134,23 @@ def evaluate(
 
         if dist.is_available() and dist.is_initialized():
             dist_info = DistInfo(dist.get_rank(), dist.get_world_size())
-    batches = make_batches(
-        source, batch_size, device=dev, shuffle=False, mean=mean, std=std, rank=dist_info.rank,
-        world_size=dist_info.world_size,
-    )  # fmt: skip
+    options = BatchOptions(device=dev, mean=mean, std=std, rank=dist_info.rank, world_size=dist_info.world_size)
+    batches = make_batches(source, batch_size, options)
     out, y = check_model_fits(model, batches, "evaluate")
     # the record holds the loss's name when fit was given one (a function cannot be recorded)
-    task = resolve_task(loss if loss is not None else record.get("loss"), 0.0, out, y, "evaluate")
-    if task.kind == "classification" and is_split(source) and len(source):
-        check_labels(source.labels, task.num_outputs, "evaluate")
+    task = resolve_task(loss if loss is not None else record.loss, 0.0, out, y, "evaluate")
+    if task.kind == "classification":
+        check_labels(batches.labels, task.num_outputs, "evaluate")
     return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
 
 
-def _normalisation(source: Any, data: Any, record: dict[str, Any]) -> tuple[Any, Any]:
+def _normalisation(source: Any, data: Any, record: InputRecord) -> tuple[Any, Any]:
     """The mean/std for uint8 images: the model's recorded ones (warning when the data's own differ), else the
     data's (a zoo Dataset's statistics, a Split's), else None (the loader's default)."""
     own_mean = getattr(data, "mean", None) if is_dataset(data) else getattr(source, "mean", None)
     own_std = getattr(data, "std", None) if is_dataset(data) else getattr(source, "std", None)
-    if record.get("input_dtype") == "uint8" and record.get("mean") and record.get("std"):
-        mean, std = tuple(record["mean"]), tuple(record["std"])
+    if record.input_dtype == "uint8" and record.mean and record.std:
+        mean, std = record.mean, record.std
         if own_mean and own_std and (_differs(own_mean, mean) or _differs(own_std, std)):
             warnings.warn(
                 f"evaluate: the data's normalisation (mean {_fmt(own_mean)}, std {_fmt(own_std)}) differs from the "
@@ -184,8 +170,11 @@ def _fmt(values: Any) -> str:
     return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
 
-def check_labels(labels: torch.Tensor, num_outputs: int, what: str) -> None:
-    """Class labels must index the model's outputs: checked on whole tensors before any work."""
+def check_labels(labels: torch.Tensor | None, num_outputs: int, what: str) -> None:
+    """Class labels must index the model's outputs: checked on whole tensors (``Batches.labels``) before any work;
+    nothing to check when they are not known (None) or are not class indices."""
+    if labels is None or labels.numel() == 0 or labels.is_floating_point():
+        return
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_outputs:
         bad = lo if lo < 0 else hi

@@ -93,7 +93,7 @@ class TrainState:
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "model": cpu_state(self.model),
-            "model_config": model_config(self.model),
+            "zoo_config": model_config(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo.data.loaders import make_batches, source_len
-from zoo.data.types import is_split
+from zoo.data.batching import BatchOptions
+from zoo.data.describe import source_labels, source_len
+from zoo.data.loaders import make_batches
 from zoo.threads import choose_threads, step_flops
 from zoo.train.config import TrainConfig
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision
@@ -65,20 +66,18 @@ class Run:
     def batches(self, source: Any, batch_size: int | None, *, train: bool) -> Any:
         """``source`` as Batches on the device; evaluation batches are normalised as the training ones."""
         cfg = self.cfg
-        norm = {}
-        if not train and self.train is not None:
-            norm = {"mean": getattr(self.train, "mean", None), "std": getattr(self.train, "std", None)}
-        kw = dict(
+        norm = None if train or self.train is None else self.train.normalization
+        options = BatchOptions(
             device=self.device, shuffle=train, augment=cfg.augment and train, channels_last=cfg.channels_last,
             seed=cfg.seed, rank=self.dist.rank, world_size=self.dist.world_size, num_workers=cfg.num_workers,
-            pin_memory=cfg.pin_memory, **norm,
+            pin_memory=cfg.pin_memory, mean=norm[0] if norm else None, std=norm[1] if norm else None,
         )  # fmt: skip
-        batches = make_batches(source, batch_size, **kw)
+        batches = make_batches(source, batch_size, options)
         n = batches.num_samples
-        if train and n and n % batch_size == 1 and n > 1 and not isinstance(source, torch.utils.data.DataLoader):
+        if train and not batches.given and n and n % batches.batch_size == 1 and n > 1:
             # a last batch of one sample breaks BatchNorm in training mode ("Expected more than 1 value per
             # channel"): drop that one sample per epoch (the next epoch's shuffle picks another)
-            batches = make_batches(source, batch_size, drop_last=True, **kw)
+            batches = make_batches(source, batch_size, dataclasses.replace(options, drop_last=True))
         return batches
 
     def eval_batches(self, source: Any) -> Any:
@@ -90,11 +89,7 @@ def prepare(
 ) -> Run:
     """Everything decided before the first step; ``model`` goes to the device and gets its data record."""
     train_src, val_src, test_src, info = fit_parts(data, val, cfg)
-    if isinstance(train_src, torch.utils.data.DataLoader) and cfg.batch_size not in (None, train_src.batch_size):
-        raise ValueError(
-            f"batch_size={cfg.batch_size} but the DataLoader batches {train_src.batch_size}: a "
-            "DataLoader is used as given; drop batch_size= or pass the Dataset instead"
-        )
+    asked = cfg.batch_size
     precision = resolve_precision(cfg.precision, device)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
     cfg = _resolved(cfg, model, train_src, dist, device, ckpt_dir)
@@ -104,6 +99,13 @@ def prepare(
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     run.train = run.batches(train_src, cfg.batch_size, train=True)
+    if run.train.given:  # a DataLoader is used as given: its batch size (None: it yields ready-made batches)
+        if asked not in (None, run.train.batch_size):
+            raise ValueError(
+                f"batch_size={asked} but the DataLoader batches {run.train.batch_size}: a DataLoader is used as "
+                "given; drop batch_size= or pass the Dataset instead"
+            )
+        run.cfg = cfg = dataclasses.replace(cfg, batch_size=run.train.batch_size)
     run.cfg = cfg = dataclasses.replace(cfg, threads=_threads(cfg, model, run, ckpt_dir))
     run.task = _task(run, model, info.num_classes)
     loss = cfg.loss if isinstance(cfg.loss, str) else ("cross_entropy" if cfg.loss is None else None)
@@ -117,11 +119,9 @@ def prepare(
 
 def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device: torch.device, ckpt: Any) -> Any:
     """``cfg`` with what it left to fit decided: batch size, seed (set here), lr and memory format."""
-    if isinstance(source, torch.utils.data.DataLoader):
-        bs = source.batch_size  # as given; None for a loader that yields ready-made batches
-    elif cfg.batch_size is not None:
+    if cfg.batch_size is not None:
         bs = cfg.batch_size
-    else:
+    else:  # (a DataLoader's own batch size replaces this once its Batches are made)
         n = source_len(source)
         per_rank = (n if n is not None else 1 << 30) / dist.world_size
         bs = 256
@@ -178,9 +178,9 @@ def _task(run: Run, model: nn.Module, num_classes: int | None) -> Any:
             f"fit: the model has {task.num_outputs} outputs but the data has {num_classes} classes; create it with "
             f"num_classes={num_classes}"
         )
-    for src, what in ((run.train_src, "fit"), (run.val_src, "fit: val"), (run.test_src, "fit: test split")):
-        if task.kind == "classification" and is_split(src) and len(src):
-            check_labels(src.labels, task.num_outputs, what)
+    if task.kind == "classification":
+        for src, what in ((run.train_src, "fit"), (run.val_src, "fit: val"), (run.test_src, "fit: test split")):
+            check_labels(source_labels(src), task.num_outputs, what)
     return task
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from zoo.files import atomic_write, plain
+from zoo.inputs import InputRecord, read_zoo_config
 from zoo.weights import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -31,8 +32,6 @@ from zoo.weights import (
     first_line,
     read_checkpoint,
     read_safetensors,
-    record_of_cfg,
-    set_pretrained_cfg,
     state_from_checkpoint,
 )
 
@@ -89,7 +88,7 @@ def model_file(model: nn.Module) -> dict[str, Any]:
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "model": cpu_state(model),
-        "model_config": model_config(model),
+        "zoo_config": model_config(model),
     }
 
 
@@ -161,7 +160,7 @@ def _config_problem(value: Any, key: str, depth: int = 0) -> str | None:
 
 
 def _checked_config(path: Path, config: Any) -> tuple[str, dict[str, Any]]:
-    """The registry name and keywords of a checkpoint's ``model_config``, or a one-line ``CheckpointError``."""
+    """The registry name and keywords of a checkpoint's ``zoo_config``, or a one-line ``CheckpointError``."""
     if not config:
         raise CheckpointError(
             f"'{path}' does not say which model it holds (it was not made by zoo.create); "
@@ -170,7 +169,7 @@ def _checked_config(path: Path, config: Any) -> tuple[str, dict[str, Any]]:
     fix = "build the model yourself and call zoo.load(path, model=model)"
     if not isinstance(config, dict):
         raise CheckpointError(
-            f"cannot rebuild the model of '{path}': its model_config is of type {type(config).__name__}, not a dict "
+            f"cannot rebuild the model of '{path}': its zoo_config is of type {type(config).__name__}, not a dict "
             f"{{'name': ..., 'kwargs': {{...}}}}; {fix}"
         )
     if "name" not in config:
@@ -211,7 +210,8 @@ def _read_model_file(path: Path, map_location: Any) -> tuple[dict[str, torch.Ten
         except (ValueError, RecursionError) as exc:
             return state, None, f"its zoo_config metadata is not JSON ({first_line(exc)})"
     ckpt = read_checkpoint(path, map_location)
-    config = ckpt.get("model_config") if ckpt.get("format") == CHECKPOINT_FORMAT else None
+    # "model_config": the name 0.1.0 wrote
+    config = ckpt.get("zoo_config", ckpt.get("model_config")) if ckpt.get("format") == CHECKPOINT_FORMAT else None
     return state_from_checkpoint(ckpt, path), config, None
 
 
@@ -230,14 +230,14 @@ def _rebuild(path: Path, config: Any, problem: str | None, state: dict[str, torc
         return create_within(name, kwargs, max_params=numel, max_tensors=len(state))
     except Exception as exc:
         text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
-        raise CheckpointError(f"cannot rebuild the model of '{path}' from its model_config: {text}") from None
+        raise CheckpointError(f"cannot rebuild the model of '{path}' from its zoo_config: {text}") from None
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_location: Any = "cpu") -> nn.Module:
     """Rebuild a model from a checkpoint written by ``fit`` (``last.pt``, ``best.pt``) or ``save``.
 
     The checkpoint records the registry name and keywords the model was created with, so no configuration needs
-    re-typing, and what ``fit`` recorded of the data (``zoo_config["data"]``: input size, normalisation, class
+    re-typing, and what ``fit`` recorded of the data (``zoo_config["inputs"]``: input size, normalisation, class
     names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the
     weights into a model you built yourself (needed for models not made by ``zoo.create``). Nothing pickled is
     executed: ``torch.load(weights_only=True)`` or safetensors.
@@ -254,14 +254,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     if model is None:
         model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
-    weights_cfg = config.get("pretrained_cfg") if isinstance(config, dict) else None
-    if record_of_cfg(weights_cfg):  # the preprocessing of the published weights the model was created with
-        set_pretrained_cfg(model, weights_cfg)
-    data = config.get("data") if isinstance(config, dict) else None
-    if isinstance(data, dict):  # what fit recorded: preprocessing, classes, task
-        own = getattr(model, "zoo_config", None)
-        if isinstance(own, dict):
-            own["data"] = data
-        else:
-            model.zoo_config = {"data": data}
+    config = read_zoo_config(config)  # 0.1.0's layout too
+    if isinstance(config.get("inputs"), dict):  # how the model wants its inputs: read by predict and evaluate
+        InputRecord.from_dict(config["inputs"]).attach(model, weights=config.get("weights"))
     return model.to(map_location).eval()

@@ -8,7 +8,7 @@ so the framework costs next to nothing over a hand-written loop (``benchmarks/be
 
 Model selection (``best.pt``, the best epoch, EarlyStopping) looks at validation data only: ``val=``, a held-out
 ``val_fraction``, or by default 10% of a zoo Dataset's training split. A zoo Dataset's test split is scored once,
-at the end, into ``history.test``. After ``fit`` the model carries its data record (``model.zoo_config["data"]``:
+at the end, into ``history.test``. After ``fit`` the model carries its input record (``model.zoo_config["inputs"]``:
 input size, normalisation, class names, task), which checkpoints keep, so ``zoo.load`` + ``zoo.predict`` work in a
 fresh process.
 """
