@@ -46,6 +46,7 @@ _LAZY = {
     "predict": "zoo.train",
     "load": "zoo.train",
     "save": "zoo.train",
+    "save_pretrained": "zoo.hub",
     "History": "zoo.train",
     "Metrics": "zoo.train",
     "TrainConfig": "zoo.train",
@@ -86,6 +87,7 @@ __all__ = [
     "predict",
     "load",
     "save",
+    "save_pretrained",
     "History",
     "Metrics",
     "TrainConfig",
@@ -108,6 +110,8 @@ _SUBMODULES = (
     "specs",
     "suggest",
     "weights",
+    "transfer",
+    "hub",
     "comparison",
     "plotting",
     "models",
@@ -137,6 +141,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo.comparison import Results, compare, summary
     from zoo.containment import PluginError
     from zoo.data import DataInfo, Dataset, load_dataset
+    from zoo.hub import save_pretrained
     from zoo.registry import (
         ModelCard,
         ModelOptionError,

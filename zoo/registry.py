@@ -344,6 +344,10 @@ def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: 
     """
     from zoo.weights import default_cfg, fit_weights, resolve_weights, set_pretrained_cfg
 
+    if isinstance(name, str) and name.startswith("hf-hub:"):  # a Hugging Face repository (zoo.hub)
+        from zoo.hub import create_from_hub
+
+        return create_from_hub(name, weights=weights, download=download, **kwargs)
     spec, kwargs = _prepare(name, kwargs)
     cfg = None
     if weights is not None or download:

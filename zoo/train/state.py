@@ -289,8 +289,12 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     Returns:
         The model, in eval mode, on ``map_location``.
     """
-    path = Path(path)
+    from zoo.hub import is_pretrained_source, read_pretrained  # a save_pretrained folder or "hf-hub:user/repo"
+
+    path, folder_config = read_pretrained(path) if is_pretrained_source(path) else (Path(path), None)
     state, config, problem = _read_model_file(path, map_location)
+    if folder_config is not None:  # the folder's config.json describes its weights
+        config, problem = folder_config, None
     if model is None:
         model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
