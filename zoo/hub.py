@@ -103,15 +103,13 @@ def _history_dict(history: Any) -> dict[str, Any]:
 def _metrics(history: dict[str, Any]) -> list[tuple[str, str, float]]:
     """``(split, metric, value)`` rows: the test split's scores, else the last epoch's validation scores."""
     test = history.get("test") or {}
-    rows = [("test", k, float(v)) for k, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if rows:
-        return rows
-    last = (history.get("epochs") or [{}])[-1]
-    return [
-        ("validation", k[4:], float(v))
-        for k, v in last.items()
-        if k.startswith("val_") and isinstance(v, (int, float)) and not isinstance(v, bool)
-    ]
+    if test:
+        scores = {k: v for k, v in test.items() if k not in ("num_samples", "top1")}  # top1 is accuracy again
+        split = f"test ({test['num_samples']} samples)" if test.get("num_samples") else "test"
+    else:
+        last = (history.get("epochs") or [{}])[-1]
+        scores, split = {k[4:]: v for k, v in last.items() if k.startswith("val_")}, "validation"
+    return [(split, k, float(v)) for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def _yaml_list(key: str, values: list[str]) -> list[str]:
@@ -162,7 +160,12 @@ def model_card(
         paper = f"[{card.paper}]({card.url})" if card.paper and card.url else (card.paper or "not recorded")
         out += [f"- Family: {card.family or 'not recorded'}", f"- Paper: {paper}", f"- Year: {card.year or '?'}"]
     params = sum(p.numel() for p in model.parameters())
-    out += [f"- Parameters: {params:,}", f'- Built with: `zoo.create("{name}"{args})`', ""]
+    out += [f"- Parameters: {params:,}", f'- Built with: `zoo.create("{name}"{args})`']
+    transfer = config.get("transfer")
+    if isinstance(transfer, dict):  # zoo.transfer's record: fine-tuned from other weights
+        fresh = ", ".join(transfer.get("fresh") or []) or "none"
+        out.append(f"- Started from pretrained weights; newly initialised: {fresh}")
+    out.append("")
     if inputs:
         out += ["## Data", ""]
         for key, label in (("dataset", "Dataset"), ("input_size", "Input size"), ("input_dtype", "Input dtype")):

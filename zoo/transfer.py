@@ -74,7 +74,7 @@ class TransferReport:
             parts.append(f"{key} adapted from {src} to {dst} input channels")
         if self.pos_embed:
             key, src, dst = self.pos_embed
-            parts.append(f"{key} interpolated from a {src[0]}x{src[1]} to a {dst[0]}x{dst[1]} patch grid")
+            parts.append(f"{key} interpolated from the {src[0]}x{src[1]} patch grid to {dst[0]}x{dst[1]}")
         return "; ".join(parts)
 
 
