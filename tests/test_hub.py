@@ -64,6 +64,10 @@ def test_the_model_card_has_front_matter_and_names_architecture_and_paper(traine
     head, _, body = text.partition("\n---\n")
     assert text.startswith("---\n") and "library_name: zoo" in head and 'license: "mit"' in head
     assert '- "lenet"' in head and "metrics:" in head  # the family as a tag; the validation metrics
+    yaml = pytest.importorskip("yaml")
+    meta = yaml.safe_load(head.removeprefix("---\n"))
+    assert meta["library_name"] == "zoo" and meta["license"] == "mit" and "lenet" in meta["tags"]
+    assert "accuracy" in meta["metrics"]
     card = zoo.info("lenet5")
     assert "# lenet5" in body and card.paper in body and str(card.year) in body
     val = history[-1]["val_accuracy"]
@@ -181,3 +185,13 @@ def test_hf_hub_without_huggingface_hub_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "zoo\[hub\]"') as err:
         zoo.create("hf-hub:me/lenet")
     one_line(err.value)
+
+
+def test_the_card_of_a_fine_tuned_model_says_what_is_new(tmp_path):
+    source = zoo.create("lenet5", num_classes=5).state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tuned = zoo.create("lenet5", weights=source, num_classes=3)
+    folder = zoo.save_pretrained(tuned, tmp_path / "tuned")
+    assert "newly initialised: fc.weight, fc.bias" in (folder / "README.md").read_text()
+    assert zoo.load(folder).zoo_config["name"] == "lenet5"

@@ -8,6 +8,7 @@ stem, timm's channel rule, the interpolated grid) is computed here from the sour
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import pytest
@@ -233,3 +234,30 @@ def test_adapt_state_dict_reports_and_leaves_its_input_alone():
     assert all(torch.equal(v, before[k]) for k, v in state.items())  # the caller's dict is not changed
     with pytest.raises(ValueError, match="pass in_chans=1"):
         adapt_state_dict(model, state, adapt={"num_classes"})
+
+
+def test_published_weights_with_a_new_head_and_grey_inputs(monkeypatch, tmp_path):
+    """The issue's first example: torchvision's weights (a random twin saved where torch's hub cache keeps them),
+    num_classes=10, in_chans=1, img_size=28; the preprocessing recorded follows the model, not the weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    member = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
+    path = tmp_path / "torch" / "hub" / "checkpoints" / os.path.basename(member.url)
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    tv = torchvision.models.mobilenet_v3_small()
+    torch.save(tv.state_dict(), path)
+    model, notes = _create("mobilenet_v3_small", weights="DEFAULT", num_classes=10, in_chans=1, img_size=28)
+    converted = get_spec("mobilenet_v3_small").convert_weights(tv.state_dict())
+    fresh = set(model.zoo_config["transfer"]["fresh"])
+    assert fresh == {f"{classifier_name(model)}.weight", f"{classifier_name(model)}.bias"}
+    for key, value in model.state_dict().items():
+        if key == "features.0.0.weight":
+            assert torch.equal(value, converted[key].sum(dim=1, keepdim=True))
+        elif key not in fresh:
+            assert torch.equal(value, converted[key]), key
+    cfg, t = model.pretrained_cfg, member.transforms()
+    assert cfg["num_classes"] == 10 and cfg["label_names"] is None and cfg["weights"] == str(member)
+    assert cfg["input_size"] == (1, 28, 28)
+    assert cfg["mean"] == pytest.approx((sum(t.mean) / 3,)) and cfg["std"] == pytest.approx((sum(t.std) / 3,))
+    assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert notes and "classifier" in notes[0]

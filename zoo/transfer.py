@@ -30,7 +30,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["TransferReport", "TransferWarning", "adapt_state_dict", "adapt_input_conv", "resample_pos_embed"]
+__all__ = [
+    "TransferReport",
+    "TransferWarning",
+    "adapt_state_dict",
+    "adapt_input_conv",
+    "resample_pos_embed",
+    "adapt_pretrained_cfg",
+]
 
 # Top-level modules that belong to a classification head by timm's and torchvision's naming.
 HEAD_NAMES = ("head", "heads", "fc", "classifier", "pre_logits", "head_drop")
@@ -177,6 +184,8 @@ def _head(model, state, own, adapt, report) -> None:
     """Drop the weights' classifier (and head layers whose shape changed with it) when ``num_classes`` was asked
     for and differs; refuse a different classifier otherwise."""
     names = classifier_names(model)
+    if not names:
+        return  # nothing holds parameters: nothing to drop
     clf_own = [k for k in own if _under(k, names)]
     clf_src = [k for k in state if _under(k, names)]
     changed = set(clf_own) != set(clf_src) or any(state[k].shape != own[k].shape for k in clf_own if k in state)
@@ -302,3 +311,28 @@ def _other_hint(key: str, model: nn.Module, report: TransferReport) -> str:
     if key.endswith("pos_embed"):
         return "the position embeddings do not fit the patch grid: pass the weights' img_size and patch_size"
     return "create the model with the keywords the weights were made with"
+
+
+def adapt_pretrained_cfg(cfg: dict[str, Any], kwargs: dict[str, Any], report: TransferReport) -> dict[str, Any]:
+    """The weights' ``pretrained_cfg`` (their preprocessing, timm's keys) for the model they were adapted to: no
+    class names for a new head, the model's channels (mean/std averaged over the weights' channels, as the
+    adapted stem sums them) and image size (resized in the weights' crop ratio)."""
+    cfg = dict(cfg)
+    if report.fresh or report.dropped:
+        cfg["num_classes"], cfg["label_names"] = kwargs.get("num_classes"), None
+    size = cfg.get("input_size")
+    if not size or len(size) != 3:
+        return cfg
+    c, h, w = size
+    chans = kwargs.get("in_chans", c)
+    if chans != c:
+        for key in ("mean", "std"):
+            if cfg.get(key):
+                cfg[key] = (sum(cfg[key]) / len(cfg[key]),) * chans
+    img = kwargs.get("img_size")
+    if img is not None:
+        h, w = (img, img) if isinstance(img, int) else tuple(img)
+        if cfg.get("resize_size") and cfg.get("crop_pct"):
+            cfg["resize_size"] = int(math.floor(min(h, w) / cfg["crop_pct"]))
+    cfg["input_size"] = (chans, h, w)
+    return cfg
