@@ -195,3 +195,23 @@ def test_the_card_of_a_fine_tuned_model_says_what_is_new(tmp_path):
     folder = zoo.save_pretrained(tuned, tmp_path / "tuned")
     assert "newly initialised: fc.weight, fc.bias" in (folder / "README.md").read_text()
     assert zoo.load(folder).zoo_config["name"] == "lenet5"
+
+
+def test_hf_hub_at_a_revision_and_download_only_when_asked(trained, hub_cache, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    model, _, _ = trained
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    _publish(hub_cache, "me/lenet", zoo.save_pretrained(model, tmp_path / "up"), revision=commit)
+    assert zoo.create(f"hf-hub:me/lenet@{commit}").zoo_config["name"] == "lenet5"
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(hub_cache / "models--me--lenet" / "snapshots" / commit)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    zoo.create("hf-hub:me/other", download=True)
+    ((repo_id, kwargs),) = calls
+    assert repo_id == "me/other" and kwargs["local_files_only"] is False and kwargs["cache_dir"] == str(hub_cache)
+    assert sorted(kwargs["allow_patterns"]) == ["README.md", "config.json", "model.safetensors"]

@@ -261,3 +261,19 @@ def test_published_weights_with_a_new_head_and_grey_inputs(monkeypatch, tmp_path
     assert cfg["mean"] == pytest.approx((sum(t.mean) / 3,)) and cfg["std"] == pytest.approx((sum(t.std) / 3,))
     assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert notes and "classifier" in notes[0]
+
+
+def test_the_course_exercise_alexnet_on_cifar_sized_images():
+    """torchvision's AlexNet weights into zoo's AlexNet for 10 classes: the ImageNet stem needs 63 px or more, so
+    CIFAR images are upsampled to 64; at 32 px zoo's small stem cannot take the weights and says so."""
+    torch.manual_seed(0)
+    tv = torchvision.models.alexnet()
+    converted = get_spec("alexnet").convert_weights(tv.state_dict())
+    model, notes = _create("alexnet", weights=tv.state_dict(), num_classes=10, img_size=64)
+    assert sorted(model.zoo_config["transfer"]["fresh"]) == ["fc.bias", "fc.weight"]
+    for key, value in model.state_dict().items():
+        if not key.startswith("fc."):
+            assert torch.equal(value, converted[key]), key
+    with pytest.raises(ValueError, match=r"features.0.weight: 64x3x11x11 .* pass small_stem=False") as err:
+        zoo.create("alexnet", weights=tv.state_dict(), num_classes=10, img_size=32)
+    one_line(err.value)

@@ -227,9 +227,9 @@ def _stem(key, state, own, adapt, report, model) -> bool:
             hint = f"the weights' patches are {k}x{k}: pass patch_size={k}"
         elif _accepts(model, "small_stem"):
             small = k < dst.shape[-1]
-            hint = (
-                f"the weights were made for the {'small-image' if small else 'ImageNet'} stem: pass small_stem={small}"
-            )
+            stem = "small-image" if small else "ImageNet"
+            hint = f"the weights were made for the {stem} stem: pass small_stem={small}"
+            hint += "" if small else " (it may need larger images: load the data with a larger img_size)"
         else:
             hint = "the weights were made for another image size: pass the weights' img_size"
         raise _Refusal(_mismatch(key, src, dst, hint))
