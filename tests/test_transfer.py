@@ -277,3 +277,15 @@ def test_the_course_exercise_alexnet_on_cifar_sized_images():
     with pytest.raises(ValueError, match=r"features.0.weight: 64x3x11x11 .* pass small_stem=False") as err:
         zoo.create("alexnet", weights=tv.state_dict(), num_classes=10, img_size=32)
     one_line(err.value)
+
+
+def test_a_model_without_get_classifier_gets_a_new_last_layer():
+    """torchvision's own MobileNetV3 (the torchvision/ source) has no get_classifier: its last layer is the head."""
+    torch.manual_seed(0)
+    source = torchvision.models.mobilenet_v3_small().state_dict()
+    model, _ = _create("torchvision/mobilenet_v3_small", weights=source, num_classes=10)
+    assert model.zoo_config["transfer"]["fresh"] == ["classifier.3.weight", "classifier.3.bias"]
+    for key, value in model.state_dict().items():
+        if not key.startswith("classifier.3."):
+            assert torch.equal(value, source[key]), key
+    assert model.classifier[3].weight.shape == (10, 1024)
