@@ -107,7 +107,7 @@ def test_keyboard_interrupt_returns_history_and_writes_a_checkpoint(data, tmp_pa
         ({"optimizer": "adamx"}, "adamw"),
         ({"scheduler": "cosin"}, "onecycle"),
         ({"precision": "fp8"}, "bf16"),
-        ({"device": "gpu"}, "cuda"),
+        ({"device": "tpu"}, "cuda"),  # ("gpu" is understood as CUDA)
         ({"precision": "fp16"}, "bf16"),  # fp16 needs CUDA
     ],
 )

@@ -47,6 +47,7 @@ _LAZY = {
     "embed": "zoo.train.predict",
     "load": "zoo.train",
     "save": "zoo.train",
+    "save_pretrained": "zoo.hub",
     "History": "zoo.train",
     "Metrics": "zoo.train",
     "TrainConfig": "zoo.train",
@@ -88,6 +89,7 @@ __all__ = [
     "embed",
     "load",
     "save",
+    "save_pretrained",
     "History",
     "Metrics",
     "TrainConfig",
@@ -110,6 +112,8 @@ _SUBMODULES = (
     "specs",
     "suggest",
     "weights",
+    "transfer",
+    "hub",
     "comparison",
     "plotting",
     "models",
@@ -139,6 +143,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from zoo.comparison import Results, compare, summary
     from zoo.containment import PluginError
     from zoo.data import Dataset, load_dataset
+    from zoo.hub import save_pretrained
     from zoo.inputs import InputRecord
     from zoo.registry import (
         ModelCard,

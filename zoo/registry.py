@@ -345,8 +345,13 @@ def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: 
         ``input_size``, ``interpolation``, ``crop_pct``, ``crop_mode``, ``mean``, ``std``, ``num_classes``, plus
         ``resize_size``, ``label_names``, ``weights``) describing the input it expects.
     """
+    from zoo.transfer import adapt_pretrained_cfg
     from zoo.weights import default_cfg, fit_weights, resolve_weights, set_pretrained_cfg
 
+    if isinstance(name, str) and name.startswith("hf-hub:"):  # a Hugging Face repository (zoo.hub)
+        from zoo.hub import create_from_hub
+
+        return create_from_hub(name, weights=weights, download=download, **kwargs)
     spec, kwargs = _prepare(name, kwargs)
     cfg = None
     if weights is not None or download:
@@ -355,7 +360,8 @@ def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: 
             kwargs = check_uniform_keywords(name, {**implied, **kwargs})  # the user's own keywords win
     model = _build(spec, name, kwargs)
     if weights is not None or download:
-        fit_weights(model, state, spec)
+        report = fit_weights(model, state, spec)
+        cfg = adapt_pretrained_cfg(cfg, kwargs, report) if cfg else cfg  # zoo.transfer: a new head, other inputs
     set_pretrained_cfg(model, cfg or default_cfg(spec, kwargs), keep=cfg is None)
     return model
 

@@ -23,15 +23,19 @@ import enum
 import os
 import re
 import stat
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
 
 from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
+
+if TYPE_CHECKING:
+    from zoo.transfer import TransferReport
 
 __all__ = [
     "CheckpointError",
@@ -401,10 +405,20 @@ def _weights_state(weights: Any, spec: ModelSpec | None = None) -> dict[str, Any
     raise TypeError(f"weights must be {accepted}, got {type(weights).__name__}")
 
 
-def fit_weights(model: torch.nn.Module, state: dict[str, Any], spec: ModelSpec | None) -> None:
-    """Load ``state`` into ``model`` strictly, through the family's ``convert_weights`` when the keys differ;
-    ``ValueError`` naming missing, unexpected or mis-shaped keys."""
+def fit_weights(
+    model: torch.nn.Module, state: dict[str, Any], spec: ModelSpec | None, *, adapt: set[str] | None = None
+) -> TransferReport:
+    """Load ``state`` into ``model``, through the family's ``convert_weights`` when the keys differ, and adapted to
+    the keywords the model was created with (``zoo.transfer``: a new head for another ``num_classes``, the stem for
+    another ``in_chans``, ViT position embeddings for another ``img_size``). What was adapted is recorded in
+    ``model.zoo_config["transfer"]`` and said in a ``TransferWarning``; anything else that does not fit is a
+    one-line ``ValueError`` naming missing, unexpected or mis-shaped keys.
+
+    Args:
+        adapt: the keywords that may adapt the weights; ``None``: those in ``model.zoo_config["kwargs"]``.
+    """
     from zoo.containment import call_plugin, describe  # the plugin's converter runs contained
+    from zoo.transfer import TransferWarning, adapt_state_dict
 
     name = spec.name if spec else type(model).__name__
     state = clean_state_dict(state)
@@ -419,20 +433,30 @@ def fit_weights(model: torch.nn.Module, state: dict[str, Any], spec: ModelSpec |
         problem = state_dict_problem(state) if isinstance(state, dict) else f"it returned a {type(state).__name__}"
         if problem:
             raise ValueError(f"weights for '{name}': convert_weights of plugin '{spec.plugin}': {problem}")
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+    state, report = adapt_state_dict(model, state, source_name=f"'{name}'", adapt=adapt)
+    missing, unexpected = sorted(own - set(state) - set(report.fresh)), sorted(set(state) - own)
     if missing or unexpected:
         raise ValueError(
             f"weights do not fit '{name}': {len(missing)} missing keys (e.g. {missing[:3]}), "
             f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
         )
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=not report.fresh)  # the fresh keys keep the builder's initialisation
     except RuntimeError as exc:  # size mismatches: torch lists them one per line
         lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
         raise ValueError(f"weights do not fit '{name}': {(lines or [describe(exc)])[0]}{more}") from None
+    if report:
+        zoo_config = getattr(model, "zoo_config", None)
+        if isinstance(zoo_config, dict):
+            zoo_config["transfer"] = report.to_dict()
+        warnings.warn(f"weights adapted to '{name}': {report}", TransferWarning, stacklevel=3)
+    return report
 
 
-def load_weights(model: torch.nn.Module, weights: Any, spec: ModelSpec | None = None) -> None:
-    """Load a state dict (or a path to one) into ``model``, converting a reference format if needed."""
-    fit_weights(model, _weights_state(weights, spec), spec)
+def load_weights(
+    model: torch.nn.Module, weights: Any, spec: ModelSpec | None = None, *, adapt: set[str] | None = None
+) -> TransferReport:
+    """Load a state dict (or a path to one) into ``model``, converting a reference format if needed and adapting
+    the head, stem and position embeddings to the keywords in ``adapt`` (``fit_weights``)."""
+    return fit_weights(model, _weights_state(weights, spec), spec, adapt=adapt)

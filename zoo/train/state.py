@@ -241,6 +241,8 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     names, task), so ``zoo.predict`` prepares new inputs as the training inputs were. Pass ``model`` to load the
     weights into a model you built yourself (needed for models not made by ``zoo.create``). Nothing pickled is
     executed: ``torch.load(weights_only=True)`` or safetensors.
+    ``path`` may also be a folder written by ``zoo.save_pretrained`` (its ``config.json`` says which model it holds)
+    or ``"hf-hub:user/repo"``, read from huggingface_hub's cache (``zoo.hub``).
 
     The recorded configuration is checked before it is used: a malformed one, one naming a file to read
     (``weights=``, a path-valued keyword), or one asking for a model with more parameters than the file holds is
@@ -249,8 +251,12 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     Returns:
         The model, in eval mode, on ``map_location``.
     """
-    path = Path(path)
+    from zoo.hub import is_pretrained_source, read_pretrained  # a save_pretrained folder or "hf-hub:user/repo"
+
+    path, folder_config = read_pretrained(path) if is_pretrained_source(path) else (Path(path), None)
     state, config, problem = _read_model_file(path, map_location)
+    if folder_config is not None:  # the folder's config.json describes its weights
+        config, problem = folder_config, None
     if model is None:
         model = _rebuild(path, config, problem, state)
     load_weights(model, state, path)
