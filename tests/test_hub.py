@@ -47,7 +47,7 @@ def test_save_pretrained_then_load_gives_the_same_logits_and_predictions(trained
     probe = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(back(probe), model(probe))
-    assert back.zoo_config["data"] == model.zoo_config["data"]
+    assert back.zoo_config["inputs"] == model.zoo_config["inputs"]
     assert zoo.predict(back, x[:5]) == zoo.predict(model, x[:5])  # the same preprocessing, from the record
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "lenet5" and config["kwargs"] == {"num_classes": 3, "img_size": 28}

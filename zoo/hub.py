@@ -221,7 +221,8 @@ def save_pretrained(
     Returns:
         The folder's path.
     """
-    from zoo.train.state import atomic_write_bytes, save
+    from zoo.files import atomic_write
+    from zoo.train.state import save
 
     target = Path(save_directory)
     if target.exists() and not target.is_dir():
@@ -233,8 +234,8 @@ def save_pretrained(
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         save(model, tmp / WEIGHTS_NAME)
-        atomic_write_bytes((json.dumps(config, indent=2, sort_keys=False) + "\n").encode(), tmp / CONFIG_NAME)
-        atomic_write_bytes(card.encode(), tmp / README_NAME)
+        atomic_write(tmp / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=False) + "\n")
+        atomic_write(tmp / README_NAME, card)
         if not target.exists():
             os.replace(tmp, target)  # the whole folder appears at once
         else:
