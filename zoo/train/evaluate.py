@@ -23,6 +23,7 @@ from zoo.data.describe import as_source
 from zoo.data.loaders import Batches, make_batches
 from zoo.data.types import is_dataset
 from zoo.inputs import InputRecord
+from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
 from zoo.train.state import unwrap
@@ -98,6 +99,7 @@ def evaluate(
     precision: str = "auto",
     loss: Any = None,
     metrics: dict[str, Callable] | None = None,
+    threads: int | None = None,
 ) -> Metrics:
     """Score ``model`` on data: a zoo Dataset (its test split), a Split, ``(inputs, targets)`` tensors or numpy
     arrays, a torch Dataset or a DataLoader (used as given).
@@ -109,6 +111,7 @@ def evaluate(
         loss: the loss to report, as in ``fit``; default: the one the model was trained with (recorded by ``fit``),
             else cross-entropy for integer class targets.
         metrics: extra ``{name: function (output, target) -> number}``, averaged over samples.
+        threads: CPU threads; None -> chosen for the machine's free cores and the forward's size (``zoo.threads``).
 
     Returns:
         ``Metrics`` (a dict whose keys read as attributes) for the task: classification ``loss``, ``top1``
@@ -141,7 +144,10 @@ def evaluate(
     task = resolve_task(loss if loss is not None else record.loss, 0.0, out, y, "evaluate")
     if task.kind == "classification":
         check_labels(batches.labels, task.num_outputs, "evaluate")
-    return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
+    x, _ = batches.sample()
+    flops = step_flops(model, x, batches.batch_size)  # a forward is a third of a training step
+    with use_threads(choose_threads(flops / 3 if flops else None, requested=threads, device=dev)):
+        return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
 
 
 def _normalisation(source: Any, data: Any, record: InputRecord) -> tuple[Any, Any]:
