@@ -351,3 +351,14 @@ def test_bench_checks_its_numbers_and_reports_the_threads_it_chose(capsys):
     code, out, err = run(capsys, "bench", "lenet5", "--batch", "2", "--runs", "1", "--threads", "1", "--json")
     assert code == 0, err
     assert json.loads(out)[0]["threads"] == 1
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
+def test_help_and_version_do_not_import_torch(argv):
+    code = (
+        "import sys; from zoo.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "zoo" in done.stdout

@@ -11,32 +11,40 @@
 
 from __future__ import annotations
 
-from zoo.train.callbacks import EPOCH_FIELDS, Callback, CSVLogger, EarlyStopping, History, Metrics
-from zoo.train.config import TrainConfig
-from zoo.train.devices import resolve_device, resolve_precision
-from zoo.train.evaluate import evaluate
-from zoo.train.predict import predict
-from zoo.train.state import load, save
-from zoo.train.tasks import LOSSES, TASKS
-from zoo.train.trainer import fit
-from zoo.weights import CheckpointError
+import importlib
+from typing import Any
 
-__all__ = [
-    "TrainConfig",
-    "History",
-    "Metrics",
-    "Callback",
-    "EarlyStopping",
-    "CSVLogger",
-    "CheckpointError",
-    "EPOCH_FIELDS",
-    "LOSSES",
-    "TASKS",
-    "fit",
-    "evaluate",
-    "predict",
-    "load",
-    "save",
-    "resolve_device",
-    "resolve_precision",
-]
+# name -> defining module; imported on first use, so that ``zoo --help`` (which reads TrainConfig for its flags)
+# does not import torch
+_LAZY = {
+    "TrainConfig": "zoo.train.config",
+    "History": "zoo.train.callbacks",
+    "Metrics": "zoo.train.callbacks",
+    "Callback": "zoo.train.callbacks",
+    "EarlyStopping": "zoo.train.callbacks",
+    "CSVLogger": "zoo.train.callbacks",
+    "EPOCH_FIELDS": "zoo.train.callbacks",
+    "CheckpointError": "zoo.weights",
+    "LOSSES": "zoo.train.tasks",
+    "TASKS": "zoo.train.tasks",
+    "fit": "zoo.train.trainer",
+    "evaluate": "zoo.train.evaluate",
+    "predict": "zoo.train.predict",
+    "load": "zoo.train.state",
+    "save": "zoo.train.state",
+    "resolve_device": "zoo.train.devices",
+    "resolve_precision": "zoo.train.devices",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.train' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
