@@ -46,10 +46,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    """Two models hold bit-equal weights and buffers."""
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+@pytest.fixture
+def states_equal():
+    """``states_equal(a, b)``: two models hold bit-equal weights and buffers."""
+
+    def equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    return equal
 
 
 @pytest.fixture
@@ -79,9 +84,13 @@ class StopAfter(zoo.Callback):
             history.request_stop("simulated kill")
 
 
-# ---- the engine's tiny learnable problem (test_train_*.py) --------------------------------------------------
+@pytest.fixture
+def stop_after():
+    """``stop_after(epoch)``: a callback that stops the run after that epoch, as a kill there would."""
+    return StopAfter
 
-FAST = {"batch_size": 32, "progress": False}
+
+# ---- the engine's tiny learnable problem (test_train_*.py) --------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,11 @@ def data():
     return zoo.load_dataset("synthetic", in_chans=1, img_size=16, num_classes=10, train_size=320, test_size=120)
 
 
-def tiny(num_classes=10, in_chans=1, drop_rate=0.0):
-    """LeNet-5 at 16 px: the engine tests' model."""
-    return zoo.create("lenet5", num_classes=num_classes, in_chans=in_chans, img_size=16, drop_rate=drop_rate)
+@pytest.fixture
+def tiny():
+    """``tiny(num_classes=10, in_chans=1, drop_rate=0.0)``: LeNet-5 at 16 px, the engine tests' model."""
+
+    def make(num_classes=10, in_chans=1, drop_rate=0.0):
+        return zoo.create("lenet5", num_classes=num_classes, in_chans=in_chans, img_size=16, drop_rate=drop_rate)
+
+    return make

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import states_equal
 
 import zoo
 from zoo import data as zd
@@ -228,7 +227,7 @@ def test_streaming_workers_decode_the_same_batches(folder, tmp_path):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
-def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path):
+def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path, states_equal):
     cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c")
     streamed = zoo.load_dataset(folder, img_size=IMG, cache=False)
     models = []

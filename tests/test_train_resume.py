@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import states_equal
 
 import zoo
 from zoo.train.rundir import RunDirBusy, RunDirLock
@@ -72,7 +71,7 @@ print("not reached")
 """
 
 
-def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp_path):
+def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp_path, states_equal):
     steps = 9  # 288 training images (a tenth is held out to validate) at batch 32
     proc = subprocess.run(
         [sys.executable, "-c", SIGTERM_RUN, str(tmp_path), str(steps + 4)], capture_output=True, text=True, timeout=300
@@ -97,7 +96,7 @@ def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp
     assert history["loss"] == clean["loss"]  # the resumed epoch's record counts the batches before the stop too
 
 
-def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path):
+def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path, states_equal):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(96, 1, 16, 16, generator=g), torch.randint(0, 10, (96,), generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
