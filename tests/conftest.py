@@ -23,11 +23,11 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, tor
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """A registry that is discovered anew for this test and again after it."""
-    from zoo import registry
+    from zoo import plugin_manager
 
-    registry.reset()
-    yield registry
-    registry.reset()
+    plugin_manager.reset()
+    yield plugin_manager
+    plugin_manager.reset()
 
 
 @pytest.fixture(autouse=True)

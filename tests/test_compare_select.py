@@ -11,8 +11,7 @@ import torch.nn as nn
 
 import zoo
 from zoo.cli import main
-from zoo.comparison import leaderboard as lb
-from zoo.comparison import select_models
+from zoo.comparison import leaderboard as lb, select_models
 from zoo.comparison.leaderboard_page import render_page
 
 # ---------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 
 import zoo
 from zoo import data as zd
-from zoo.registry import UnknownDatasetError
+from zoo.plugin_manager import UnknownDatasetError
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

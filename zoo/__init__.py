@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from zoo.hookspecs import hookimpl
 from zoo.version import __version__
 
-# public name -> module that defines it; resolved on first access (PEP 562)
+# The one table of public names: name -> the module that defines it (for the subpackages, the package that
+# exports it), resolved on first access (PEP 562). ``__all__`` is made from it, and the TYPE_CHECKING imports at
+# the end repeat it for type checkers (tests/test_homes.py checks that they agree).
 _LAZY = {
-    # registry
+    # registry and plugins
     "create": "zoo.registry",
     "list_models": "zoo.registry",
     "list_sources": "zoo.registry",
@@ -30,12 +32,12 @@ _LAZY = {
     "register_dataset": "zoo.plugin_manager",
     "register_plugin": "zoo.plugin_manager",
     "unregister_plugin": "zoo.plugin_manager",
-    "ModelCard": "zoo.registry",
-    "UnknownModelError": "zoo.registry",
-    "UnknownDatasetError": "zoo.registry",
+    "UnknownModelError": "zoo.plugin_manager",
+    "UnknownDatasetError": "zoo.plugin_manager",
+    "ModelOptionError": "zoo.plugin_manager",
     "PluginError": "zoo.containment",
+    "ModelCard": "zoo.specs",
     "Reported": "zoo.specs",
-    "ModelOptionError": "zoo.registry",
     # data
     "load_dataset": "zoo.data",
     "Dataset": "zoo.data",
@@ -58,44 +60,7 @@ _LAZY = {
     "Results": "zoo.comparison",
 }
 
-__all__ = [
-    "__version__",
-    "hookimpl",
-    "testing",
-    "create",
-    "list_models",
-    "list_sources",
-    "list_datasets",
-    "info",
-    "plugins",
-    "register_model",
-    "register_dataset",
-    "register_plugin",
-    "unregister_plugin",
-    "ModelCard",
-    "Reported",
-    "UnknownModelError",
-    "UnknownDatasetError",
-    "PluginError",
-    "ModelOptionError",
-    "load_dataset",
-    "Dataset",
-    "DataInfo",
-    "fit",
-    "evaluate",
-    "predict",
-    "load",
-    "save",
-    "History",
-    "Metrics",
-    "TrainConfig",
-    "Callback",
-    "EarlyStopping",
-    "CSVLogger",
-    "summary",
-    "compare",
-    "Results",
-]
+__all__ = ["__version__", "hookimpl", "testing", *_LAZY]
 
 
 _SUBMODULES = (
@@ -132,38 +97,52 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from zoo import testing
-    from zoo.comparison import Results, compare, summary
-    from zoo.containment import PluginError
-    from zoo.data import DataInfo, Dataset, load_dataset
-    from zoo.registry import (
-        ModelCard,
-        ModelOptionError,
-        UnknownDatasetError,
-        UnknownModelError,
-        create,
-        info,
-        list_datasets,
-        list_models,
-        list_sources,
-        plugins,
-        register_dataset,
-        register_model,
-        register_plugin,
-        unregister_plugin,
+if TYPE_CHECKING:  # for type checkers and IDEs, never executed: _LAZY again, as explicit re-exports (`x as x`)
+    from zoo import testing as testing
+    from zoo.comparison import (
+        Results as Results,
+        compare as compare,
+        summary as summary,
     )
-    from zoo.specs import Reported
+    from zoo.containment import (
+        PluginError as PluginError,
+    )
+    from zoo.data import (
+        DataInfo as DataInfo,
+        Dataset as Dataset,
+        load_dataset as load_dataset,
+    )
+    from zoo.plugin_manager import (
+        ModelOptionError as ModelOptionError,
+        UnknownDatasetError as UnknownDatasetError,
+        UnknownModelError as UnknownModelError,
+        plugins as plugins,
+        register_dataset as register_dataset,
+        register_model as register_model,
+        register_plugin as register_plugin,
+        unregister_plugin as unregister_plugin,
+    )
+    from zoo.registry import (
+        create as create,
+        info as info,
+        list_datasets as list_datasets,
+        list_models as list_models,
+        list_sources as list_sources,
+    )
+    from zoo.specs import (
+        ModelCard as ModelCard,
+        Reported as Reported,
+    )
     from zoo.train import (
-        Callback,
-        CSVLogger,
-        EarlyStopping,
-        History,
-        Metrics,
-        TrainConfig,
-        evaluate,
-        fit,
-        load,
-        predict,
-        save,
+        Callback as Callback,
+        CSVLogger as CSVLogger,
+        EarlyStopping as EarlyStopping,
+        History as History,
+        Metrics as Metrics,
+        TrainConfig as TrainConfig,
+        evaluate as evaluate,
+        fit as fit,
+        load as load,
+        predict as predict,
+        save as save,
     )

@@ -27,44 +27,31 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.containment import PluginError, call_plugin, describe, run_plugin
+from zoo.containment import call_plugin, describe
 from zoo.hookspecs import PROJECT
 from zoo.registration import (
     DATASET_METADATA,
     MODEL_METADATA,
     NAME_RE,
     SOURCE_METADATA,
-    UNIFORM_KEYWORDS,
     card_problem,
     check_builder,
     check_metadata,
     make_model_spec,
-    signature_keywords,
 )
 from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import suggest
 
 __all__ = [
     "BUILTIN_PLUGINS",
-    "UNIFORM_KEYWORDS",
-    "MODEL_METADATA",
-    "DATASET_METADATA",
-    "SOURCE_METADATA",
     "ENV_LOAD_PLUGINS",
     "ZooPluginWarning",
     "UnknownModelError",
     "UnknownDatasetError",
     "ModelOptionError",
     "ModelTooLargeError",
-    "PluginError",
     "Registry",
     "ensure_loaded",
-    "call_plugin",
-    "signature_keywords",
-    "run_plugin",
-    "describe",
-    "make_model_spec",
-    "card_problem",
     "register_model",
     "register_dataset",
     "register_plugin",

@@ -2,7 +2,7 @@
 
 What is registered comes from the plugins (``zoo.plugin_manager``: discovery, loading, validation); this module reads
 their tables and builds models, checking the uniform keywords first. The plugin-facing names
-(``register_model``, ``register_plugin``, ``plugins``, ...) are re-exported here for ``zoo.registry`` users.
+(``register_model``, ``register_plugin``, ``plugins``, ...) live in ``zoo.plugin_manager``.
 """
 
 from __future__ import annotations
@@ -14,56 +14,31 @@ import numbers
 import threading
 from typing import Any
 
-from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe, run_plugin  # noqa: F401
-from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exported for zoo.registry users)
-    BUILTIN_PLUGINS,
+from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe
+from zoo.plugin_manager import (
     ModelOptionError,
     ModelTooLargeError,
     Registry,
     UnknownDatasetError,
     UnknownModelError,
-    ZooPluginWarning,
     ensure_loaded,
-    plugins,
-    register_dataset,
-    register_model,
-    register_plugin,
-    reset,
-    unregister_plugin,
 )
-from zoo.registration import (  # noqa: F401
-    MODEL_METADATA,
-    UNIFORM_KEYWORDS,
-    card_problem,
-    make_model_spec,
-    signature_keywords,
-)
+from zoo.registration import MODEL_METADATA, UNIFORM_KEYWORDS, card_problem, make_model_spec, signature_keywords
 from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import closest, suggest
 
 __all__ = [
-    "ModelSpec",
-    "ModelCard",
-    "DatasetSpec",
-    "PluginInfo",
-    "UnknownModelError",
-    "UnknownDatasetError",
-    "ModelOptionError",
-    "ModelTooLargeError",
-    "PluginError",
-    "ZooPluginWarning",
-    "create",
-    "create_within",
-    "check_uniform_keywords",
+    "get_spec",
+    "get_dataset_spec",
     "list_models",
     "list_sources",
+    "list_datasets",
+    "accepted_keywords",
+    "check_uniform_keywords",
+    "create",
+    "create_within",
+    "count_params",
     "info",
-    "plugins",
-    "register_model",
-    "register_dataset",
-    "register_plugin",
-    "unregister_plugin",
-    "reset",
 ]
 
 
@@ -501,13 +476,3 @@ def info(name: str) -> ModelCard:
         twin=twin,
         reported=(twin_reported(twin) if twin else ()) + spec.reported,
     )
-
-
-def __getattr__(name: str) -> Any:
-    """``zoo.registry.load_weights``, kept for its users: it lives in ``zoo.weights`` (which imports torch, so
-    only on first use)."""
-    if name == "load_weights":
-        from zoo.weights import load_weights
-
-        return load_weights
-    raise AttributeError(f"module 'zoo.registry' has no attribute '{name}'")

@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from zoo.data.types import DatasetOptionError
-        from zoo.registry import ModelOptionError, UnknownDatasetError, UnknownModelError
+        from zoo.plugin_manager import ModelOptionError, UnknownDatasetError, UnknownModelError
 
         usage = (UnknownModelError, UnknownDatasetError, DatasetOptionError, ModelOptionError)
         code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
