@@ -65,3 +65,24 @@ def test_mkdocs_build_strict(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr[-3000:]}"
+
+
+def option_rows(text: str) -> dict[str, str]:
+    """``{option: default cell}`` of the options table of docs/training.md: the rows whose first cell is `name`."""
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", text.split("## The options", 1)[1].split("\n## ", 1)[0], re.M)
+    return dict(rows)
+
+
+def test_training_page_lists_every_fit_option_with_its_default():
+    import ast
+    import dataclasses
+
+    from zoo.train.config import TrainConfig
+
+    rows = option_rows((ROOT / "docs" / "training.md").read_text())
+    defaults = TrainConfig()
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert sorted(rows) == sorted(fields), "add a row to the options table of docs/training.md for each new option"
+    for name in fields:
+        shown = rows[name].split("→")[0].strip().strip("`")  # `None` → 256: the default, then what it resolves to
+        assert ast.literal_eval(shown) == getattr(defaults, name), f"{name}: the page says {shown}"
