@@ -167,6 +167,7 @@ zd.cache(folder, img_size=16, to=where, workers=0, progress=False)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["writing", "before-rename"])
 def test_a_process_killed_while_writing_leaves_nothing_trusted(folder, tmp_path, point):
     where = tmp_path / "c"

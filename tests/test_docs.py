@@ -52,6 +52,7 @@ def test_examples_run(path, tmp_path, monkeypatch):
             raise AssertionError(f"{_ids(path)}, block at line {line} failed: {type(exc).__name__}: {exc}") from exc
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:

@@ -71,6 +71,7 @@ print("not reached")
 """
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp_path, states_equal):
     steps = 9  # 288 training images (a tenth is held out to validate) at batch 32
     proc = subprocess.run(

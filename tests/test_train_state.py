@@ -119,6 +119,7 @@ zoo.fit(model, data, epochs=3, seed=0, augment=True, batch_size=32, progress=Fal
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(data, tmp_path, states_equal, tiny):
 
     steps = -(-len(data.train) // FAST["batch_size"])

@@ -142,6 +142,7 @@ def test_a_last_batch_of_one_image_does_not_break_batchnorm():
     assert len(history.epochs) == 2
 
 
+@pytest.mark.slow
 def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(
     data, tmp_path, monkeypatch, recwarn, stop_after, states_equal, tiny
 ):
