@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe
+from zoo.messages import short_repr, shorten
 from zoo.plugin_manager import (
     ModelOptionError,
     ModelTooLargeError,
@@ -360,14 +361,6 @@ def _tensor_budget(max_numel: int, max_tensors: int):
             handle.remove()
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    return _shorten(repr(value), limit)
-
-
 def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_tensors: int):
     """``create(name, **kwargs)`` for a configuration read from a file: refused with ``ModelTooLargeError`` when the
     model would have more than ``max_params`` parameters in more than ``max_tensors`` tensors, before it is
@@ -381,7 +374,7 @@ def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_ten
     import torch
 
     spec, kwargs = _prepare(name, kwargs)
-    what = f"{name}({', '.join(f'{k}={_short(v, 40)}' for k, v in kwargs.items())})"
+    what = f"{name}({', '.join(f'{k}={short_repr(v, 40)}' for k, v in kwargs.items())})"
     numel_cap, tensor_cap = 4 * max_params + (1 << 26), 4 * max_tensors + 4096
 
     def too_large(numel: int, tensors: int, over_budget: bool) -> ModelTooLargeError:
@@ -392,7 +385,7 @@ def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_ten
         else:
             size = f"more than {numel_cap:,} parameters"
         return ModelTooLargeError(
-            f"{_shorten(what, 120)} builds {size}, more than the file holds ({max_params:,} parameters in "
+            f"{shorten(what, 120)} builds {size}, more than the file holds ({max_params:,} parameters in "
             f"{max_tensors:,} tensors); refused before allocating it"
         )
 
