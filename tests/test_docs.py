@@ -38,7 +38,19 @@ def _ids(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", [p for p in DOC_FILES if "```python" in p.read_text()], ids=_ids)
+# pages whose examples train or compare several models: in the full suite only (measured 10-17 s each on 2 busy cores)
+SLOW_PAGES = {"docs/comparing.md", "docs/architectures/index.md"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.slow) if _ids(p) in SLOW_PAGES else p
+        for p in DOC_FILES
+        if "```python" in p.read_text()
+    ],
+    ids=_ids,
+)
 def test_examples_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_PROGRESS", "0")

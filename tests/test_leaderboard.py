@@ -59,6 +59,7 @@ def boom_plugin():
     zoo.unregister_plugin("boom_plugin")
 
 
+@pytest.mark.slow
 def test_leaderboard_records_failures_resumes_and_renders_without_training(
     tmp_path, boom_plugin, monkeypatch, lb, render_page
 ):
