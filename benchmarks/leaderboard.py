@@ -55,7 +55,7 @@ def git_commit() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zoo.comparison.leaderboard import Budget
+    from leaderboard_run import Budget
 
     defaults = Budget()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--img-dir", default=str(ROOT / "docs" / "img"), help="where the plots go")
     args = p.parse_args(argv)
 
+    from leaderboard_run import run_leaderboard
+
     import zoo
-    from zoo.comparison.leaderboard import run_leaderboard
     from zoo.comparison.run import select_models
     from zoo.train.devices import resolve_device
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             log(f"done in {time.perf_counter() - started:,.0f} s")
         if not args.no_render:
-            from zoo.comparison.leaderboard_page import render_page
+            from leaderboard_page import render_page
 
             for path in render_page(run_dirs, args.doc, args.img_dir):
                 print(f"wrote {path}")

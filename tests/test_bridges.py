@@ -49,6 +49,7 @@ def _on_meta(build, **kwargs) -> torch.nn.Module:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_registering_and_lenet_import_neither_library():
     code = textwrap.dedent(
         """

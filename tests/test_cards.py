@@ -91,6 +91,7 @@ def test_reported_metadata_is_checked_at_registration(fresh_registry):
         zoo.register_model("bad_twin", twin="not a name", **good)(tiny)
 
 
+@pytest.mark.slow
 def test_list_long_shows_params_flops_and_top1_sorted(capsys):
     assert main(["list", "mobilenet*", "--long", "--sort", "top1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

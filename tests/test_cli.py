@@ -113,6 +113,7 @@ def test_version_and_help(capsys):
     assert code == 2 and "compare" in out
 
 
+@pytest.mark.slow
 def test_python_m_zoo_list_subprocess():
     env = dict(os.environ, ZOO_LOAD_PLUGINS="")
     proc = subprocess.run(
@@ -310,6 +311,7 @@ def test_a_torn_last_line_in_a_run_dir_is_dropped_and_the_model_run_again(tmp_pa
     assert len(lines) == 2 and all(json.loads(line) for line in lines)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_train_exits_130_without_a_final_model(tmp_path):
     import signal
     import time

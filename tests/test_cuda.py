@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import StopAfter
 
 import zoo
 
@@ -39,11 +38,11 @@ def test_auto_trains_on_the_gpu_in_bf16_where_supported(data):
     assert metrics["top1"] == pytest.approx(history.test["top1"], abs=0.02)  # fit scored the test split the same way
 
 
-def test_fp16_with_the_gradient_scaler_checkpoints_and_resumes(data, tmp_path):
+def test_fp16_with_the_gradient_scaler_checkpoints_and_resumes(data, tmp_path, stop_after):
     # a 3-epoch run stopped after epoch 2, resumed with the same options (epochs included: the one-cycle schedule
     # spans the run, so resuming with more epochs than the run started with is another matter)
     opts = dict(epochs=3, precision="fp16", clip_grad=1.0, checkpoint_dir=tmp_path, **FAST)
-    history = zoo.fit(tiny(), data, callbacks=[StopAfter(2)], **opts)
+    history = zoo.fit(tiny(), data, callbacks=[stop_after(2)], **opts)
     assert history.precision == "fp16" and [e["epoch"] for e in history.epochs] == [1, 2]
     assert history.last["val_accuracy"] > 0.3
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import states_equal
 
 import zoo
 from zoo import data as zd
@@ -168,6 +167,7 @@ zd.cache(folder, img_size=16, to=where, workers=0, progress=False)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["writing", "before-rename"])
 def test_a_process_killed_while_writing_leaves_nothing_trusted(folder, tmp_path, point):
     where = tmp_path / "c"
@@ -228,7 +228,7 @@ def test_streaming_workers_decode_the_same_batches(folder, tmp_path):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
-def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path):
+def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path, states_equal):
     cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c")
     streamed = zoo.load_dataset(folder, img_size=IMG, cache=False)
     models = []

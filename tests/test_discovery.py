@@ -40,6 +40,7 @@ def installed_plugin(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_out_of_tree_plugin_is_discovered_through_its_entry_point(installed_plugin):
     proc = run_python(
         "import json, sys, zoo; "
@@ -56,6 +57,7 @@ def test_out_of_tree_plugin_is_discovered_through_its_entry_point(installed_plug
     assert ["zoo_resnet", "entry point", "ok"] in out["rows"]
 
 
+@pytest.mark.slow
 def test_the_plugins_own_test_suite_passes(installed_plugin):
     env = dict(os.environ, PYTHONPATH=str(installed_plugin))
     env.pop("ZOO_LOAD_PLUGINS", None)
@@ -70,6 +72,7 @@ def test_the_plugins_own_test_suite_passes(installed_plugin):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_zoo_load_plugins_limits_what_loads(installed_plugin):
     code = "import zoo; print(len(zoo.list_models('resnet*')))"
     assert run_python(code, installed_plugin, load_plugins="").stdout.strip() == "0"
@@ -89,6 +92,7 @@ def write_distribution(site: Path, name: str, entry_points: dict[str, str], modu
         (site / f"{mod}.py").write_text(textwrap.dedent(src))
 
 
+@pytest.mark.slow
 def test_a_plugin_that_fails_to_import_does_not_take_the_others_down(tmp_path):
     write_distribution(
         tmp_path,
@@ -136,12 +140,14 @@ def test_import_zoo_is_light():
     assert proc.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_creating_a_builtin_does_not_import_timm():
     proc = run_python("import sys, zoo; zoo.create('lenet5'); zoo.list_models(); print('timm' in sys.modules)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_subpackages_are_attributes_of_zoo_in_a_fresh_process():
     code = (
         "import zoo\n"

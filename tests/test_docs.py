@@ -38,7 +38,19 @@ def _ids(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", [p for p in DOC_FILES if "```python" in p.read_text()], ids=_ids)
+# pages whose examples train or compare several models: in the full suite only (measured 10-17 s each on 2 busy cores)
+SLOW_PAGES = {"docs/comparing.md", "docs/architectures/index.md"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.slow) if _ids(p) in SLOW_PAGES else p
+        for p in DOC_FILES
+        if "```python" in p.read_text()
+    ],
+    ids=_ids,
+)
 def test_examples_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_PROGRESS", "0")
@@ -52,6 +64,7 @@ def test_examples_run(path, tmp_path, monkeypatch):
             raise AssertionError(f"{_ids(path)}, block at line {line} failed: {type(exc).__name__}: {exc}") from exc
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:
@@ -65,3 +78,24 @@ def test_mkdocs_build_strict(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stderr[-3000:]}"
+
+
+def option_rows(text: str) -> dict[str, str]:
+    """``{option: default cell}`` of the options table of docs/training.md: the rows whose first cell is `name`."""
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]*) \|", text.split("## The options", 1)[1].split("\n## ", 1)[0], re.M)
+    return dict(rows)
+
+
+def test_training_page_lists_every_fit_option_with_its_default():
+    import ast
+    import dataclasses
+
+    from zoo.train.config import TrainConfig
+
+    rows = option_rows((ROOT / "docs" / "training.md").read_text())
+    defaults = TrainConfig()
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert sorted(rows) == sorted(fields), "add a row to the options table of docs/training.md for each new option"
+    for name in fields:
+        shown = rows[name].split("→")[0].strip().strip("`")  # `None` → 256: the default, then what it resolves to
+        assert ast.literal_eval(shown) == getattr(defaults, name), f"{name}: the page says {shown}"

@@ -16,9 +16,7 @@ import torchvision
 
 import zoo
 from zoo import registry
-from zoo.models import alexnet as zoo_alexnet
-from zoo.models import densenet as zoo_densenet
-from zoo.models import googlenet as zoo_googlenet
+from zoo.models import alexnet as zoo_alexnet, densenet as zoo_densenet, googlenet as zoo_googlenet
 
 TV = torchvision.models
 

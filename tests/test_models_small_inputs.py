@@ -11,9 +11,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.models import alexnet as zoo_alexnet
-from zoo.models import densenet as zoo_densenet
-from zoo.models import googlenet as zoo_googlenet
+from zoo.models import alexnet as zoo_alexnet, densenet as zoo_densenet, googlenet as zoo_googlenet
 
 SIZES = ((1, 28), (3, 32), (3, 224))  # (in_chans, img_size); batch 2 everywhere
 # B4-B7 cost seconds each on a 2-core box: they run at 32 px only (the same code path as B0-B3 at all sizes)

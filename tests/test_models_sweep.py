@@ -20,10 +20,10 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo import registry
+from zoo import plugin_manager, registry
 from zoo.testing import check_architecture
 
-BUILTIN = [n for n in zoo.list_models() if registry.get_spec(n).plugin in registry.BUILTIN_PLUGINS]
+BUILTIN = [n for n in zoo.list_models() if registry.get_spec(n).plugin in plugin_manager.BUILTIN_PLUGINS]
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "zoo-resnet"
 PLUGIN_MODELS = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"]
 
@@ -61,7 +61,7 @@ def test_registry_has_builtins():
 
 def test_builtin_plugins_load_cleanly():
     """A family file that fails to import or register would silently drop out of this sweep: fail here instead."""
-    broken = [f"{p.name}: {p.errors}" for p in zoo.plugins() if p.name in registry.BUILTIN_PLUGINS and p.errors]
+    broken = [f"{p.name}: {p.errors}" for p in zoo.plugins() if p.name in plugin_manager.BUILTIN_PLUGINS and p.errors]
     assert not broken, "; ".join(broken)
 
 

@@ -74,6 +74,7 @@ def test_fit_leaves_a_record(trained):
     assert record["input_dtype"] == "uint8" and record["task"] == "classification"
 
 
+@pytest.mark.slow
 def test_fresh_process_load_predict_and_cli(trained):
     """The issue's "done when": a fresh process loads the checkpoint and classifies a new PNG; zoo predict prints it."""
     red = trained["images"]["red"]

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 import zoo
-from zoo import registry
-from zoo.registry import UnknownModelError, ZooPluginWarning
+from zoo import plugin_manager, registry
+from zoo.plugin_manager import UnknownModelError, ZooPluginWarning
 from zoo.weights import CheckpointError
 
 
@@ -98,7 +98,7 @@ def test_create_records_how_the_model_was_made(reg):
 
 
 def test_list_models_filters_and_sorts(reg):
-    registry.register_plugin(make_plugin("p1", ["zeta_net", "alpha_net"]))
+    plugin_manager.register_plugin(make_plugin("p1", ["zeta_net", "alpha_net"]))
     names = zoo.list_models()
     assert names == sorted(names)
     assert {"lenet5", "zeta_net", "alpha_net"} <= set(names)
@@ -157,11 +157,11 @@ def test_pickled_code_is_never_loaded(reg, tmp_path):
 
 
 def test_collision_between_plugins_keeps_the_first_and_names_both(reg):
-    registry.register_plugin(make_plugin("first", ["shared_name"]))
+    plugin_manager.register_plugin(make_plugin("first", ["shared_name"]))
     with pytest.warns(
         ZooPluginWarning, match="'shared_name' from plugin 'second' is already registered by plugin 'first'"
     ):
-        info = registry.register_plugin(make_plugin("second", ["shared_name", "own_name"]))
+        info = plugin_manager.register_plugin(make_plugin("second", ["shared_name", "own_name"]))
     assert registry.get_spec("shared_name").plugin == "first"
     assert registry.get_spec("own_name").plugin == "second"
     assert info.status == "partial" and "first" in info.errors[0]
@@ -169,7 +169,7 @@ def test_collision_between_plugins_keeps_the_first_and_names_both(reg):
 
 def test_collision_with_a_builtin_keeps_the_builtin(reg):
     with pytest.warns(ZooPluginWarning, match="already registered by plugin 'zoo.models.lenet'"):
-        registry.register_plugin(make_plugin("intruder", ["lenet5"]))
+        plugin_manager.register_plugin(make_plugin("intruder", ["lenet5"]))
     assert registry.get_spec("lenet5").plugin == "zoo.models.lenet"
 
 
@@ -195,7 +195,7 @@ def test_plugin_that_raises_is_reported_and_the_rest_still_load(reg):
             raise RuntimeError("no GPU driver found")
 
     with pytest.warns(ZooPluginWarning, match="'broken'.*no GPU driver found"):
-        info = registry.register_plugin(Broken(), name="broken")
+        info = plugin_manager.register_plugin(Broken(), name="broken")
     assert info.status == "failed" and "no GPU driver found" in info.errors[0]
     assert "lenet5" in zoo.list_models()
     assert any(p.name == "broken" and p.status == "failed" for p in zoo.plugins())
@@ -210,7 +210,7 @@ def test_hookimpl_with_a_wrong_signature_is_rejected_naming_the_plugin(reg):
 
     bad.register_models = register_models
     with pytest.warns(ZooPluginWarning, match="plugin 'bad_sig' failed.*register_models"):
-        info = registry.register_plugin(bad)
+        info = plugin_manager.register_plugin(bad)
     assert info.status == "failed"
 
 
@@ -223,7 +223,7 @@ def test_misspelt_hook_is_rejected(reg):
 
     bad.register_model = register_model
     with pytest.warns(ZooPluginWarning, match="unknown hook 'register_model'.*did you mean 'register_models'"):
-        registry.register_plugin(bad)
+        plugin_manager.register_plugin(bad)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_bad_registrations_are_refused_naming_the_plugin(reg, builder, metadata,
 
     plug.register_models = register_models
     with pytest.warns(ZooPluginWarning, match=f"zoo plugin 'sloppy': .*{message}"):
-        info = registry.register_plugin(plug)
+        info = plugin_manager.register_plugin(plug)
     assert "x_net" not in zoo.list_models() and "y_net" in zoo.list_models()
     assert info.status == "partial"
 
@@ -256,8 +256,8 @@ def test_builder_returning_something_else_is_caught(reg):
 
 
 def test_unregister_removes_everything(reg):
-    registry.register_plugin(make_plugin("temp", ["temp_net"]))
-    registry.unregister_plugin("temp")
+    plugin_manager.register_plugin(make_plugin("temp", ["temp_net"]))
+    plugin_manager.unregister_plugin("temp")
     assert "temp_net" not in zoo.list_models()
     assert all(p.name != "temp" for p in zoo.plugins())
 

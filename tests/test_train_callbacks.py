@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import FAST, tiny
 
 import zoo
+
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
-def test_early_stopping_and_csv_logger(data, tmp_path):
+def test_early_stopping_and_csv_logger(data, tmp_path, tiny):
     calls = []
 
     class Recorder(zoo.Callback):
@@ -33,7 +34,7 @@ def test_early_stopping_and_csv_logger(data, tmp_path):
         zoo.fit(tiny(), (data.train.images, data.train.labels), epochs=1, callbacks=[zoo.EarlyStopping()], **FAST)
 
 
-def test_history_plots_training_curves(data, tmp_path):
+def test_history_plots_training_curves(data, tmp_path, tiny):
     pytest.importorskip("matplotlib")
     history = zoo.fit(tiny(), data, epochs=2, seed=0, **FAST)
     png = history.plot(tmp_path / "curves.png")
@@ -51,7 +52,7 @@ def test_history_plots_training_curves(data, tmp_path):
         zoo.History().plot()
 
 
-def test_history_to_pandas(data, monkeypatch):
+def test_history_to_pandas(data, monkeypatch, tiny):
     pd = pytest.importorskip("pandas")
     history = zoo.fit(tiny(), data, epochs=2, seed=0, **FAST)
     frame = history.to_pandas()

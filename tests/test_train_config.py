@@ -7,7 +7,6 @@ import inspect
 
 import pytest
 import torch
-from conftest import tiny
 
 import zoo
 
@@ -15,17 +14,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread ea
 
 
 def test_train_config_documents_every_option():
-
-    fields = {f.name for f in dataclasses.fields(zoo.TrainConfig)}
-    params = set(inspect.signature(zoo.fit).parameters) - {"model", "data", "val"}
-    assert fields == params
+    fields = {f.name: f for f in dataclasses.fields(zoo.TrainConfig)}
+    params = inspect.signature(zoo.fit).parameters
+    assert set(fields) == set(params) - {"model", "data", "val"}
     defaults = zoo.TrainConfig()
-    for name in params:
-        assert inspect.signature(zoo.fit).parameters[name].default == getattr(defaults, name), name
-        assert dataclasses.fields(zoo.TrainConfig)[0].metadata["help"]
-        assert f"{name} (default" in zoo.fit.__doc__  # the docstring lists every option, from the same fields
+    doc = " ".join(zoo.fit.__doc__.split())  # the docstring lists every option, from the same fields
+    for name, field in fields.items():
+        assert params[name].default == getattr(defaults, name), name
+        help_text = field.metadata.get("help", "")
+        assert help_text.strip(), f"option {name} has no help text"
+        assert f"{name} (default" in doc and " ".join(help_text.split()) in doc, name
 
 
-def test_a_misspelt_fit_option_names_the_nearest():
+def test_a_misspelt_fit_option_names_the_nearest(tiny):
     with pytest.raises(TypeError, match=r"fit\(\) got an unknown option 'lr_rate'; accepted: .*did you mean 'lr'\?$"):
         zoo.fit(tiny(), (torch.zeros(4, 1, 16, 16, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)), lr_rate=1)

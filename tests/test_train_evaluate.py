@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST, tiny
 
 import zoo
+
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
-def test_evaluate_metrics_are_consistent(data):
+def test_evaluate_metrics_are_consistent(data, tiny):
     model = tiny()
     zoo.fit(model, data, epochs=1, seed=0, **FAST)
     m = zoo.evaluate(model, data)

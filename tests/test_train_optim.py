@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from conftest import tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
 @pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
-def test_fused_optimizer_steps_like_the_unfused_one(name):
+def test_fused_optimizer_steps_like_the_unfused_one(name, tiny):
     from zoo.train import optim
 
     torch.manual_seed(0)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST
 
 import zoo
 from zoo.train import precise_bn
+
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 

@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import StopAfter, states_equal
 
 import zoo
 from zoo.files import RunDirBusy, RunDirLock
@@ -72,7 +71,8 @@ print("not reached")
 """
 
 
-def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp_path):
+@pytest.mark.slow
+def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp_path, states_equal):
     steps = 9  # 288 training images (a tenth is held out to validate) at batch 32
     proc = subprocess.run(
         [sys.executable, "-c", SIGTERM_RUN, str(tmp_path), str(steps + 4)], capture_output=True, text=True, timeout=300
@@ -97,7 +97,7 @@ def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp
     assert history["loss"] == clean["loss"]  # the resumed epoch's record counts the batches before the stop too
 
 
-def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path):
+def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path, states_equal):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(96, 1, 16, 16, generator=g), torch.randint(0, 10, (96,), generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
@@ -209,14 +209,14 @@ def test_a_model_returning_a_tuple_trains_on_its_logits(data):
     assert zoo.evaluate(dict_model, data).num_samples == 64
 
 
-def test_a_last_pt_of_the_earlier_layout_resumes(data, tmp_path):
+def test_a_last_pt_of_the_earlier_layout_resumes(data, tmp_path, stop_after, states_equal):
     # before the training state had an EMA and fine-tuning options, last.pt held the same keys less those
     opts = dict(epochs=2, seed=0, **FAST)
     torch.manual_seed(0)
     straight = tiny(0.0)
     zoo.fit(straight, data, **opts)
     torch.manual_seed(0)
-    zoo.fit(tiny(0.0), data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    zoo.fit(tiny(0.0), data, checkpoint_dir=tmp_path, callbacks=[stop_after(1)], **opts)
     old = torch.load(tmp_path / "last.pt", weights_only=True)
     del old["ema"]
     for key in ("ema", "freeze", "unfreeze_at", "freeze_bn", "layer_lr_decay"):

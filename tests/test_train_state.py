@@ -10,16 +10,17 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST, StopAfter, states_equal, tiny
 
 import zoo
 from zoo import train
 from zoo.files import atomic_write
 
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path, stop_after, states_equal, tiny):
     opts = dict(epochs=3, seed=0, augment=True, **FAST)
     torch.manual_seed(0)
     straight = tiny(drop_rate=0.3)  # dropout: the RNG state must be restored too
@@ -27,7 +28,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
 
     torch.manual_seed(0)
     first = tiny(drop_rate=0.3)
-    h1 = zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    h1 = zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[stop_after(1)], **opts)
     assert len(h1.epochs) == 1 and "simulated kill" in h1.stop_reason
     torch.manual_seed(7)  # the "new process" draws other random numbers before resuming
     torch.rand(100)
@@ -38,7 +39,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
     assert states_equal(straight, resumed)
 
 
-def test_checkpoint_contents_and_load(data, tmp_path):
+def test_checkpoint_contents_and_load(data, tmp_path, states_equal, tiny):
     model = tiny()
     zoo.fit(model, data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} == {"last.pt", "best.pt"}
@@ -62,14 +63,14 @@ def test_checkpoint_contents_and_load(data, tmp_path):
     assert states_equal(zoo.load(tmp_path / "plain.pt", model=nn.Sequential(nn.Flatten(), nn.Linear(4, 2))), plain)
 
 
-def test_load_strips_compile_and_ddp_prefixes(tmp_path):
+def test_load_strips_compile_and_ddp_prefixes(tmp_path, states_equal, tiny):
     model = tiny()
     state = {f"module._orig_mod.{k}": v for k, v in model.state_dict().items()}
     torch.save(state, tmp_path / "prefixed.pt")
     assert states_equal(zoo.load(tmp_path / "prefixed.pt", model=tiny()), model)
 
 
-def test_corrupt_checkpoint_gives_one_line_error(data, tmp_path):
+def test_corrupt_checkpoint_gives_one_line_error(data, tmp_path, tiny):
     zoo.fit(tiny(), data, epochs=1, seed=0, checkpoint_dir=tmp_path, **FAST)
     raw = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(raw[: len(raw) // 2])
@@ -118,7 +119,8 @@ zoo.fit(model, data, epochs=3, seed=0, augment=True, batch_size=32, progress=Fal
 """
 
 
-def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(data, tmp_path):
+@pytest.mark.slow
+def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(data, tmp_path, states_equal, tiny):
 
     steps = -(-len(data.train) // FAST["batch_size"])
     proc = subprocess.run(

@@ -9,16 +9,17 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST, StopAfter, states_equal, tiny
 
 import zoo
 from zoo import train
 from zoo.train import setup
 
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
 
 
-def test_fit_learns_and_records_history(data, tmp_path):
+def test_fit_learns_and_records_history(data, tmp_path, tiny):
     model = tiny()
     history = zoo.fit(model, data, epochs=3, seed=0, **FAST)
     assert isinstance(history, zoo.History)
@@ -45,7 +46,7 @@ def test_fit_learns_and_records_history(data, tmp_path):
     assert next(model.parameters()).device.type == "cpu"
 
 
-def test_fit_accepts_tensors_factories_and_options(data):
+def test_fit_accepts_tensors_factories_and_options(data, tiny):
     model = tiny()
     history = zoo.fit(
         model,
@@ -80,7 +81,7 @@ class NaNAfter(nn.Module):
         return out
 
 
-def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(data, tmp_path):
+def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(data, tmp_path, tiny):
     steps = -(-len(data.train) // FAST["batch_size"])  # 10 per epoch
     model = NaNAfter(tiny(), steps + 3)  # the 3rd step of epoch 2
     with pytest.raises(FloatingPointError, match=r"epoch 2, step 3 of 10"):
@@ -88,7 +89,7 @@ def test_nan_loss_names_epoch_and_step_and_keeps_last_checkpoint(data, tmp_path)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
 
 
-def test_keyboard_interrupt_returns_history_and_writes_a_checkpoint(data, tmp_path):
+def test_keyboard_interrupt_returns_history_and_writes_a_checkpoint(data, tmp_path, tiny):
     class Interrupt(zoo.Callback):
         def on_epoch_start(self, history, epoch):
             if epoch == 2:
@@ -111,7 +112,7 @@ def test_keyboard_interrupt_returns_history_and_writes_a_checkpoint(data, tmp_pa
         ({"precision": "fp16"}, "bf16"),  # fp16 needs CUDA
     ],
 )
-def test_bad_names_list_the_valid_ones(data, option, valid):
+def test_bad_names_list_the_valid_ones(data, option, valid, tiny):
     model = tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=valid) as err:
@@ -120,7 +121,7 @@ def test_bad_names_list_the_valid_ones(data, option, valid):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_channel_and_size_mismatch_is_caught_before_training(data):
+def test_channel_and_size_mismatch_is_caught_before_training(data, tiny):
     model = zoo.create("lenet5", in_chans=3, img_size=16)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"in_chans=3.*data has in_chans=1, img_size=16"):
@@ -141,7 +142,10 @@ def test_a_last_batch_of_one_image_does_not_break_batchnorm():
     assert len(history.epochs) == 2
 
 
-def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tmp_path, monkeypatch, recwarn):
+@pytest.mark.slow
+def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(
+    data, tmp_path, monkeypatch, recwarn, stop_after, states_equal, tiny
+):
     # fp16 is refused off CUDA; letting it through here runs fit's scaler logic (scale, unscale before clipping,
     # skipped steps, scaler state in checkpoints, resume) on the CPU's fp16 autocast and torch's CPU GradScaler
     monkeypatch.setattr(setup, "resolve_precision", lambda precision, device: "fp16")
@@ -166,7 +170,7 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
 
     torch.manual_seed(0)
     first = tiny()
-    zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[StopAfter(1)], **opts)
+    zoo.fit(first, data, checkpoint_dir=tmp_path, callbacks=[stop_after(1)], **opts)
     scaler_state = torch.load(tmp_path / "last.pt", weights_only=True)["scaler"]
     # the scaler's state is checkpointed (an fp16 overflow in that epoch may have halved the initial 65536)
     assert scaler_state["scale"] in (2.0**15, 2.0**16) and scaler_state["_growth_tracker"] >= 0
@@ -178,7 +182,7 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(data, tm
     assert states_equal(clean, resumed)
 
 
-def test_after_fit_timm_resolves_the_training_data(data):
+def test_after_fit_timm_resolves_the_training_data(data, tiny):
     """``model.pretrained_cfg`` (what timm's resolve_data_config reads) follows the data the model was trained on."""
     timm = pytest.importorskip("timm")
     model = tiny()

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from zoo.hookspecs import hookimpl
 from zoo.version import __version__
 
-# public name -> module that defines it; resolved on first access (PEP 562)
+# The one table of public names: name -> the module that defines it (for the subpackages, the package that
+# exports it), resolved on first access (PEP 562). ``__all__`` is made from it, and the TYPE_CHECKING imports at
+# the end repeat it for type checkers (tests/test_homes.py checks that they agree).
 _LAZY = {
-    # registry
+    # registry and plugins
     "create": "zoo.registry",
     "list_models": "zoo.registry",
     "list_sources": "zoo.registry",
@@ -30,76 +32,37 @@ _LAZY = {
     "register_dataset": "zoo.plugin_manager",
     "register_plugin": "zoo.plugin_manager",
     "unregister_plugin": "zoo.plugin_manager",
-    "ModelCard": "zoo.registry",
-    "UnknownModelError": "zoo.registry",
-    "UnknownDatasetError": "zoo.registry",
+    "UnknownModelError": "zoo.plugin_manager",
+    "UnknownDatasetError": "zoo.plugin_manager",
+    "ModelOptionError": "zoo.plugin_manager",
     "PluginError": "zoo.containment",
+    "ModelCard": "zoo.specs",
     "Reported": "zoo.specs",
-    "ModelOptionError": "zoo.registry",
     # data
     "load_dataset": "zoo.data",
     "Dataset": "zoo.data",
     "InputRecord": "zoo.inputs",
-    # training
-    "fit": "zoo.train",
-    "evaluate": "zoo.train",
-    "predict": "zoo.train",
+    # training (the defining modules: ``zoo.train.evaluate`` is both a module and a function's name)
+    "fit": "zoo.train.trainer",
+    "evaluate": "zoo.train.evaluate",
+    "predict": "zoo.train.predict",
     "embed": "zoo.train.predict",
-    "load": "zoo.train",
-    "save": "zoo.train",
+    "load": "zoo.train.state",
+    "save": "zoo.train.state",
     "save_pretrained": "zoo.hub",
-    "History": "zoo.train",
-    "Metrics": "zoo.train",
-    "TrainConfig": "zoo.train",
-    "Callback": "zoo.train",
-    "EarlyStopping": "zoo.train",
-    "CSVLogger": "zoo.train",
+    "History": "zoo.train.callbacks",
+    "Metrics": "zoo.train.callbacks",
+    "TrainConfig": "zoo.train.config",
+    "Callback": "zoo.train.callbacks",
+    "EarlyStopping": "zoo.train.callbacks",
+    "CSVLogger": "zoo.train.callbacks",
     # compare
     "summary": "zoo.comparison",
     "compare": "zoo.comparison",
     "Results": "zoo.comparison",
 }
 
-__all__ = [
-    "__version__",
-    "hookimpl",
-    "testing",
-    "create",
-    "list_models",
-    "list_sources",
-    "list_datasets",
-    "info",
-    "plugins",
-    "register_model",
-    "register_dataset",
-    "register_plugin",
-    "unregister_plugin",
-    "ModelCard",
-    "Reported",
-    "UnknownModelError",
-    "UnknownDatasetError",
-    "PluginError",
-    "ModelOptionError",
-    "load_dataset",
-    "Dataset",
-    "InputRecord",
-    "fit",
-    "evaluate",
-    "predict",
-    "embed",
-    "load",
-    "save",
-    "save_pretrained",
-    "History",
-    "Metrics",
-    "TrainConfig",
-    "Callback",
-    "EarlyStopping",
-    "CSVLogger",
-    "summary",
-    "compare",
-    "Results",
-]
+__all__ = ["__version__", "hookimpl", "testing", *_LAZY]
 
 
 _SUBMODULES = (
@@ -138,41 +101,58 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from zoo import testing
-    from zoo.comparison import Results, compare, summary
-    from zoo.containment import PluginError
-    from zoo.data import Dataset, load_dataset
-    from zoo.hub import save_pretrained
-    from zoo.inputs import InputRecord
+if TYPE_CHECKING:  # for type checkers and IDEs, never executed: _LAZY again, as explicit re-exports (`x as x`)
+    from zoo import testing as testing
+    from zoo.comparison import (
+        Results as Results,
+        compare as compare,
+        summary as summary,
+    )
+    from zoo.containment import (
+        PluginError as PluginError,
+    )
+    from zoo.data import (
+        Dataset as Dataset,
+        load_dataset as load_dataset,
+    )
+    from zoo.hub import save_pretrained as save_pretrained
+    from zoo.inputs import InputRecord as InputRecord
+    from zoo.plugin_manager import (
+        ModelOptionError as ModelOptionError,
+        UnknownDatasetError as UnknownDatasetError,
+        UnknownModelError as UnknownModelError,
+        plugins as plugins,
+        register_dataset as register_dataset,
+        register_model as register_model,
+        register_plugin as register_plugin,
+        unregister_plugin as unregister_plugin,
+    )
     from zoo.registry import (
-        ModelCard,
-        ModelOptionError,
-        UnknownDatasetError,
-        UnknownModelError,
-        create,
-        info,
-        list_datasets,
-        list_models,
-        list_sources,
-        plugins,
-        register_dataset,
-        register_model,
-        register_plugin,
-        unregister_plugin,
+        create as create,
+        info as info,
+        list_datasets as list_datasets,
+        list_models as list_models,
+        list_sources as list_sources,
     )
-    from zoo.specs import Reported
-    from zoo.train import (
-        Callback,
-        CSVLogger,
-        EarlyStopping,
-        History,
-        Metrics,
-        TrainConfig,
-        evaluate,
-        fit,
-        load,
-        predict,
-        save,
+    from zoo.specs import (
+        ModelCard as ModelCard,
+        Reported as Reported,
     )
-    from zoo.train.predict import embed
+    from zoo.train.callbacks import (
+        Callback as Callback,
+        CSVLogger as CSVLogger,
+        EarlyStopping as EarlyStopping,
+        History as History,
+        Metrics as Metrics,
+    )
+    from zoo.train.config import TrainConfig as TrainConfig
+    from zoo.train.evaluate import evaluate as evaluate
+    from zoo.train.predict import (
+        embed as embed,
+        predict as predict,
+    )
+    from zoo.train.state import (
+        load as load,
+        save as save,
+    )
+    from zoo.train.trainer import fit as fit

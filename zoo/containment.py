@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from zoo.messages import exception_line
+
 __all__ = ["Contained", "OverBudget", "PluginError", "call_plugin", "run_plugin", "describe"]
 
 
@@ -122,7 +124,4 @@ def describe(exc: BaseException) -> str:
         text = text if isinstance(text, str) else ""
     except Exception:
         text = ""
-    text = "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return exception_line(exc, 300, text=text)

@@ -27,44 +27,31 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.containment import PluginError, call_plugin, describe, run_plugin
+from zoo.containment import call_plugin, describe
 from zoo.hookspecs import PROJECT
 from zoo.registration import (
     DATASET_METADATA,
     MODEL_METADATA,
     NAME_RE,
     SOURCE_METADATA,
-    UNIFORM_KEYWORDS,
+    builder_problem,
     card_problem,
-    check_builder,
-    check_metadata,
     make_model_spec,
-    signature_keywords,
+    metadata_problem,
 )
 from zoo.specs import DatasetSpec, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import suggest
 
 __all__ = [
     "BUILTIN_PLUGINS",
-    "UNIFORM_KEYWORDS",
-    "MODEL_METADATA",
-    "DATASET_METADATA",
-    "SOURCE_METADATA",
     "ENV_LOAD_PLUGINS",
     "ZooPluginWarning",
     "UnknownModelError",
     "UnknownDatasetError",
     "ModelOptionError",
     "ModelTooLargeError",
-    "PluginError",
     "Registry",
     "ensure_loaded",
-    "call_plugin",
-    "signature_keywords",
-    "run_plugin",
-    "describe",
-    "make_model_spec",
-    "card_problem",
     "register_model",
     "register_dataset",
     "register_plugin",
@@ -268,8 +255,8 @@ def _model_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
             problem = f"invalid model name {name!r}: use letters, digits, '_', '-', '.' (no '/')"
         problem = (
             problem
-            or check_builder(name, builder, metadata.get("keywords"))
-            or check_metadata("model", metadata, MODEL_METADATA)
+            or builder_problem(name, builder, metadata.get("keywords"))
+            or metadata_problem("model", metadata, MODEL_METADATA)
             or card_problem(name, metadata)
         )
         if problem:
@@ -297,7 +284,7 @@ def _source_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
             problem = f"invalid source prefix {prefix!r}"
         elif not callable(list_names) or not callable(get_model):
             problem = f"source '{prefix}': list_names and get_model must be callables"
-        problem = problem or check_metadata("source", metadata, SOURCE_METADATA)
+        problem = problem or metadata_problem("source", metadata, SOURCE_METADATA)
         if problem is None and prefix in _REG.sources:
             owner = _REG.sources[prefix].plugin
             problem = f"source '{prefix}' from plugin '{info.name}' is already registered by plugin '{owner}'"
@@ -317,7 +304,7 @@ def _dataset_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
             problem = f"invalid dataset name {name!r}"
         elif not callable(loader):
             problem = f"loader for dataset '{name}' is not callable (got {type(loader).__name__})"
-        problem = problem or check_metadata("dataset", metadata, DATASET_METADATA)
+        problem = problem or metadata_problem("dataset", metadata, DATASET_METADATA)
         if problem is None and name in _REG.datasets and not override:
             problem = (
                 f"dataset '{name}' from plugin '{info.name}' is already registered by plugin "

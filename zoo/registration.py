@@ -21,9 +21,9 @@ __all__ = [
     "DATASET_METADATA",
     "SOURCE_METADATA",
     "NAME_RE",
-    "check_metadata",
+    "metadata_problem",
     "signature_keywords",
-    "check_builder",
+    "builder_problem",
     "card_problem",
     "make_model_spec",
 ]
@@ -52,7 +52,7 @@ SOURCE_METADATA = ("description", "url")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-def check_metadata(kind: str, metadata: dict[str, Any], accepted: tuple[str, ...]) -> str | None:
+def metadata_problem(kind: str, metadata: dict[str, Any], accepted: tuple[str, ...]) -> str | None:
     unknown = sorted(set(metadata) - set(accepted))
     if unknown:
         return f"unknown {kind} metadata {', '.join(map(repr, unknown))}; accepted: {', '.join(accepted)}"
@@ -71,7 +71,7 @@ def signature_keywords(builder: Callable[..., Any]) -> list[str] | None:
     return [n for n, p in params.items() if p.kind in kinds]
 
 
-def check_builder(name: str, builder: Any, keywords: Any = None) -> str | None:
+def builder_problem(name: str, builder: Any, keywords: Any = None) -> str | None:
     """Why ``builder`` cannot be registered, or ``None``. A ``**kwargs`` builder is checked through the keywords it
     declares (``keywords=``); one that declares none is accepted unchecked."""
     if not callable(builder):

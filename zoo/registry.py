@@ -2,7 +2,7 @@
 
 What is registered comes from the plugins (``zoo.plugin_manager``: discovery, loading, validation); this module reads
 their tables and builds models, checking the uniform keywords first. The plugin-facing names
-(``register_model``, ``register_plugin``, ``plugins``, ...) are re-exported here for ``zoo.registry`` users.
+(``register_model``, ``register_plugin``, ``plugins``, ...) live in ``zoo.plugin_manager``.
 """
 
 from __future__ import annotations
@@ -14,56 +14,32 @@ import numbers
 import threading
 from typing import Any
 
-from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe, run_plugin  # noqa: F401
-from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exported for zoo.registry users)
-    BUILTIN_PLUGINS,
+from zoo.containment import Contained, OverBudget, PluginError, call_plugin, describe
+from zoo.messages import short_repr, shorten
+from zoo.plugin_manager import (
     ModelOptionError,
     ModelTooLargeError,
     Registry,
     UnknownDatasetError,
     UnknownModelError,
-    ZooPluginWarning,
     ensure_loaded,
-    plugins,
-    register_dataset,
-    register_model,
-    register_plugin,
-    reset,
-    unregister_plugin,
 )
-from zoo.registration import (  # noqa: F401
-    MODEL_METADATA,
-    UNIFORM_KEYWORDS,
-    card_problem,
-    make_model_spec,
-    signature_keywords,
-)
+from zoo.registration import MODEL_METADATA, UNIFORM_KEYWORDS, card_problem, make_model_spec, signature_keywords
 from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import closest, suggest
 
 __all__ = [
-    "ModelSpec",
-    "ModelCard",
-    "DatasetSpec",
-    "PluginInfo",
-    "UnknownModelError",
-    "UnknownDatasetError",
-    "ModelOptionError",
-    "ModelTooLargeError",
-    "PluginError",
-    "ZooPluginWarning",
-    "create",
-    "create_within",
-    "check_uniform_keywords",
+    "get_spec",
+    "get_dataset_spec",
     "list_models",
     "list_sources",
+    "list_datasets",
+    "accepted_keywords",
+    "check_uniform_keywords",
+    "create",
+    "create_within",
+    "count_params",
     "info",
-    "plugins",
-    "register_model",
-    "register_dataset",
-    "register_plugin",
-    "unregister_plugin",
-    "reset",
 ]
 
 
@@ -394,14 +370,6 @@ def _tensor_budget(max_numel: int, max_tensors: int):
             handle.remove()
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    return _shorten(repr(value), limit)
-
-
 def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_tensors: int):
     """``create(name, **kwargs)`` for a configuration read from a file: refused with ``ModelTooLargeError`` when the
     model would have more than ``max_params`` parameters in more than ``max_tensors`` tensors, before it is
@@ -415,7 +383,7 @@ def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_ten
     import torch
 
     spec, kwargs = _prepare(name, kwargs)
-    what = f"{name}({', '.join(f'{k}={_short(v, 40)}' for k, v in kwargs.items())})"
+    what = f"{name}({', '.join(f'{k}={short_repr(v, 40)}' for k, v in kwargs.items())})"
     numel_cap, tensor_cap = 4 * max_params + (1 << 26), 4 * max_tensors + 4096
 
     def too_large(numel: int, tensors: int, over_budget: bool) -> ModelTooLargeError:
@@ -426,7 +394,7 @@ def create_within(name: str, kwargs: dict[str, Any], *, max_params: int, max_ten
         else:
             size = f"more than {numel_cap:,} parameters"
         return ModelTooLargeError(
-            f"{_shorten(what, 120)} builds {size}, more than the file holds ({max_params:,} parameters in "
+            f"{shorten(what, 120)} builds {size}, more than the file holds ({max_params:,} parameters in "
             f"{max_tensors:,} tensors); refused before allocating it"
         )
 
@@ -510,13 +478,3 @@ def info(name: str) -> ModelCard:
         twin=twin,
         reported=(twin_reported(twin) if twin else ()) + spec.reported,
     )
-
-
-def __getattr__(name: str) -> Any:
-    """``zoo.registry.load_weights``, kept for its users: it lives in ``zoo.weights`` (which imports torch, so
-    only on first use)."""
-    if name == "load_weights":
-        from zoo.weights import load_weights
-
-        return load_weights
-    raise AttributeError(f"module 'zoo.registry' has no attribute '{name}'")

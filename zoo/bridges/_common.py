@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from zoo.messages import first_line
+
 _ARXIV = re.compile(r"(?:arxiv[:/.](?:org/)?(?:abs/|pdf/)?)(\d{2})(\d{2})\.\d{4,5}", re.I)
 
 
@@ -99,7 +101,7 @@ def check_forward(model, name: str, in_chans: int, size: tuple[int, int], why: s
         with torch.no_grad():
             model(torch.zeros(1, in_chans, *size, device=param.device, dtype=param.dtype))
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(str(exc)) or type(exc).__name__
         raise ValueError(
             f"{name} does not run at img_size={size[0] if size[0] == size[1] else size} ({why}): {first}; "
             "use a larger img_size (resize the data) or pick another model"

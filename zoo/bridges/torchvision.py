@@ -30,6 +30,7 @@ from typing import Any
 
 from zoo.bridges._common import adapt_input_conv, arxiv_year, check_forward, make_builder, pair
 from zoo.hookspecs import hookimpl
+from zoo.messages import first_line
 
 PREFIX = "torchvision"
 URL = "https://pytorch.org/vision/stable/models.html"
@@ -155,7 +156,7 @@ def _build(
     try:
         model = tvm.get_model(name, weights=None, **kw)
     except (AssertionError, ValueError) as exc:  # e.g. a ViT size that its patch does not divide
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(str(exc)) or type(exc).__name__
         shown = {k: v for k, v in kw.items() if k != "progress"}
         raise ValueError(f"{full}: torchvision cannot build it with {shown}: {first}") from exc
     if in_chans != 3:

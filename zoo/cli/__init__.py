@@ -41,6 +41,7 @@ from zoo.cli.common import (
     parse_input,
 )
 from zoo.cli.training import cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
+from zoo.messages import first_line
 
 __all__ = ["main", "build_parser", "parse_input", "fit_options", "UsageError"]
 
@@ -173,11 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from zoo.data.types import DatasetOptionError
-        from zoo.registry import ModelOptionError, UnknownDatasetError, UnknownModelError
+        from zoo.plugin_manager import ModelOptionError, UnknownDatasetError, UnknownModelError
 
         usage = (UnknownModelError, UnknownDatasetError, DatasetOptionError, ModelOptionError)
         code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
-        text = (str(exc).strip().splitlines() or [""])[0]
+        text = first_line(str(exc))
         if isinstance(exc, (*usage, FileNotFoundError, ValueError, RuntimeError)):
             print(f"zoo: error: {text}", file=sys.stderr)
         else:

@@ -168,9 +168,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from zoo import registry
+    from zoo.plugin_manager import plugins
 
-    infos = registry.plugins()
+    infos = plugins()
     if args.json:
         print_json([i.to_dict() for i in infos])
         return EXIT_OK

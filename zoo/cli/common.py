@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from zoo.messages import first_line
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -111,7 +113,7 @@ def warnings_to_stderr():
         warnings.simplefilter("always")
         yield
     for w in caught:
-        print(f"zoo: warning: {(str(w.message).splitlines() or [''])[0]}", file=sys.stderr)
+        print(f"zoo: warning: {first_line(str(w.message))}", file=sys.stderr)
 
 
 def add_data(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 - ``summarize``: ``zoo.summary`` and FLOP counting.  ``timing``: medians, ``bench_model``, the environment.
 - ``run``: ``zoo.compare``, ``select_models`` (names, wildcards, families) and run directories.
 - ``results``: ``Results`` (tables, exports; plots drawn by ``plots``, labels placed so they do not overlap).
-- ``leaderboard``: every model under one stated budget, resumable (``benchmarks/leaderboard.py``).
 - ``tables``: plain and boxed text tables, one-line messages.
 
     s = zoo.summary("lenet5")                        # per-layer table, parameters, FLOPs, activation memory

@@ -41,7 +41,8 @@ def measure_model(
     propagate; a run stopped by SIGINT/SIGTERM raises ``KeyboardInterrupt`` so that no half-trained row is kept.
     """
     from zoo import registry
-    from zoo.train import evaluate, fit
+    from zoo.train.evaluate import evaluate
+    from zoo.train.trainer import fit
 
     fit_kwargs = dict(fit_kwargs or {})
     row: dict[str, Any] = {"model": name, "family": registry.get_spec(name).family}

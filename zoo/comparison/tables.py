@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from zoo.messages import exception_line
+
 # ---------------------------------------------------------------------------------------------------------
 # Formatting helpers (shared with the CLI)
 # ---------------------------------------------------------------------------------------------------------
@@ -59,8 +61,4 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, style
 
 def one_line(exc: BaseException) -> str:
     """A short one-line reason for a row of the table."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return "out of memory"
-    text = (str(exc).strip().splitlines() or [""])[0]
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return "out of memory" if isinstance(exc, torch.OutOfMemoryError) else exception_line(exc)

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from zoo.train.tasks import logits_of
+
 # ---------------------------------------------------------------------------------------------------------
 # compare
 # ---------------------------------------------------------------------------------------------------------
@@ -67,9 +69,7 @@ def train_step_fn(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     """One training step's compute on ``x``: forward (the logits of a tuple output), backward, gradients dropped."""
 
     def train_step() -> None:
-        out = model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out.float().sum().backward()
+        logits_of(model(x)).float().sum().backward()
         model.zero_grad(set_to_none=True)
 
     return train_step

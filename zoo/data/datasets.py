@@ -426,6 +426,7 @@ def load_dataset(
             too big for memory (``load_image_folder``, docs/big-images.md).
     """
     from zoo import registry
+    from zoo.containment import run_plugin
 
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise DatasetOptionError(f"limit must be a positive integer (images per split), got {limit!r}")
@@ -444,7 +445,7 @@ def load_dataset(
     else:
         spec = registry.get_dataset_spec(name)
         # a plugin's loader runs contained: whatever it raises (SystemExit too) comes back as one error naming it
-        data = registry.run_plugin(f"dataset '{name}' (plugin '{spec.plugin}')", spec.loader, root=root, **options)
+        data = run_plugin(f"dataset '{name}' (plugin '{spec.plugin}')", spec.loader, root=root, **options)
     if limit is not None:
         data.train, data.test = subset(data.train, limit), subset(data.test, limit)
     return data

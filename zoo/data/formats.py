@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from zoo.messages import exception_line
+
 __all__ = ["DatasetFormatError", "read_idx", "read_cifar_batch", "read_cifar_meta", "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
 
 MAX_IDX_BYTES = 4 << 30  # the most data an IDX header may claim (as load_dataset's MAX_LOAD_BYTES)
@@ -333,8 +335,7 @@ def _safe_unpickle(path: Path) -> Any:
         what = f"byte 0x{exc.args[0]:02x} is no pickle opcode" if exc.args and isinstance(exc.args[0], int) else exc
         raise DatasetFormatError(f"{path}: corrupt or not a pickle ({what})") from None
     except Exception as exc:  # with every global refused, any other failure is a corrupt file (struct.error, ...)
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({type(exc).__name__}: {text})") from None
+        raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({exception_line(exc)})") from None
     finally:
         _close(f)
 

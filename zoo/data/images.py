@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data.formats import DatasetFormatError
+from zoo.messages import exception_line
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -101,8 +102,7 @@ def image_error(path: Path, exc: BaseException) -> DatasetFormatError:
             f"{path}: refused as a possible decompression bomb ({str(exc).rstrip('.')}); images may have at most "
             f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,} pixels: shrink the image or leave it out"
         )
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return DatasetFormatError(f"{path}: cannot read image ({type(exc).__name__}: {text})")
+    return DatasetFormatError(f"{path}: cannot read image ({exception_line(exc)})")
 
 
 def resize_crop(im, size: tuple[int, int], resample: int | None = None):

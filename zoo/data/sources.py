@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.data.types import DatasetNotFoundError
+from zoo.messages import exception_line
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")  # Debian's dataset-* packages install here
 ENV_DATA = "ZOO_DATA"
@@ -204,7 +205,7 @@ def download(spec: FileSpec) -> None:
             cls(str(target), train=train, download=True)
     except Exception as exc:  # network errors come in many types; all mean the same thing here
         raise DatasetNotFoundError(
-            f"downloading '{spec.name}' into {target} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+            f"downloading '{spec.name}' into {target} failed: {exception_line(exc, 300)}"
         ) from None
 
 

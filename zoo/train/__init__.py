@@ -15,7 +15,8 @@ import importlib
 from typing import Any
 
 # name -> defining module; imported on first use, so that ``zoo --help`` (which reads TrainConfig for its flags)
-# does not import torch
+# does not import torch. ``evaluate`` and ``predict`` are not here: they are also the names of the submodules that
+# define them, so ``zoo.train.evaluate`` is the module; the functions are ``zoo.evaluate`` and ``zoo.predict``.
 _LAZY = {
     "TrainConfig": "zoo.train.config",
     "History": "zoo.train.callbacks",
@@ -28,8 +29,6 @@ _LAZY = {
     "LOSSES": "zoo.train.tasks",
     "TASKS": "zoo.train.tasks",
     "fit": "zoo.train.trainer",
-    "evaluate": "zoo.train.evaluate",
-    "predict": "zoo.train.predict",
     "load": "zoo.train.state",
     "save": "zoo.train.state",
     "resolve_device": "zoo.train.devices",

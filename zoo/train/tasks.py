@@ -271,10 +271,3 @@ class Meter:
         for i, name in enumerate(self.extra):
             out[name] = float(packed[2 + i]) / n if n else float("nan")
         return out
-
-
-def loss_name_of(value: Any) -> str:
-    """How a loss option is written in records: its name, or the type/function name of an object."""
-    if value is None or isinstance(value, str):
-        return str(value)
-    return type(value).__name__ if isinstance(value, nn.Module) else getattr(value, "__name__", repr(value))

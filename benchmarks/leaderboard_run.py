@@ -1,4 +1,6 @@
 """The leaderboard: every model of zoo's catalogue trained under one stated budget, resumable, rendered to a page.
+A benchmark that writes a docs page, so it lives in ``benchmarks/`` (not in the package); users compare their own
+models and data with ``zoo.compare`` (``limit=``, ``epochs=``).
 
     budget = Budget(dataset="fashion-mnist", limit=6000, epochs=3, max_model_s=90)
     run_leaderboard(zoo.list_models(), budget, "runs/leaderboard/fashion-mnist-28")   # kill and rerun: resumes

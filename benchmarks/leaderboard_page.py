@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.comparison.leaderboard import Budget, leaderboard_results, read_rows
+from leaderboard_run import Budget, leaderboard_results, read_rows
+
 from zoo.comparison.results import Results
 from zoo.comparison.tables import format_number, render_table
 from zoo.files import atomic_write
