@@ -9,19 +9,19 @@ import signal
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST, states_equal, tiny
 
 import zoo
 from zoo.train.ema import ModelEma
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 
 def bn_net():
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 3))
 
 
-def test_the_update_is_timms_model_ema_v3():
+def test_the_update_is_timms_model_ema_v3(states_equal):
     timm_utils = pytest.importorskip("timm.utils")
     torch.manual_seed(0)
     model = bn_net()
@@ -49,7 +49,7 @@ class SigintAt:
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path):
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path, tiny, states_equal):
     opts = dict(epochs=2, seed=0, ema=0.9, **FAST)
     torch.manual_seed(0)
     straight = tiny(drop_rate=0.3)
@@ -71,7 +71,7 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path):
     assert states_equal(straight, resumed)
 
 
-def test_the_average_is_validated_saved_as_best_and_left_in_the_model(tmp_path):
+def test_the_average_is_validated_saved_as_best_and_left_in_the_model(tmp_path, tiny, states_equal):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 256, (96, 1, 16, 16), dtype=torch.uint8, generator=g), torch.randint(0, 10, (96,))
     xv, yv = torch.randint(0, 256, (40, 1, 16, 16), dtype=torch.uint8, generator=g), torch.randint(0, 10, (40,))
@@ -88,7 +88,7 @@ def test_the_average_is_validated_saved_as_best_and_left_in_the_model(tmp_path):
     assert zoo.evaluate(raw, (xv, yv)).loss != pytest.approx(history.last["val_loss"])
 
 
-def test_a_bad_decay_is_one_line():
+def test_a_bad_decay_is_one_line(tiny):
     with pytest.raises(ValueError, match=r"ema must be in \(0, 1\), a decay such as 0.999") as err:
         zoo.fit(tiny(), (torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long)), ema=1.5)
     assert "\n" not in str(err.value)

@@ -10,13 +10,13 @@ import signal
 import pytest
 import torch
 import torch.nn as nn
-from conftest import FAST, states_equal
 
 import zoo
 from zoo.train import optim
 from zoo.weights import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 
 class Staged(nn.Module):
@@ -69,7 +69,7 @@ class SigintAt:
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resumed_fit(data, tmp_path):
+def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resumed_fit(data, tmp_path, states_equal):
     model = staged()
     before = snapshot(model)
     zoo.fit(model, data, epochs=2, seed=0, freeze="backbone", **FAST)
@@ -89,7 +89,7 @@ def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resume
     assert states_equal(model, resumed)
 
 
-def test_frozen_stages_thaw_at_unfreeze_at_and_resume_exactly(data, tmp_path):
+def test_frozen_stages_thaw_at_unfreeze_at_and_resume_exactly(data, tmp_path, states_equal):
     opts = dict(epochs=3, seed=0, freeze=["stem", "pos"], unfreeze_at=2, **FAST)
     straight = staged()
     before = snapshot(straight)

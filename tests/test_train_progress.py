@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FAST, tiny
 
 import zoo
 from zoo.train import trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread each (conftest.py)
+FAST = {"batch_size": 32, "progress": False}  # fit options of every tiny run here
 
 
-def test_the_bar_ends_each_epoch_full_with_its_validation_figures(data, capfd, monkeypatch):
+def test_the_bar_ends_each_epoch_full_with_its_validation_figures(data, capfd, monkeypatch, tiny):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(trainer, "progress_enabled", lambda progress, rank: True)  # as on a terminal
     history = zoo.fit(tiny(), data, epochs=2, seed=0, **{**FAST, "progress": True})
