@@ -1,4 +1,4 @@
-"""Checkpoints (zoo/train/state.py): contents, zoo.load, prefixes, corrupt files, atomic writes, and a process
+"""Checkpoints (zoo/modelfile.py, zoo/train/resume.py): contents, zoo.load, prefixes, corrupt files, atomic writes, and a process
 killed mid-epoch that resumes to the same weights. Resume after changed options: test_train_resume.py.
 """
 

@@ -47,8 +47,8 @@ _LAZY = {
     "evaluate": "zoo.train.evaluate",
     "predict": "zoo.train.predict",
     "embed": "zoo.train.predict",
-    "load": "zoo.train.state",
-    "save": "zoo.train.state",
+    "load": "zoo.modelfile",
+    "save": "zoo.modelfile",
     "save_pretrained": "zoo.hub",
     "History": "zoo.train.callbacks",
     "Metrics": "zoo.train.callbacks",
@@ -117,6 +117,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs, never executed: _LAZY again, as
     )
     from zoo.hub import save_pretrained as save_pretrained
     from zoo.inputs import InputRecord as InputRecord
+    from zoo.modelfile import (
+        load as load,
+        save as save,
+    )
     from zoo.plugin_manager import (
         ModelOptionError as ModelOptionError,
         UnknownDatasetError as UnknownDatasetError,
@@ -150,9 +154,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs, never executed: _LAZY again, as
     from zoo.train.predict import (
         embed as embed,
         predict as predict,
-    )
-    from zoo.train.state import (
-        load as load,
-        save as save,
     )
     from zoo.train.trainer import fit as fit

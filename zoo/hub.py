@@ -66,7 +66,7 @@ def _inputs_of(zoo_config: dict[str, Any]) -> dict[str, Any] | None:
 def pretrained_config(model: Any) -> dict[str, Any]:
     """The ``config.json`` of ``model``: its ``zoo_config`` (``name``, ``kwargs``, records) as plain JSON, with
     ``architecture`` (timm's key for the name), the input record under ``inputs`` and ``num_classes``."""
-    from zoo.train.state import model_config, unwrap
+    from zoo.modelfile import model_config, unwrap
     from zoo.version import __version__
 
     zoo_config = model_config(unwrap(model))
@@ -222,7 +222,7 @@ def save_pretrained(
         The folder's path.
     """
     from zoo.files import atomic_write
-    from zoo.train.state import save
+    from zoo.modelfile import save
 
     target = Path(save_directory)
     if target.exists() and not target.is_dir():
@@ -348,8 +348,8 @@ def create_from_hub(name: str, *, weights: Any = None, download: bool = False, *
     """``zoo.create("hf-hub:user/repo", **kwargs)``: the saved model as it was (its input record too), or, with
     keywords, the same architecture built with them and the weights fitted to it (a new head for another
     ``num_classes``, ...: ``zoo.transfer``)."""
+    from zoo.modelfile import load
     from zoo.registry import create
-    from zoo.train.state import load
 
     if weights is not None:
         raise TypeError(f"'{name}' names its weights; weights= is not accepted with it")

@@ -32,8 +32,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    from zoo.modelfile import save
     from zoo.train.evaluate import evaluate
-    from zoo.train.state import save
     from zoo.train.trainer import fit
 
     _check_out(args)
@@ -133,9 +133,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_limit(args)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: expected a positive number of images per batch")
+    from zoo.modelfile import load
     from zoo.train.devices import resolve_device
     from zoo.train.evaluate import evaluate
-    from zoo.train.state import load
 
     device = resolve_device(args.device or "auto")  # before any loading: a missing GPU is the first thing said
     model = load(args.checkpoint)
@@ -172,8 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     if args.topk < 1:
         raise UsageError(f"--topk {args.topk}: expected a positive number of classes")
+    from zoo.modelfile import load
     from zoo.train.predict import predict
-    from zoo.train.state import load
 
     model = load(args.checkpoint)
     with warnings_to_stderr():

@@ -29,8 +29,8 @@ _LAZY = {
     "LOSSES": "zoo.train.tasks",
     "TASKS": "zoo.train.tasks",
     "fit": "zoo.train.trainer",
-    "load": "zoo.train.state",
-    "save": "zoo.train.state",
+    "load": "zoo.modelfile",
+    "save": "zoo.modelfile",
     "resolve_device": "zoo.train.devices",
     "resolve_precision": "zoo.train.devices",
 }

@@ -23,10 +23,10 @@ from zoo.data.describe import as_source
 from zoo.data.loaders import Batches, make_batches
 from zoo.data.types import is_dataset
 from zoo.inputs import InputRecord
+from zoo.modelfile import unwrap
 from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
-from zoo.train.state import unwrap
 from zoo.train.tasks import Meter, Task, logits_of, resolve_task
 
 __all__ = ["evaluate", "run_eval", "check_model_fits", "check_labels"]

@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 
 from zoo.inputs import InputRecord
+from zoo.modelfile import unwrap
 from zoo.train.devices import resolve_device
 from zoo.train.preprocess import input_items, prepared_batches
-from zoo.train.state import unwrap
 from zoo.train.tasks import logits_of
 
 __all__ = ["predict", "embed", "pooled_features"]

@@ -5,12 +5,13 @@ when on, epoch, step, the epoch under way with its partial sums, the best score,
 ``state_dict()`` and ``load_state_dict()`` side by side; the random generators are saved and restored with it.
 ``last.pt`` is that state, and resuming restores it exactly or says in one line which option may not change.
 ``best.pt`` and the model ``fit`` leaves are the deliverable instead: weights and the model's record
-(``zoo.train.state.model_file``, what ``zoo.save`` writes). A ``last.pt`` written before this layout (no ``ema``
+(``zoo.modelfile.model_file``, what ``zoo.save`` writes). A ``last.pt`` written before this layout (no ``ema``
 entry) resumes as it is: the keys are the same.
 """
 
 from __future__ import annotations
 
+import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,11 @@ import torch
 import torch.nn as nn
 
 from zoo.files import plain
+from zoo.modelfile import CHECKPOINT_VERSION, cpu_state, load_weights, model_config
 from zoo.train.callbacks import History
 from zoo.train.ema import ModelEma
 from zoo.train.optim import make_optimizer, make_scheduler, param_groups
 from zoo.train.setup import Run
-from zoo.train.state import CHECKPOINT_VERSION, cpu_state, load_weights, model_config, rng_state, set_rng_state
 from zoo.weights import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
 
 __all__ = ["TrainState", "EpochSums", "new_state", "resume", "FIXED_ON_RESUME"]
@@ -32,6 +33,22 @@ __all__ = ["TrainState", "EpochSums", "new_state", "resume", "FIXED_ON_RESUME"]
 # options a resumed run must share with the run it resumes (the data order, the optimizer state and the
 # checkpointed schedule depend on them); epochs, lr and weight_decay may change, the others freely
 FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss", "ema", "layer_lr_decay")
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": plain(random.getstate())}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @dataclass(eq=False)

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from zoo.files import RunDirLock, atomic_write, clean_orphans
+from zoo.modelfile import model_file, unwrap
 from zoo.threads import use_threads
 from zoo.train.callbacks import History
 from zoo.train.config import check_config, config_from_options, options_doc, signature
@@ -37,9 +38,8 @@ from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer
 from zoo.train.precise_bn import batch_norms, recompute, young
 from zoo.train.preemption import SignalWatch, Stopped, skip
 from zoo.train.progress import Progress, progress_enabled
-from zoo.train.resume import EpochSums, TrainState, new_state, resume
+from zoo.train.resume import EpochSums, TrainState, new_state, resume, set_rng_state
 from zoo.train.setup import Run, prepare, wrap
-from zoo.train.state import model_file, set_rng_state, unwrap
 from zoo.train.tasks import logits_of
 
 __all__ = ["fit"]

@@ -1,4 +1,5 @@
-"""Model files: ``zoo.save`` / ``zoo.load``, ``best.pt``, and the pieces of ``last.pt`` (``zoo.train.resume``).
+"""Model files: ``zoo.save`` / ``zoo.load``, ``best.pt`` and a ``save_pretrained`` folder's weights; the model part of
+``last.pt`` (``zoo.train.resume``).
 
 A model file is written atomically (``zoo.files.atomic_write``), so a crash never leaves a half-written file, and
 holds only tensors, numbers, strings, lists and dicts, so it loads with
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -49,22 +49,6 @@ def unwrap(model: nn.Module) -> nn.Module:
 def model_config(model: nn.Module) -> dict[str, Any] | None:
     cfg = getattr(model, "zoo_config", None)
     return plain(cfg) if isinstance(cfg, dict) else None
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": plain(random.getstate())}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if "python" in state:
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
