@@ -225,7 +225,10 @@ def create_features_only(model: nn.Module, out_indices: int | Sequence[int] | No
         )
     if not hasattr(model, "prune_intermediate_layers"):
         raise ValueError(f"{type(model).__name__} has no prune_intermediate_layers; features_only needs it")
-    return FeatureListNet(model, out_indices)
+    net = FeatureListNet(model, out_indices)
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):
+        net.pretrained_cfg = model.pretrained_cfg  # how to prepare inputs is the backbone's (timm keeps it too)
+    return net
 
 
 def classifier_name(model: nn.Module) -> str | None:
