@@ -2,7 +2,8 @@
 
 ``zoo.testing.check_architecture`` (the plugin author's kit) runs on each: model card, builds, parameter count,
 forward and backward, the uniform keywords. This file adds what the kit does not check: a 1x28x28 grey-scale
-input, the timm-style head interface and feature extraction (``forward_intermediates``), and clear errors for too-small inputs.
+input, the timm-style head interface and feature extraction (``forward_intermediates``), and clear errors for
+too-small inputs.
 
 Cost control: the kit runs at 3x32x32 (or the declared input when smaller) with the default build on the meta
 device (``fast=True``); too-small inputs are probed on the meta device too (no memory, no initialisation),
