@@ -128,6 +128,16 @@ def test_features_only_drops_what_the_features_do_not_need():
     assert kept == sum(p.numel() for n, p in full.named_parameters() if n.startswith(("features.0.", "features.3.")))
 
 
+def test_features_only_exports():
+    """torch.export of a feature extractor gives the same maps (a CNN and a ViT)."""
+    for name, kwargs in (("lenet5", {}), ("vit_tiny_patch16", {"depth": 2})):
+        net = zoo.create(name, in_chans=3, img_size=32, features_only=True, **kwargs).eval()
+        x = torch.randn(2, 3, 32, 32)
+        exported = torch.export.export(net, (x,)).module()
+        for a, b in zip(exported(x), net(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_out_indices_without_features_only_is_refused():
     with pytest.raises(ValueError, match="features_only=True"):
         zoo.create("lenet5", out_indices=(0,))
@@ -172,11 +182,11 @@ def test_coarse_group_matcher_is_coarser(name):
     assert 2 < len(set(coarse.values())) <= len(set(fine.values()))
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTIN if registry.get_spec(n).family == "vit"][:1] + ["lenet5"])
+@pytest.mark.parametrize("name", BUILTIN)
 def test_no_weight_decay_names_are_not_decayed(name):
     model = _meta_model(name)
     skip = model.no_weight_decay()
-    assert skip == ({"pos_embed", "cls_token"} if name.startswith("vit") else set())
+    assert skip == ({"pos_embed", "cls_token"} if registry.get_spec(name).family == "vit" else set())
     params = dict(model.named_parameters())
     for layer_decay in (None, 0.75):
         opt = create_optimizer_v2(model, "adamw", lr=1.0, weight_decay=0.05, layer_decay=layer_decay)

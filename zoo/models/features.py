@@ -2,7 +2,7 @@
 
 A model lists its feature points in ``feature_info`` (one dict per point: ``num_chs``, ``reduction`` -- the
 downsampling from the input --, ``module`` -- the module whose output the feature is), as timm's models do, and
-how to reach them in ``stages()``: callables run in order, stage ``i`` ending at feature ``i``. From these,
+how to reach them in ``feature_stages()``: callables run in order, stage ``i`` ending at feature ``i``. From these,
 :class:`StagedFeatures` gives timm's ``forward_intermediates`` and ``prune_intermediate_layers``, and
 :class:`FeatureListNet` is what ``zoo.create(name, features_only=True, out_indices=...)`` returns: a module whose
 forward gives the list of feature maps, with ``feature_info.channels()`` / ``.reduction()`` as timm's::
@@ -128,13 +128,13 @@ def split_at_features(seq: nn.Sequential, feature_info: list[dict[str, Any]], pr
 
 
 class StagedFeatures:
-    """Mixin: timm's ``forward_intermediates`` and ``prune_intermediate_layers`` from ``stages()`` and
+    """Mixin: timm's ``forward_intermediates`` and ``prune_intermediate_layers`` from ``feature_stages()`` and
     ``feature_info``. Running every stage in order must give ``forward_features``; stage ``i`` ends at feature ``i``.
     """
 
     feature_info: list[dict[str, Any]]
 
-    def stages(self) -> list[Stage]:
+    def feature_stages(self) -> list[Stage]:
         """Default: ``self.features`` (an ``nn.Sequential``) cut at the feature modules."""
         return split_at_features(self.features, self.feature_info)
 
@@ -158,7 +158,7 @@ class StagedFeatures:
         """
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW' for {type(self).__name__}, got {output_fmt!r}")
-        stages = self.stages()
+        stages = self.feature_stages()
         take, last = feature_take_indices(len(stages), indices)
         intermediates = []
         for i, stage in enumerate(stages[: last + 1] if stop_early else stages):
@@ -171,14 +171,14 @@ class StagedFeatures:
     def prune_intermediate_layers(
         self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Drop what the features named by ``indices`` do not need (later stages, the head); returns their
-        absolute indices. The model then serves ``forward_intermediates(..., stop_early=True)`` only."""
+        """Drop what the features named by ``indices`` do not need (later stages, the head, whatever
+        ``prune_norm`` / ``prune_head`` say: both are accepted for timm's signature); returns their absolute
+        indices. The model then serves ``forward_intermediates(..., stop_early=True)`` only."""
         take, last = feature_take_indices(len(self.feature_info), indices)
         if prune_head:
             self.reset_classifier(0)
-        keep = {id(m) for stage in self.stages()[: last + 1] for layer in stage if isinstance(layer, nn.Module)
-                for m in layer.modules()}  # fmt: skip
-        _replace_unused(self, keep)
+        needed = [layer for stage in self.feature_stages()[: last + 1] for layer in stage]
+        _replace_unused(self, {id(m) for layer in needed if isinstance(layer, nn.Module) for m in layer.modules()})
         return take
 
 

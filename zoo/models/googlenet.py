@@ -217,7 +217,7 @@ class GoogLeNet(StagedFeatures, nn.Module):
         x = self.inception5b(self.inception5a(x))  # N x 1024 x 7 x 7
         return x, aux2, aux1
 
-    def stages(self) -> list:
+    def feature_stages(self) -> list:
         """The trunk of ``_features`` cut at ``feature_info``'s modules (no auxiliary heads)."""
         return [
             [self._transform_input, self.conv1],

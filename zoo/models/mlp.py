@@ -108,7 +108,7 @@ class MLP(StagedFeatures, nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.check_input(x))  # N x hidden_sizes[-1]
 
-    def stages(self) -> list:
+    def feature_stages(self) -> list:
         stages = [[self.features[j] for j in idx] for idx in self.layer_modules]
         if stages:
             stages[0] = [self.check_input, self.features[0], *stages[0]]  # the input check and the Flatten
