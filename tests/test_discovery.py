@@ -157,3 +157,90 @@ def test_subpackages_are_attributes_of_zoo_in_a_fresh_process():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# zoo.models owns its families: a module there that defines FAMILY registers with no edit elsewhere
+# ---------------------------------------------------------------------------------------------------------
+
+NEW_FAMILY = '''
+"""A family written by a test: one file, no other edit."""
+
+import torch.nn as nn
+
+from zoo.hookspecs import hookimpl
+from zoo.models.family import Family
+
+
+class TinyNet(nn.Module):
+    def __init__(self, *, num_classes=10, in_chans=1, img_size=8, drop_rate=0.0):
+        super().__init__()
+        self.fc = nn.Linear(in_chans * img_size * img_size, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+FAMILY = Family("tinynet", TinyNet, paper="A family from a test", year=2026, input_size=(1, 8, 8), num_classes=10)
+
+
+@FAMILY.variant(description="One Linear layer.")
+def tinynet_test(**kwargs):
+    """TinyNet."""
+    return TinyNet(**kwargs)
+
+
+@hookimpl
+def register_models(register):
+    FAMILY.register_all(register)
+'''
+
+
+def _package_modules() -> list[str]:
+    import pkgutil
+
+    import zoo.models
+
+    return sorted(m.name for m in pkgutil.iter_modules(zoo.models.__path__))
+
+
+def test_every_family_module_registers_its_variants():
+    import importlib
+
+    import zoo
+    import zoo.models
+    from zoo import registry
+
+    families = zoo.models.family_modules()
+    assert families == [f"zoo.models.{m}" for m in _package_modules() if m not in zoo.models.SHARED]
+    assert len(families) >= 8
+    for modname in families:
+        module = importlib.import_module(modname)
+        assert hasattr(module, "FAMILY") and hasattr(module, "register_models"), f"{modname} is not a family"
+        names = [builder.__name__ for builder, _ in module.FAMILY.variants]
+        assert names, f"{modname} declares no variant"
+        for name in names:
+            assert name in zoo.list_models(), f"{modname}: {name} is not registered"
+            assert registry.get_spec(name).plugin == modname
+    for shared in zoo.models.SHARED:
+        assert not hasattr(importlib.import_module(f"zoo.models.{shared}"), "FAMILY")
+
+
+def test_a_new_family_file_registers_with_no_other_edit(fresh_registry, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    import torch
+
+    import zoo
+    import zoo.models
+
+    monkeypatch.setattr(zoo.models, "__path__", [*zoo.models.__path__, str(tmp_path)])
+    assert "tinynet_test" not in zoo.list_models()
+    (tmp_path / "tinynet_from_test.py").write_text(NEW_FAMILY)  # the one edit: a new file in the package
+    importlib.invalidate_caches()
+    fresh_registry.reset()
+    assert "tinynet_test" in zoo.list_models()
+    assert zoo.info("tinynet_test").plugin == "zoo.models.tinynet_from_test"
+    assert zoo.create("tinynet_test", num_classes=3)(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
+    sys.modules.pop("zoo.models.tinynet_from_test", None)

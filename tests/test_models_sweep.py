@@ -2,7 +2,8 @@
 
 ``zoo.testing.check_architecture`` (the plugin author's kit) runs on each: model card, builds, parameter count,
 forward and backward, the uniform keywords. This file adds what the kit does not check: a 1x28x28 grey-scale
-input, the timm-style head interface, and clear errors for too-small inputs.
+input, the timm-style head interface and feature extraction (``forward_intermediates``), and clear errors for
+too-small inputs.
 
 Cost control: the kit runs at 3x32x32 (or the declared input when smaller) with the default build on the meta
 device (``fast=True``); too-small inputs are probed on the meta device too (no memory, no initialisation),
@@ -108,11 +109,26 @@ def _check_head_interface(name: str, model: nn.Module, x: torch.Tensor) -> None:
         logits = model.forward_head(feats)
         pre = model.forward_head(feats, pre_logits=True)
         assert torch.allclose(logits, full, atol=1e-5), f"{name}: forward_head(forward_features(x)) != forward(x)"
-        assert pre.shape[0] == 2 and pre.ndim == 2, f"{name}: pre_logits shape {tuple(pre.shape)}"
+        assert pre.shape == (2, model.num_features), f"{name}: pre_logits shape {tuple(pre.shape)}"
         assert isinstance(model.get_classifier(), nn.Module)
+        _check_intermediates(name, model, x, logits)
         model.reset_classifier(5)
         assert tuple(_logits(model(x)).shape) == (2, 5), f"{name}: reset_classifier(5) not honoured"
         assert model.get_classifier() is not None
+        model.reset_classifier(0)  # timm's contract: no head, the model gives its pre-logits features
+        assert torch.allclose(model(x), pre, atol=1e-5), f"{name}: reset_classifier(0) does not give pre-logits"
+
+
+def _check_intermediates(name: str, model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> None:
+    """forward_intermediates gives one map per feature_info entry with its channels, and final features that
+    lead to the logits; the last n and an explicit index pick the same maps."""
+    final, maps = model.forward_intermediates(x)
+    assert torch.allclose(model.forward_head(final), logits, atol=1e-5), f"{name}: intermediates' final features"
+    assert [m.shape[1] for m in maps] == [fi["num_chs"] for fi in model.feature_info], name
+    last = model.forward_intermediates(x, indices=1, stop_early=True, intermediates_only=True)
+    assert len(last) == 1 and torch.equal(last[0], maps[-1])
+    first = model.forward_intermediates(x, indices=[-len(maps)], stop_early=True, intermediates_only=True)
+    assert torch.equal(first[0], maps[0])
 
 
 def _probe(name: str, size: int) -> tuple[str, object]:

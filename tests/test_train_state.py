@@ -1,5 +1,5 @@
-"""Checkpoints (zoo/modelfile.py, zoo/train/resume.py): contents, zoo.load, prefixes, corrupt files, atomic writes, and a process
-killed mid-epoch that resumes to the same weights. Resume after changed options: test_train_resume.py.
+"""Checkpoints (zoo/modelfile.py, zoo/train/resume.py): contents, zoo.load, prefixes, corrupt files, atomic writes,
+and a process killed mid-epoch that resumes to the same weights. Resume after changed options: test_train_resume.py.
 """
 
 from __future__ import annotations

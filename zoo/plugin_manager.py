@@ -29,6 +29,7 @@ import pluggy
 from zoo import hookspecs
 from zoo.containment import call_plugin, describe
 from zoo.hookspecs import PROJECT
+from zoo.models import family_modules
 from zoo.registration import (
     DATASET_METADATA,
     MODEL_METADATA,
@@ -44,6 +45,7 @@ from zoo.suggest import suggest
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "builtin_plugins",
     "ENV_LOAD_PLUGINS",
     "ZooPluginWarning",
     "UnknownModelError",
@@ -62,20 +64,17 @@ __all__ = [
 
 ENV_LOAD_PLUGINS = "ZOO_LOAD_PLUGINS"
 
-# Modules that register through the hooks exactly like a third-party plugin, loaded in this order.
-BUILTIN_PLUGINS = (
-    "zoo.models.mlp",
-    "zoo.models.lenet",
-    "zoo.models.alexnet",
-    "zoo.models.googlenet",
-    "zoo.models.densenet",
-    "zoo.models.mobilenet",
-    "zoo.models.efficientnet",
-    "zoo.models.vit",
-    "zoo.data.datasets",
-    "zoo.bridges.timm",
-    "zoo.bridges.torchvision",
-)
+# Modules besides the families that register through the hooks exactly like a third-party plugin, loaded after them.
+OTHER_BUILTINS = ("zoo.data.datasets", "zoo.bridges.timm", "zoo.bridges.torchvision")
+
+
+def builtin_plugins() -> tuple[str, ...]:
+    """The built-in plugin modules in load order: every family module of ``zoo.models`` (found there, so a new
+    family file registers with no edit here), then the datasets and the bridges."""
+    return (*family_modules(), *OTHER_BUILTINS)
+
+
+BUILTIN_PLUGINS = builtin_plugins()  # as found when zoo was imported; discovery calls builtin_plugins() again
 
 
 class ZooPluginWarning(UserWarning):
@@ -153,7 +152,7 @@ def ensure_loaded() -> Registry:
         _REG.pm = _new_plugin_manager()
         version = _zoo_version()
         try:
-            for modname in BUILTIN_PLUGINS:
+            for modname in builtin_plugins():
                 _load_plugin(lambda m=modname: importlib.import_module(m), modname, version, "builtin")
             for ep in _entry_points():
                 _load_plugin(ep.load, ep.name, _ep_version(ep), "entry point")

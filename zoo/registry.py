@@ -294,7 +294,15 @@ def _build(spec: ModelSpec, name: str, kwargs: dict[str, Any]):
     return model
 
 
-def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: Any):
+def create(
+    name: str,
+    *,
+    weights: Any = None,
+    download: bool = False,
+    features_only: bool = False,
+    out_indices: Any = None,
+    **kwargs: Any,
+):
     """Build the model registered under ``name``.
 
     Args:
@@ -314,6 +322,9 @@ def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: 
             ``drop_rate``, checked here for every model (``ModelOptionError``): ``num_classes`` an int >= 1 (0: no
             classifier head), ``in_chans`` an int >= 1, ``drop_rate`` a float in [0, 1), ``img_size`` an int >= 1
             or a pair ``(H, W)``; ``None`` keeps the builder's default.
+        features_only: return timm's feature extractor instead (``zoo.models.features.FeatureListNet``): its forward
+            gives the list of feature maps at ``out_indices`` (default all; negative count from the end), its
+            ``feature_info.channels()`` / ``.reduction()`` describe them.
 
     Returns:
         The ``nn.Module``, with ``model.zoo_config = {"name": ..., "kwargs": ...}`` recording how it was made
@@ -339,6 +350,12 @@ def create(name: str, *, weights: Any = None, download: bool = False, **kwargs: 
         report = fit_weights(model, state, spec)
         cfg = adapt_pretrained_cfg(cfg, kwargs, report) if cfg else cfg  # zoo.transfer: a new head, other inputs
     set_pretrained_cfg(model, cfg or default_cfg(spec, kwargs), keep=cfg is None)
+    if features_only or out_indices is not None:
+        from zoo.models.features import create_features_only
+
+        if not features_only:
+            raise ValueError(f"out_indices={out_indices!r} selects features: pass features_only=True with it")
+        return create_features_only(model, out_indices)
     return model
 
 

@@ -120,18 +120,25 @@ def resample_pos_embed(
 # ---------------------------------------------------------------------------------------------------------
 
 
+def classifier_name(model: nn.Module) -> str | None:
+    """The module name of ``model.get_classifier()`` (``"fc"``, ``"classifier"``, ``"head"``): timm's
+    ``pretrained_cfg["classifier"]``, which its optimizer factory and checkpoint filters read; None without one."""
+    get = getattr(model, "get_classifier", None)
+    if not callable(get):
+        return None
+    try:
+        clf = get()
+    except Exception:  # a plugin's get_classifier failing: no name
+        return None
+    return next((n for n, m in model.named_modules(remove_duplicate=False) if n and m is clf), None)
+
+
 def classifier_names(model: nn.Module) -> list[str]:
     """The module names of ``model``'s classifier: ``get_classifier()``'s, timm's ``pretrained_cfg["classifier"]``,
     else the last module holding parameters (the last layer of a plain ``nn.Sequential``)."""
-    get = getattr(model, "get_classifier", None)
-    if callable(get):
-        try:
-            clf = get()
-        except Exception:  # a plugin's get_classifier failing: fall back to the names below
-            clf = None
-        names = [n for n, m in model.named_modules(remove_duplicate=False) if n and m is clf]
-        if names:
-            return names[:1]
+    name = classifier_name(model)
+    if name:
+        return [name]
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, dict) and cfg.get("classifier"):
         declared = cfg["classifier"]

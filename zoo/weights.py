@@ -33,6 +33,7 @@ import torch
 
 from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
+from zoo.transfer import classifier_name
 
 if TYPE_CHECKING:
     from zoo.transfer import TransferReport
@@ -347,6 +348,8 @@ def set_pretrained_cfg(model: torch.nn.Module, cfg: dict[str, Any], keep: bool =
     if keep and isinstance(getattr(model, "pretrained_cfg", None), dict):
         return
     model.pretrained_cfg = dict(cfg)
+    if "classifier" not in model.pretrained_cfg and (head := classifier_name(model)):
+        model.pretrained_cfg["classifier"] = head  # timm's key: what create_optimizer_v2 and fine-tuning read
     zoo_config = getattr(model, "zoo_config", None)
     if isinstance(zoo_config, dict) and cfg.get("weights") and cfg.get("input_size"):
         zoo_config["inputs"] = InputRecord.from_timm_cfg(cfg).to_dict()

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
+from zoo.models.features import StagedFeatures, features_at_downsampling
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 
@@ -33,7 +34,7 @@ MIN_SIZE = {False: 63, True: 8}  # smallest img_size of the ImageNet and the sma
 # ---------------------------------------------------------------------------------------------------------
 
 
-class AlexNet(nn.Module):
+class AlexNet(StagedFeatures, nn.Module):
     """AlexNet: ``features`` (5 convs, 3 max-pools) -> adaptive 6x6 average pool -> ``head`` (two 4096-wide
     Linear + ReLU layers, each preceded by dropout) -> ``fc``.
 
@@ -83,6 +84,11 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(pool_kernel, stride=2),  # N x 256 x 6 x 6 (4 x 4)
         )
+        # feature points as timm's VGG: the activation before each max-pool, and the last pool
+        imagenet_strides = [4, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2]
+        strides = [1, *imagenet_strides[1:]] if small else imagenet_strides
+        channels = [64] * 3 + [192] * 3 + [384] * 2 + [256] * 5
+        self.feature_info = features_at_downsampling(strides, channels, layout=imagenet_strides)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # N x 256 x 6 x 6 whatever the input size
         self.num_features = 4096
         self.head = nn.Sequential(
@@ -112,6 +118,13 @@ class AlexNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: conv1, each later conv, each hidden Linear, then the classifier."""
+        return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)\.", pre_logits=r"^head\.(\d+)\.")
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import torch.utils.checkpoint as cp
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
+from zoo.models.features import MATCH_PREV_GROUP, StagedFeatures
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 
@@ -121,7 +122,7 @@ class Transition(nn.Sequential):
 # ---------------------------------------------------------------------------------------------------------
 
 
-class DenseNet(nn.Module):
+class DenseNet(StagedFeatures, nn.Module):
     """DenseNet-BC: ``features`` (stem, dense blocks with transitions between them, final BN) -> ReLU -> global
     average pool -> dropout -> ``classifier``.
 
@@ -172,6 +173,10 @@ class DenseNet(nn.Module):
         if not small:
             stem.append(("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
         self.features = nn.Sequential(OrderedDict(stem))  # N x 2k x H/4 x W/4 (H x W with the CIFAR stem)
+        # feature points as timm's DenseNet: the stem before its pool, each dense block before its transition, the end
+        reduction = 1 if small else 2
+        self.feature_info = [dict(num_chs=num_init_features, reduction=reduction, module="features.relu0")]
+        reduction *= 1 if small else 2
 
         chs = num_init_features
         for i, num_layers in enumerate(block_config):
@@ -181,10 +186,13 @@ class DenseNet(nn.Module):
             self.features.add_module(f"denseblock{i + 1}", block)
             chs += num_layers * growth_rate  # N x chs x h x w
             if i != len(block_config) - 1:
+                self.feature_info.append(dict(num_chs=chs, reduction=reduction, module=f"features.denseblock{i + 1}"))
                 out_chs = int(math.floor(chs * compression))
                 self.features.add_module(f"transition{i + 1}", Transition(chs, out_chs))
-                chs = out_chs  # N x chs x h/2 x w/2
+                chs, reduction = out_chs, reduction * 2  # N x chs x h/2 x w/2
         self.features.add_module("norm5", nn.BatchNorm2d(chs))  # N x chs x H/32 x W/32 (ImageNet stem, 4 blocks)
+        self.features.add_module("relu5", nn.ReLU())  # not in place: the output of norm5 stays readable (torch.fx)
+        self.feature_info.append(dict(num_chs=chs, reduction=reduction, module="features.relu5"))
         self.num_features = chs
         self.classifier = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
@@ -201,7 +209,7 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.features(x))  # N x num_features x h x w
+        return self.features(x)  # N x num_features x h x w
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)  # N x num_features
@@ -218,6 +226,19 @@ class DenseNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem, then each dense layer with a transition (and the final norm) joining
+        the layer before it (each dense block if ``coarse``); the classifier last."""
+        blocks = r"^features\.(?:denseblock|transition)(\d+)" if coarse else [
+            (r"^features\.denseblock(\d+)\.denselayer(\d+)\.", None),
+            (r"^features\.transition(\d+)\.", MATCH_PREV_GROUP),
+            (r"^features\.norm5\.", MATCH_PREV_GROUP),
+        ]  # fmt: skip
+        return dict(stem=r"^features\.(?:conv0|norm0)\.", blocks=blocks)
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 # ---------------------------------------------------------------------------------------------------------

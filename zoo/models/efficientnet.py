@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
+from zoo.models.features import StagedFeatures, features_at_downsampling
 from zoo.models.layers import (
     SMALL_INPUT,
     ConvNormAct,
@@ -51,7 +52,7 @@ EFFICIENTNET_B0 = (
 )
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(StagedFeatures, nn.Module):
     """EfficientNet: stem -> 7 stages of MBConv -> 1x1 head conv (``features``) -> average pool -> dropout ->
     ``classifier``.
 
@@ -90,8 +91,9 @@ class EfficientNet(nn.Module):
         stages = [
             (t, k, s, ch(c_in), ch(c_out), math.ceil(n * depth_mult)) for t, k, s, c_in, c_out, n in EFFICIENTNET_B0
         ]
-        strides = [2] + [s if i == 0 else 1 for (_, _, s, _, _, n) in stages for i in range(n)]
-        strides = iter(reduce_strides(strides, output_stride))
+        layout = [2] + [s if i == 0 else 1 for (_, _, s, _, _, n) in stages for i in range(n)]
+        block_strides = reduce_strides(layout, output_stride)
+        strides = iter(block_strides)
         total_blocks = sum(n for *_, n in stages)
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
 
@@ -115,6 +117,13 @@ class EfficientNet(nn.Module):
         self.num_features = 4 * stages[-1][4]
         layers.append(ConvNormAct(stages[-1][4], self.num_features, 1, act="silu", **bn))  # N x 4*C x H/32 x W/32
         self.features = nn.Sequential(*layers)
+        # feature points as timm's: the last stage before each downsampling of the ImageNet layout, and the head
+        # conv; features' children are the stem, the 7 stages and the head conv, so take each one's first stride
+        firsts = [0] + [sum(n for *_, n in stages[:i]) + 1 for i in range(len(stages))]
+        channels = [stem_chs] + [c_out for *_, c_out, _ in stages] + [self.num_features]
+        self.feature_info = features_at_downsampling(
+            [block_strides[i] for i in firsts] + [1], channels, layout=[layout[i] for i in firsts] + [1]
+        )
         self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         init_weights_like_torchvision(self, linear="uniform")
@@ -137,6 +146,14 @@ class EfficientNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem, each block (each stage if ``coarse``), the head conv, then the
+        classifier."""
+        return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)\." if coarse else r"^features\.(\d+)\.(\d+)\.")
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

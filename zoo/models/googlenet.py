@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
+from zoo.models.features import StagedFeatures
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 
@@ -107,7 +108,7 @@ class InceptionAux(nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(StagedFeatures, nn.Module):
     """GoogLeNet: stem -> Inception 3a-3b -> pool -> 4a-4e -> pool -> 5a-5b -> global average pool -> dropout -> fc.
 
     Args:
@@ -173,6 +174,11 @@ class GoogLeNet(nn.Module):
             self.aux2 = InceptionAux(528, num_classes, aux_drop_rate)  # on inception4d's output
         else:
             self.aux1 = self.aux2 = None
+        # feature points as timm's Inception: the end of the stem's two parts and of each Inception stage
+        r = (1, 1, 2, 4, 8) if small else (2, 4, 8, 16, 32)
+        chs = (64, 192, 480, 832, 1024)
+        names = ("conv1", "conv3", "inception3b", "inception4e", "inception5b")
+        self.feature_info = [dict(num_chs=c, reduction=s, module=m) for c, s, m in zip(chs, r, names, strict=True)]
         self.num_features = 1024
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(drop_rate)
@@ -211,6 +217,16 @@ class GoogLeNet(nn.Module):
         x = self.inception5b(self.inception5a(x))  # N x 1024 x 7 x 7
         return x, aux2, aux1
 
+    def feature_stages(self) -> list:
+        """The trunk of ``_features`` cut at ``feature_info``'s modules (no auxiliary heads)."""
+        return [
+            [self._transform_input, self.conv1],
+            [self.maxpool1, self.conv2, self.conv3],
+            [self.maxpool2, self.inception3a, self.inception3b],
+            [self.maxpool3, self.inception4a, self.inception4b, self.inception4c, self.inception4d, self.inception4e],
+            [self.maxpool4, self.inception5a, self.inception5b],
+        ]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._features(x, with_aux=False)[0]  # N x 1024 x H/32 x W/32 (H/8 x W/8 with the small stem)
 
@@ -234,6 +250,15 @@ class GoogLeNet(nn.Module):
         for aux in (self.aux1, self.aux2):
             if aux is not None:
                 aux.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem convs, then each Inception block (each stage if ``coarse``); the
+        classifier and the auxiliary heads last."""
+        blocks = r"^inception(\d)" if coarse else [(rf"^inception{b}\.", (i,)) for i, b in enumerate(INCEPTION_CFG)]
+        return dict(stem=r"^conv[123]\.", blocks=blocks)
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 # ---------------------------------------------------------------------------------------------------------

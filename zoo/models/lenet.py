@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
+from zoo.models.features import StagedFeatures
 from zoo.models.layers import check_img_size, get_act
 from zoo.specs import Reported
 
@@ -26,7 +27,7 @@ FIELD = 32  # the paper's input field: 28x28 digits centred in 32x32
 _MONOTONIC = {"relu", "relu6", "tanh", "sigmoid", "hardsigmoid", "identity"}
 
 
-class LeNet5(nn.Module):
+class LeNet5(StagedFeatures, nn.Module):
     """LeNet-5: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> fc 120 -> fc 84 -> fc num_classes.
 
     61,706 parameters at 1x32x32 (and at 1x28x28, padded) and 10 classes. Inputs smaller than the paper's 32x32
@@ -65,6 +66,11 @@ class LeNet5(nn.Module):
             *stage(nn.Conv2d(in_chans, 6, 5, padding=pad)),  # N x 6 x (S-4)/2 x (S-4)/2, S = padded size
             *stage(nn.Conv2d(6, 16, 5)),  # N x 16 x F x F; F = 5 at 32 px and at 28 px padded, 4 unpadded
         )
+        # the two conv-subsampling stages are the feature stages (each halves the size; the 5x5 convs trim 4 px)
+        self.feature_info = [
+            dict(num_chs=6, reduction=2, module="features.2"),
+            dict(num_chs=16, reduction=4, module="features.5"),
+        ]
         fh, fw = (((size + 2 * p - 4) // 2 - 4) // 2 for size, p in zip((h, w), pad, strict=True))
         self.flat_features = 16 * fh * fw
         self.head = nn.Sequential(
@@ -76,6 +82,7 @@ class LeNet5(nn.Module):
             get_act(activation),
             nn.Dropout(drop_rate),
         )
+        self.num_features = 84
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()  # 0: no head (timm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +101,13 @@ class LeNet5(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the first conv, the second, then each hidden Linear, the classifier last."""
+        return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)\.", pre_logits=r"^head\.(\d+)\.")
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 FAMILY = Family(

@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
+from zoo.models.features import StagedFeatures, features_at_downsampling
 from zoo.models.layers import (
     SMALL_INPUT,
     ConvNormAct,
@@ -100,7 +101,7 @@ class DepthwiseSeparable(nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 
 
-class MobileNet(nn.Module):
+class MobileNet(StagedFeatures, nn.Module):
     """MobileNet V1/V2/V3: ``features`` (stem, blocks, V2/V3's 1x1 head conv) -> global average pool ->
     (V3: Linear + h-swish) -> dropout -> ``classifier``.
 
@@ -146,7 +147,8 @@ class MobileNet(nn.Module):
         else:
             strides = [2] + [row[-1] for row in blocks]
         num_blocks = len(strides) - 1
-        strides = iter(reduce_strides(strides, output_stride))
+        layout, strides = strides, reduce_strides(strides, output_stride)  # the ImageNet layout, and this one's
+        strides_left = iter(strides)
 
         def drop_path(block_id: int) -> float:
             return drop_path_rate * block_id / num_blocks
@@ -154,12 +156,12 @@ class MobileNet(nn.Module):
         bn = dict(bn_eps=1e-3, bn_momentum=0.01) if version == "v3" else {}
         stem_chs = ch(16) if version == "v3" else ch(32)
         stem_act = {"v1": "relu", "v2": "relu6", "v3": "hardswish"}[version]
-        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_chs, 3, next(strides), act=stem_act, **bn)]
+        layers: list[nn.Module] = [ConvNormAct(in_chans, stem_chs, 3, next(strides_left), act=stem_act, **bn)]
         # N x stem x H/2 x W/2 (H x W in the small-input layouts)
         chs = stem_chs
         if version == "v1":
             for out, _ in blocks:
-                layers.append(DepthwiseSeparable(chs, ch(out), next(strides)))
+                layers.append(DepthwiseSeparable(chs, ch(out), next(strides_left)))
                 chs = ch(out)
         elif version == "v2":
             for t, c, n, _ in blocks:
@@ -167,7 +169,7 @@ class MobileNet(nn.Module):
                     out = ch(c)
                     exp = int(round(chs * t))
                     dp = drop_path(len(layers) - 1)  # layers holds the stem and the blocks so far
-                    layers.append(InvertedResidual(chs, out, exp_chs=exp, stride=next(strides), drop_path=dp))
+                    layers.append(InvertedResidual(chs, out, exp_chs=exp, stride=next(strides_left), drop_path=dp))
                     chs = out
             head_chs = make_divisible(head_chs * max(1.0, width_mult), 8)
             layers.append(ConvNormAct(chs, head_chs, 1, act="relu6"))  # N x 1280 x H/32 x W/32
@@ -178,7 +180,7 @@ class MobileNet(nn.Module):
                 se_chs = make_divisible(exp // 4, 8) if se else 0
                 layers.append(
                     InvertedResidual(
-                        chs, out, exp_chs=exp, kernel_size=k, stride=next(strides), act=act, se_chs=se_chs,
+                        chs, out, exp_chs=exp, kernel_size=k, stride=next(strides_left), act=act, se_chs=se_chs,
                         se_gate="hardsigmoid", drop_path=drop_path(len(layers) - 1), **bn,
                     )
                 )  # fmt: skip
@@ -186,6 +188,10 @@ class MobileNet(nn.Module):
             layers.append(ConvNormAct(chs, 6 * chs, 1, act="hardswish", **bn))  # N x 6*C x H/32 x W/32
             chs = 6 * chs
         self.features = nn.Sequential(*layers)  # N x chs x H/os x W/os
+        # feature points as timm's: the last layer before each downsampling of the ImageNet layout, and the last
+        channels = [layer.out_channels for layer in layers]
+        extra = [1] * (len(layers) - len(strides))  # V2/V3's 1x1 head conv
+        self.feature_info = features_at_downsampling(strides + extra, channels, layout=layout + extra)
 
         if version == "v3":
             head_chs = ch(head_chs)
@@ -216,6 +222,14 @@ class MobileNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem, each block, the 1x1 head conv; V3's hidden Linear and the
+        classifier last."""
+        return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)\.")
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
 
 
 # ---------------------------------------------------------------------------------------------------------

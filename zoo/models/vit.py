@@ -29,11 +29,16 @@ from einops import rearrange
 
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
+from zoo.models.features import MATCH_PREV_GROUP, feature_take_indices
 from zoo.models.layers import SMALL_INPUT, DropPath, is_small_input
 from zoo.specs import Reported
 
 PAPER = "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
 URL = "https://arxiv.org/abs/2010.11929"
+
+# einops works on tensors, not on torch.fx's proxies: symbolic tracing (create_feature_extractor) keeps each
+# rearrange as one call in the graph instead.
+torch.fx.wrap("rearrange")
 
 SMALL_PATCH = 4  # below SMALL_INPUT px, and with no patch_size given, patches are this wide
 
@@ -51,6 +56,18 @@ def _divisors(n: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@torch.fx.wrap  # one call in a traced graph (torch.fx, create_feature_extractor), so the check still runs there
+def check_image_size(x: torch.Tensor, img_size: tuple[int, int]) -> torch.Tensor:
+    """``x`` unchanged if its images are ``img_size``, else a ValueError saying which ``img_size`` fits them."""
+    h, w = x.shape[-2:]
+    if (h, w) != tuple(img_size):
+        fit = w if h == w else (h, w)
+        raise ValueError(
+            f"this ViT was built for {img_size[0]}x{img_size[1]} images, got {h}x{w}; create it with img_size={fit}"
+        )
+    return x
+
+
 class PatchEmbed(nn.Module):
     """Cut the image into P x P patches and embed each one: a stride-P convolution is that linear map."""
 
@@ -62,12 +79,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.img_size:  # the position embeddings fix the number of patches
-            h, w = self.img_size
-            raise ValueError(
-                f"this ViT was built for {h}x{w} images, got {x.shape[-2]}x{x.shape[-1]}; "
-                f"create it with img_size={x.shape[-1] if x.shape[-2] == x.shape[-1] else tuple(x.shape[-2:])}"
-            )
+        x = check_image_size(x, self.img_size)  # the position embeddings fix the number of patches
         x = self.proj(x)  # N x D x H/P x W/P
         # the same as rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)") followed by a Linear layer
         return rearrange(x, "b d h w -> b (h w) d")  # N x L x D
@@ -90,7 +102,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qkv = self.qkv(x)  # N x L x 3D
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        qkv = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # indexed, not unpacked: torch.fx cannot unpack a traced value
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
         x = rearrange(x, "b h n d -> b n (h d)")  # N x L x D
         return self.proj_drop(self.proj(x))
@@ -181,6 +194,8 @@ class VisionTransformer(nn.Module):
             *[Block(embed_dim, num_heads, mlp_ratio, qkv_bias, proj_drop_rate, attn_drop_rate, r) for r in rates]
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        # one feature per block, as timm's ViT: its patch tokens as a map at the patch stride
+        self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
@@ -204,12 +219,64 @@ class VisionTransformer(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens, the class token before them, position embeddings added."""
         x = self.patch_embed(x)  # N x L x D, L = (H/P)(W/P)
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # N x 1 x D
-        x = torch.cat([cls, x], dim=1) + self.pos_embed  # N x (L+1) x D
-        x = self.blocks(self.pos_drop(x))
+        return self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # N x (L+1) x D
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.embed(x))
         return self.norm(x)  # N x (L+1) x D
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | tuple[int, ...] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The final features (``forward_features``) and the outputs of the blocks named by ``indices``, as
+        timm's ViT: patch tokens only (the class token dropped), ``N x D x H/P x W/P`` for ``"NCHW"`` or
+        ``N x L x D`` for ``"NLC"``.
+
+        Args:
+            indices: ``None`` every block, an int ``n`` the last ``n``, a sequence those (negative from the end).
+            norm: pass each taken block output through the final LayerNorm.
+            stop_early: stop after the last block asked for (the final features are then its output, unnormed).
+            intermediates_only: return the list only.
+        """
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
+        take, last = feature_take_indices(len(self.blocks), indices)
+        h, w = self.patch_embed.grid_size
+        intermediates = []
+        x = self.embed(x)
+        blocks = self.blocks[: last + 1] if stop_early else self.blocks
+        for i, block in enumerate(blocks):
+            x = block(x)
+            if i in take:
+                tokens = (self.norm(x) if norm else x)[:, 1:]  # N x L x D, the class token dropped
+                nchw = output_fmt == "NCHW"
+                intermediates.append(rearrange(tokens, "b (h w) d -> b d h w", h=h, w=w) if nchw else tokens)
+        if intermediates_only:
+            return intermediates
+        return (self.norm(x) if len(blocks) == len(self.blocks) else x), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] | tuple[int, ...] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the blocks after the last one ``indices`` names (and the final norm, the head); returns the
+        blocks' absolute indices."""
+        take, last = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[: last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0)
+        return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(x[:, 0])  # N x D: the class token
@@ -224,6 +291,16 @@ class VisionTransformer(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the embeddings, each block, the final norm with the last block; the head last."""
+        return dict(
+            stem=r"^cls_token|^pos_embed|^patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", MATCH_PREV_GROUP)]
+        )
+
+    def no_weight_decay(self) -> set[str]:
+        """What timm does not weight-decay in a ViT: the learned position embeddings and the class token."""
+        return {"pos_embed", "cls_token"}
 
 
 def _check_vit_size(name: str, img_size: int | tuple[int, int], patch_size: int, why: str = "") -> tuple[int, int]:
