@@ -64,13 +64,18 @@ def imports(name: str, *, module_level_only: bool = False) -> list[tuple[str, st
     return found
 
 
+# The one import that crosses the rooms on purpose: the plugin manager asks the models package which family
+# modules it holds (zoo.models.family_modules), and loads them by name like any plugin.
+EXCEPTIONS = {("zoo.plugin_manager", "zoo.models")}
+
+
 @pytest.mark.parametrize("name", [m for m in MODULES if room(m) in MAY_IMPORT])
 def test_a_room_imports_only_the_rooms_below_it(name):
     mine = room(name)
     wrong = [
         f"{target} (line {line})"
         for target, _, line in imports(name)
-        if room(target) not in MAY_IMPORT[mine] | {mine} and name != "zoo.__main__"
+        if room(target) not in MAY_IMPORT[mine] | {mine} and name != "zoo.__main__" and (name, target) not in EXCEPTIONS
     ]
     assert not wrong, f"{name} ({mine}) imports {wrong}; {mine} may import {sorted(MAY_IMPORT[mine])}"
 

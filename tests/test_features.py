@@ -18,11 +18,11 @@ from timm.optim import create_optimizer_v2
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import zoo
-from zoo import registry
-from zoo.models.features import feature_take_indices
+from zoo import plugin_manager, registry
+from zoo.features import feature_take_indices
 from zoo.transfer import classifier_name
 
-BUILTIN = [n for n in zoo.list_models() if registry.get_spec(n).plugin in registry.BUILTIN_PLUGINS]
+BUILTIN = [n for n in zoo.list_models() if registry.get_spec(n).plugin in plugin_manager.BUILTIN_PLUGINS]
 ONE_PER_FAMILY = [min(zoo.list_models(family=f), key=lambda n: zoo.info(n).num_params) for f in
                   sorted({registry.get_spec(n).family for n in BUILTIN})]  # fmt: skip
 SIZE = 32

@@ -322,7 +322,7 @@ def create(
             ``drop_rate``, checked here for every model (``ModelOptionError``): ``num_classes`` an int >= 1 (0: no
             classifier head), ``in_chans`` an int >= 1, ``drop_rate`` a float in [0, 1), ``img_size`` an int >= 1
             or a pair ``(H, W)``; ``None`` keeps the builder's default.
-        features_only: return timm's feature extractor instead (``zoo.models.features.FeatureListNet``): its forward
+        features_only: return timm's feature extractor instead (``zoo.features.FeatureListNet``): its forward
             gives the list of feature maps at ``out_indices`` (default all; negative count from the end), its
             ``feature_info.channels()`` / ``.reduction()`` describe them.
 
@@ -351,7 +351,7 @@ def create(
         cfg = adapt_pretrained_cfg(cfg, kwargs, report) if cfg else cfg  # zoo.transfer: a new head, other inputs
     set_pretrained_cfg(model, cfg or default_cfg(spec, kwargs), keep=cfg is None)
     if features_only or out_indices is not None:
-        from zoo.models.features import create_features_only
+        from zoo.features import create_features_only
 
         if not features_only:
             raise ValueError(f"out_indices={out_indices!r} selects features: pass features_only=True with it")

@@ -11,7 +11,7 @@ import pkgutil
 
 __all__ = ["SHARED", "family_modules"]
 
-SHARED = ("family", "features", "layers")  # shared code, not families
+SHARED = ("family", "layers")  # shared code, not families
 
 
 def family_modules() -> list[str]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from zoo.features import StagedFeatures, features_at_downsampling
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
-from zoo.models.features import StagedFeatures, features_at_downsampling
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 

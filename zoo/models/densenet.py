@@ -31,9 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 
+from zoo.features import MATCH_PREV_GROUP, StagedFeatures
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
-from zoo.models.features import MATCH_PREV_GROUP, StagedFeatures
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 

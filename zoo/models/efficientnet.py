@@ -23,9 +23,9 @@ import math
 import torch
 import torch.nn as nn
 
+from zoo.features import StagedFeatures, features_at_downsampling
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
-from zoo.models.features import StagedFeatures, features_at_downsampling
 from zoo.models.layers import (
     SMALL_INPUT,
     ConvNormAct,

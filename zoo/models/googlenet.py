@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zoo.features import StagedFeatures
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
-from zoo.models.features import StagedFeatures
 from zoo.models.layers import SMALL_INPUT, choose_stem
 from zoo.specs import Reported
 

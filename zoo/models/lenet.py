@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from zoo.features import StagedFeatures
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
-from zoo.models.features import StagedFeatures
 from zoo.models.layers import check_img_size, get_act
 from zoo.specs import Reported
 

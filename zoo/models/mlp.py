@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from zoo.features import StagedFeatures
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family
-from zoo.models.features import StagedFeatures
 from zoo.models.layers import get_act
 
 PAPER = "Learning representations by back-propagating errors"

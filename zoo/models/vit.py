@@ -27,9 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from zoo.features import MATCH_PREV_GROUP, feature_take_indices
 from zoo.hookspecs import hookimpl
 from zoo.models.family import Family, merge_variant
-from zoo.models.features import MATCH_PREV_GROUP, feature_take_indices
 from zoo.models.layers import SMALL_INPUT, DropPath, is_small_input
 from zoo.specs import Reported
 
