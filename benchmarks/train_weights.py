@@ -80,6 +80,7 @@ def save_atomic(state: dict, path: Path, metadata: dict) -> None:
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous() for k, v in state.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; package data is read by everyone
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -265,3 +265,68 @@ def test_torchvision_weight_names_map_to_timms_tags():
     assert "swag_e2e_in1k" in tags
     listed = zoo.list_models("googlenet*", pretrained=True)
     assert listed == ["googlenet.tv_in1k"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# zoo's own weights, shipped in the package (made by benchmarks/train_weights.py)
+# ---------------------------------------------------------------------------------------------------------
+
+SHIPPED = {f"{r['model']}.{r['tag']}": r for r in __import__("zoo.weights_data").weights_data.records()}
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_zoo_ships_lenet5_and_the_mlp_on_digits_and_fashion_mnist():
+    assert set(SHIPPED) == {"lenet5.digits", "mlp.digits", "lenet5.fashion_mnist", "mlp.fashion_mnist"}
+    assert set(SHIPPED) <= set(zoo.list_models(pretrained=True))
+    for record in SHIPPED.values():
+        assert record["size"] <= 1_050_000 and record["recipe"]["command"].startswith("python benchmarks/train_weights")
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_weights_load_hash_match_and_reach_their_recorded_accuracy(name, isolated_caches):
+    record = SHIPPED[name]
+    if record["dataset"] == "fashion-mnist" and not (FASHION / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST is not installed at {FASHION} (Debian's dataset package)")
+    from importlib import resources
+
+    path = Path(str(resources.files("zoo.weights_data") / record["file"]))
+    assert sha256(path) == record["sha256"] and path.stat().st_size == record["size"]
+    model = zoo.create(name)
+    assert model.zoo_config["inputs"]["input_size"] == record["inputs"]["input_size"]
+    data = zoo.load_dataset(
+        record["dataset"], **{k: v for k, v in record["recipe"]["load_dataset"].items() if k != "name"}
+    )
+    assert data.test.images.shape[1:] == tuple(record["inputs"]["input_size"])
+    assert record["metrics"]["split"] == "test" and len(data.test) == record["metrics"]["num_samples"]
+    # a plain loop over the test split, prepared as the input record says: [0, 1], then mean/std
+    mean, std = (torch.tensor(record["inputs"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(data.test), 512):
+            x = data.test.images[start : start + 512].float() / 255
+            correct += (model((x - mean) / std).argmax(1) == data.test.labels[start : start + 512]).sum().item()
+    top1 = 100 * correct / len(data.test)
+    assert abs(top1 - record["metrics"]["top1"]) <= 0.3, (top1, record["metrics"])
+    assert abs(100 * zoo.evaluate(model, data.test).top1 - top1) <= 0.01  # zoo's evaluate agrees with the loop
+
+
+def test_zoo_predict_works_on_the_shipped_weights_through_the_cli(tmp_path, capsys):
+    from PIL import Image
+
+    from zoo.cli import main
+
+    data = zoo.load_dataset("digits")
+    model = zoo.create("lenet5.digits").eval()
+    record = model.zoo_config["inputs"]
+    mean, std = record["mean"][0], record["std"][0]
+    paths, expected = [], []
+    for i in range(4):
+        image = data.test.images[i, 0].numpy()  # 32 x 32 uint8, the input size the weights take: no resize
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(image, mode="L").save(paths[-1])
+        with torch.no_grad():
+            x = (torch.from_numpy(image).float().view(1, 1, 32, 32) / 255 - mean) / std
+            expected.append(record["classes"][model(x).argmax(1).item()])
+    assert main(["predict", "lenet5.digits", *map(str, paths), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in rows] == expected
