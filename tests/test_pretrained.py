@@ -102,8 +102,10 @@ def test_a_tag_resolves_hash_checks_and_loads_the_registered_state(toy):
 
 
 def test_the_users_keywords_win_over_the_records(toy):
-    with pytest.raises(ValueError, match="size mismatch|do not fit"):
-        zoo.create("lenet5.toy", num_classes=3)  # until transfer learning drops the head, the head must fit
+    state, _ = toy
+    model = zoo.create("lenet5.toy", img_size=32)  # LeNet-5 pads 28 px to its 32-px field: same parameters
+    assert model.zoo_config["kwargs"] == {"img_size": 32}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
 
 def test_a_tampered_file_is_refused_in_one_line_naming_both_hashes(toy):

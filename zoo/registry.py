@@ -28,6 +28,7 @@ from zoo.plugin_manager import (  # noqa: F401  (the plugin-facing names, re-exp
     register_dataset,
     register_model,
     register_plugin,
+    register_weights,
     reset,
     unregister_plugin,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "plugins",
     "register_model",
     "register_dataset",
+    "register_weights",
     "register_plugin",
     "unregister_plugin",
     "reset",
