@@ -147,7 +147,7 @@ def test_list_models_pretrained_info_and_the_cli_show_the_tag(toy, capsys):
     assert main(["list", "lenet*", "--pretrained"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("lenet5.toy"))
-    assert row.split()[1:4] == ["toy", "50.0", "test"] and "toy_plugin" in row
+    assert row.split()[1:4] == ["toy", "50.00", "test"] and "toy_plugin" in row
     assert main(["list", "lenet*", "--pretrained", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert "lenet5.toy" in [r["name"] for r in rows]

@@ -81,10 +81,12 @@ def _list_pretrained(args: argparse.Namespace) -> int:
         split = r.metrics.get("split", "")
         size = "x".join(map(str, r.inputs.get("input_size") or ()))
         licence = (r.licence or "").split(" (")[0]
-        body.append((r.name, r.dataset or "", f"{top1:.1f}" if top1 is not None else "", split, size,
+        body.append((r.name, r.dataset or "", f"{top1:.2f}" if top1 is not None else "", split, size,
                      format_size(r.size) if r.size else "", r.source, licence))  # fmt: skip
     print(table(("weights", "dataset", "top-1", "on", "input", "size", "source", "licence"), body))
-    print(f"{len(records)} weights; zoo.create(NAME) loads them (offline first, sha256-checked)")
+    print(
+        f"{len(records)} weights; zoo.create(NAME) loads them, offline first and hash-checked (download=True fetches a missing one)"
+    )
     return EXIT_OK
 
 
