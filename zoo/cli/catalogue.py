@@ -84,9 +84,7 @@ def _list_pretrained(args: argparse.Namespace) -> int:
         body.append((r.name, r.dataset or "", f"{top1:.2f}" if top1 is not None else "", split, size,
                      format_size(r.size) if r.size else "", r.source, licence))  # fmt: skip
     print(table(("weights", "dataset", "top-1", "on", "input", "size", "source", "licence"), body))
-    print(
-        f"{len(records)} weights; zoo.create(NAME) loads them, offline first and hash-checked (download=True fetches a missing one)"
-    )
+    print(f"{len(records)} weights; zoo.create(NAME) loads them, offline first and hash-checked (download=True: fetch)")
     return EXIT_OK
 
 
