@@ -40,6 +40,7 @@ def main() -> None:
     top1 = zoo.evaluate(model.eval(), data.test).top1
     tmp = HERE / (FILE + ".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.chmod(tmp, 0o644)  # package data is read by everyone
     os.replace(tmp, HERE / FILE)  # never a half-written file where the plugin looks
     d = model.zoo_config["data"]
     record = {
