@@ -200,3 +200,16 @@ def test_predict_and_evaluate_use_the_weights_preprocessing(hub, tv_googlenet, t
     assert again.zoo_config["kwargs"] == {"transform_input": True}
     assert again.pretrained_cfg["weights"] == str(GOOGLENET)
     assert zoo.predict(again, photo)[0]["label"] == got["label"]
+
+
+def test_a_twins_tag_is_torchvisions_weights_read_through_the_hub_cache(hub, tv_googlenet):
+    _cache(hub, GOOGLENET, tv_googlenet.state_dict())
+    model = zoo.create("googlenet.tv_in1k").eval()
+    assert model.zoo_config["kwargs"] == {"transform_input": True}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (model(x) - tv_googlenet(x)).abs().max().item() <= 1e-4
+    transforms = GOOGLENET.transforms()
+    inputs = model.zoo_config["inputs"]
+    assert inputs["resize_size"] == transforms.resize_size[0] and inputs["mean"] == list(transforms.mean)
+    assert inputs["classes"] == GOOGLENET.meta["categories"] and model.pretrained_cfg["weights"] == str(GOOGLENET)

@@ -32,6 +32,9 @@ _LAZY = {
     "register_dataset": "zoo.plugin_manager",
     "register_plugin": "zoo.plugin_manager",
     "unregister_plugin": "zoo.plugin_manager",
+    "register_weights": "zoo.plugin_manager",
+    "list_weights": "zoo.registry",
+    "UnknownWeightsError": "zoo.pretrained",
     "UnknownModelError": "zoo.plugin_manager",
     "UnknownDatasetError": "zoo.plugin_manager",
     "ModelOptionError": "zoo.plugin_manager",
@@ -129,14 +132,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs, never executed: _LAZY again, as
         register_dataset as register_dataset,
         register_model as register_model,
         register_plugin as register_plugin,
+        register_weights as register_weights,
         unregister_plugin as unregister_plugin,
     )
+    from zoo.pretrained import UnknownWeightsError as UnknownWeightsError
     from zoo.registry import (
         create as create,
         info as info,
         list_datasets as list_datasets,
         list_models as list_models,
         list_sources as list_sources,
+        list_weights as list_weights,
     )
     from zoo.specs import (
         ModelCard as ModelCard,

@@ -107,3 +107,48 @@ def register_datasets(register: Callable[..., None]) -> None:
         def register_datasets(register):
             register("my-shapes", load_my_shapes, num_classes=4, input_size=(1, 32, 32))
     """
+
+
+@hookspec
+def register_weights(register: Callable[..., None]) -> None:
+    """Register pretrained weights under a tag of a model (``"resnet20.digits"``), the plugin's own or any other.
+
+    Called once every plugin's models are registered, so a plugin may tag the built-ins and other plugins' models.
+    Users then write ``zoo.create("resnet20.digits")`` or ``zoo.create("resnet20", weights="digits")``; the tags
+    are listed by ``zoo.list_models(pretrained=True)``, ``zoo list --pretrained`` and the model's card, and
+    ``zoo.testing.check_architecture`` checks that each one loads.
+
+    Args:
+        register: call ``register(model, tag, **fields)`` once per set of weights.
+
+            - ``model``: the registry name of the model the weights load into.
+            - ``tag``: lower-case letters, digits, ``_`` and ``-`` (``"fashion_mnist"``).
+            - ``file`` (required): the file name inside ``package``, or a URL (fetched only with ``download=True``,
+              into zoo's cache). ``.safetensors`` is read as such; anything else with ``weights_only=True``.
+            - ``sha256`` (required): the file's sha256 in hex; every file, shipped, cached or downloaded, is checked.
+            - ``inputs`` (required): the input record, a dict with ``input_size`` and, as known, ``input_dtype``,
+              ``mean``, ``std`` (per channel, in [0, 1] units), ``interpolation``, ``resize_size``,
+              ``crop_size``, ``classes``, ``num_classes``, ``task``, ``loss``, ``dataset``, ``hflip``: how
+              ``zoo.predict`` and ``zoo.evaluate`` prepare inputs for these weights.
+            - ``package``: the Python package that ships ``file`` as package data (required for a file name).
+            - ``size`` (bytes), ``classes``, ``metrics`` (``{"top1": 91.2, "split": "test"}``), ``dataset``,
+              ``licence``, ``recipe`` (the command that produced the weights), ``kwargs`` (builder keywords the
+              weights need, e.g. ``{"in_chans": 1}``; the user's own keywords win).
+
+            zoo records the registering plugin as the weights' source. A tag registered twice, or one for an
+            unknown model, is refused with a warning naming both plugins (or the model); the first one is kept.
+
+    Returns:
+        Nothing; return values are ignored.
+
+    Example::
+
+        @zoo.hookimpl
+        def register_weights(register):
+            register("resnet20", "digits", file="resnet20_digits.safetensors", package="zoo_resnet",
+                     sha256="9f86d0...", size=1_100_000, inputs={"input_size": [1, 32, 32], "input_dtype": "uint8",
+                     "mean": [0.31], "std": [0.32], "num_classes": 10}, metrics={"top1": 97.5, "split": "test"},
+                     dataset="digits", licence="MIT", recipe="python make_weights.py", kwargs={"in_chans": 1})
+
+    A runnable example is in ``docs/pretrained.md``.
+    """

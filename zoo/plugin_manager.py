@@ -30,6 +30,7 @@ from zoo import hookspecs
 from zoo.containment import call_plugin, describe
 from zoo.hookspecs import PROJECT
 from zoo.models import family_modules
+from zoo.pretrained import WeightsRecord, make_record, twin_records
 from zoo.registration import (
     DATASET_METADATA,
     MODEL_METADATA,
@@ -56,6 +57,7 @@ __all__ = [
     "ensure_loaded",
     "register_model",
     "register_dataset",
+    "register_weights",
     "register_plugin",
     "unregister_plugin",
     "reset",
@@ -65,12 +67,12 @@ __all__ = [
 ENV_LOAD_PLUGINS = "ZOO_LOAD_PLUGINS"
 
 # Modules besides the families that register through the hooks exactly like a third-party plugin, loaded after them.
-OTHER_BUILTINS = ("zoo.data.datasets", "zoo.bridges.timm", "zoo.bridges.torchvision")
+OTHER_BUILTINS = ("zoo.data.datasets", "zoo.bridges.timm", "zoo.bridges.torchvision", "zoo.weights_data")
 
 
 def builtin_plugins() -> tuple[str, ...]:
     """The built-in plugin modules in load order: every family module of ``zoo.models`` (found there, so a new
-    family file registers with no edit here), then the datasets and the bridges."""
+    family file registers with no edit here), then the datasets, the bridges and zoo's own weights."""
     return (*family_modules(), *OTHER_BUILTINS)
 
 
@@ -123,6 +125,7 @@ class Registry:
         self.models: dict[str, ModelSpec] = {}
         self.datasets: dict[str, DatasetSpec] = {}
         self.sources: dict[str, SourceSpec] = {}
+        self.weights: dict[str, WeightsRecord] = {}  # "model.tag" -> record (torchvision twins' tags come lazily)
         self.plugins: dict[str, PluginInfo] = {}
         self.source_cache: dict[str, ModelSpec] = {}
         self.param_cache: dict[str, int] = {}
@@ -158,6 +161,8 @@ def ensure_loaded() -> Registry:
                 _load_plugin(ep.load, ep.name, _ep_version(ep), "entry point")
             for obj, name in _REG.extra_plugins:
                 _load_plugin(lambda o=obj: o, name, _plugin_attr(obj, "__version__"), "in-process")
+            for info in list(_REG.plugins.values()):  # weights after every model: a plugin may tag another's
+                _collect_weights(info)
         except BaseException:  # the user's Ctrl-C: leave nothing half-discovered behind; the next use starts over
             _REG.clear()
             raise
@@ -206,6 +211,19 @@ def _load_plugin(load: Callable[[], object], name: str, version: str | None, kin
                 _fail(info, f"{hook} raised {describe(exc)}")
 
 
+def _collect_weights(info: PluginInfo) -> None:
+    """Call one plugin's ``register_weights``, contained like the other hooks (run once every model is known)."""
+    if info.status == "failed" or _REG.pm is None:
+        return
+    for impl in _REG.pm.hook.register_weights.get_hookimpls():
+        if impl.plugin_name != info.name:
+            continue
+        try:
+            call_plugin(f"plugin '{info.name}'", impl.function, register=_weights_register(info, strict=False))
+        except Exception as exc:
+            _fail(info, f"register_weights raised {describe(exc)}")
+
+
 def _plugin_attr(plugin: object, attr: str) -> str | None:
     """A string attribute of a plugin object (``__version__``, ``__name__``), or ``None`` however it fails."""
     try:
@@ -223,7 +241,7 @@ def _import_plugin(load: Callable[[], object], name: str) -> None:
 
 
 def _validate_hookimpls(plugin: object, name: str) -> None:
-    known = {"register_models", "register_model_sources", "register_datasets"}
+    known = {"register_models", "register_model_sources", "register_datasets", "register_weights"}
     for attr in dir(plugin):
         obj = getattr(plugin, attr, None)
         if callable(obj) and hasattr(obj, f"{PROJECT}_impl") and attr not in known:
@@ -322,6 +340,36 @@ def _dataset_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
     return register
 
 
+def _weights_register(info: PluginInfo, strict: bool) -> Callable[..., None]:
+    def register(model: str, tag: str, **fields: Any) -> None:
+        try:
+            record = make_record(info.name, model, tag, fields)
+        except ValueError as exc:
+            return _refuse(info, str(exc), strict)
+        spec = _REG.models.get(model)
+        if spec is None:
+            return _refuse(
+                info,
+                f"weights {model}.{tag} from plugin '{info.name}' are for an unknown model '{model}'"
+                f"{suggest(model, _REG.models)}",
+                strict,
+            )
+        existing = _REG.weights.get(record.name)
+        if existing is None and spec.twin and any(r.tag == tag for r in twin_records(spec)):
+            existing = next(r for r in twin_records(spec) if r.tag == tag)
+        if existing is not None:
+            return _refuse(
+                info,
+                f"weights '{record.name}' from plugin '{info.name}' are already registered by '{existing.source}'; "
+                "the first registration is kept",
+                strict,
+            )
+        _REG.weights[record.name] = record
+        info.weights.append(record.name)
+
+    return register
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Plugins: in-process registration, for notebooks and tests
 # ---------------------------------------------------------------------------------------------------------
@@ -375,6 +423,15 @@ def register_dataset(
     return decorator
 
 
+def register_weights(model: str, tag: str, **fields: Any) -> WeightsRecord:
+    """Register weights from user code (a notebook, a script), as the ``register_weights`` hook's ``register``
+    does; returns the record. A tag that exists or a model that does not raises ``ValueError`` naming both."""
+    reg = ensure_loaded()
+    with reg.lock:
+        _weights_register(_in_process_info("__main__"), strict=True)(model, tag, **fields)
+        return reg.weights[f"{model}.{tag}"]
+
+
 def register_plugin(plugin: object, name: str | None = None) -> PluginInfo:
     """Load a plugin object (a module or any object with ``@zoo.hookimpl`` functions) now, as if discovered.
 
@@ -388,6 +445,7 @@ def register_plugin(plugin: object, name: str | None = None) -> PluginInfo:
         reg.extra_plugins.append((plugin, name))
         try:
             _load_plugin(lambda: plugin, name, _plugin_attr(plugin, "__version__"), "in-process")
+            _collect_weights(reg.plugins[name])
         except BaseException:  # the user's Ctrl-C: the plugin is not half registered
             unregister_plugin(name)
             raise
@@ -405,6 +463,7 @@ def unregister_plugin(name: str) -> None:
         reg.models = {k: v for k, v in reg.models.items() if v.plugin != name}
         reg.datasets = {k: v for k, v in reg.datasets.items() if v.plugin != name}
         reg.sources = {k: v for k, v in reg.sources.items() if v.plugin != name}
+        reg.weights = {k: v for k, v in reg.weights.items() if v.source != name and v.model in reg.models}
         reg.source_cache = {k: v for k, v in reg.source_cache.items() if v.plugin != name}
 
 

@@ -24,6 +24,7 @@ from zoo.plugin_manager import (
     UnknownModelError,
     ensure_loaded,
 )
+from zoo.pretrained import WeightsRecord, records_of, split_tag
 from zoo.registration import MODEL_METADATA, UNIFORM_KEYWORDS, card_problem, make_model_spec, signature_keywords
 from zoo.specs import DatasetSpec, ModelCard, ModelSpec, PluginInfo, SourceSpec
 from zoo.suggest import closest, suggest
@@ -40,6 +41,8 @@ __all__ = [
     "create_within",
     "count_params",
     "info",
+    "list_weights",
+    "weights_of",
 ]
 
 
@@ -112,6 +115,7 @@ def list_models(
     family: str | None = None,
     tag: str | None = None,
     source: str | None = None,
+    pretrained: bool = False,
 ) -> list[str]:
     """Sorted registry names matching an fnmatch ``pattern`` (``"efficientnet_b*"``), a family and a tag.
 
@@ -122,7 +126,13 @@ def list_models(
         source: ``None`` lists zoo's own catalogue (built-ins and plugins) plus any source the pattern names
             (``"timm/*resnet*"``); ``"timm"`` or ``"torchvision"`` lists that source; ``"all"`` lists everything.
             Sources are only enumerated when asked for, so the default stays fast.
+        pretrained: list the weights instead, as ``name.tag`` (``"lenet5.digits"``), of the models that have
+            some; the pattern matches the model name or the ``name.tag``.
     """
+    if pretrained:
+        tagged = [r.name for r in list_weights(family=family, tag=tag, source=source)]
+        pat = (pattern or "*").lower()
+        return [n for n in tagged if fnmatch.fnmatchcase(n.lower(), pat) or fnmatch.fnmatchcase(n.split(".")[0], pat)]
     reg = ensure_loaded()
     names: list[str] = []
     if source is None:
@@ -162,6 +172,21 @@ def list_models(
             kept.append(n)
         names = kept
     return sorted(set(names))
+
+
+def list_weights(pattern: str | None = None, **filters: Any) -> list[WeightsRecord]:
+    """The ``WeightsRecord`` of every tag of the models ``list_models(pattern, **filters)`` lists, by name."""
+    reg = ensure_loaded()
+    records = []
+    for name in list_models(pattern, **filters):
+        if "/" not in name:
+            records.extend(records_of(reg.weights, reg.models[name]))
+    return sorted(records, key=lambda r: r.name)
+
+
+def weights_of(name: str) -> list[WeightsRecord]:
+    """The weights registered for model ``name``: through the hook, then a torchvision twin's tags."""
+    return records_of(ensure_loaded().weights, get_spec(name)) if "/" not in name else []
 
 
 def list_sources() -> list[str]:
@@ -306,18 +331,23 @@ def create(
     """Build the model registered under ``name``.
 
     Args:
-        name: a registry name (``zoo.list_models()``), or ``"timm/<name>"`` / ``"torchvision/<name>"``.
-        weights: optional; a state dict, or a path to one (``.safetensors``, or a ``torch.save`` file read with
-            ``weights_only=True``), in this model's format or in its reference implementation's (converted by the
-            family's ``convert_weights``); or, for a torchvision twin (its card has a ``torchvision`` row) and for
+        name: a registry name (``zoo.list_models()``), or ``"timm/<name>"`` / ``"torchvision/<name>"``; a name
+            may carry a weights tag, timm's ``name.tag`` form (``"lenet5.digits"``; see
+            ``zoo.list_models(pretrained=True)``).
+        weights: optional; a tag of the model (``"digits"``, ``"tv_in1k"``: its registered weights, found offline
+            first and checked against their sha256; their input record becomes ``zoo_config["inputs"]``); a state
+            dict, or a path to one (``.safetensors``, or a ``torch.save`` file read with ``weights_only=True``), in
+            this model's format or in its reference implementation's (converted by the family's
+            ``convert_weights``); or, for a torchvision twin (its card has a ``torchvision`` row) and for
             ``torchvision/<name>``, torchvision weights: an enum member (``GoogLeNet_Weights.IMAGENET1K_V1``) or its
             name (``"GoogLeNet_Weights.IMAGENET1K_V1"``, ``"IMAGENET1K_V1"``, ``"DEFAULT"``), read from torch's hub
             cache. Those set the keywords torchvision sets with them (GoogLeNet's ``transform_input=True``) unless
             given, and their preprocessing (resize, centre crop, interpolation, mean/std, class names) becomes the
             model's ``pretrained_cfg``, which ``zoo.predict`` and ``zoo.evaluate`` use. Files are read before the
             model is built; one that is not a state dict is a ``CheckpointError`` naming it.
-        download: fetch torchvision weights missing from the hub cache (into it). Without it nothing downloads,
-            and missing weights are a ``FileNotFoundError`` saying where zoo looked.
+        download: fetch tagged or torchvision weights missing from every cache (into zoo's cache or torch's hub
+            cache), checked against their hash. Without it nothing downloads, and missing weights are a
+            ``FileNotFoundError`` saying where zoo looked.
         **kwargs: the builder's keywords; every builder takes ``num_classes``, ``in_chans``, ``img_size`` and
             ``drop_rate``, checked here for every model (``ModelOptionError``): ``num_classes`` an int >= 1 (0: no
             classifier head), ``in_chans`` an int >= 1, ``drop_rate`` a float in [0, 1), ``img_size`` an int >= 1
@@ -332,6 +362,7 @@ def create(
         ``input_size``, ``interpolation``, ``crop_pct``, ``crop_mode``, ``mean``, ``std``, ``num_classes``, plus
         ``resize_size``, ``label_names``, ``weights``) describing the input it expects.
     """
+    from zoo.pretrained import attach_record, find_record, load_record, looks_like_tag
     from zoo.transfer import adapt_pretrained_cfg
     from zoo.weights import default_cfg, fit_weights, resolve_weights, set_pretrained_cfg
 
@@ -339,10 +370,16 @@ def create(
         from zoo.hub import create_from_hub
 
         return create_from_hub(name, weights=weights, download=download, **kwargs)
+
+    name, weights = _tagged(name, weights)
     spec, kwargs = _prepare(name, kwargs)
+    record = find_record(weights_of(name), spec, weights) if looks_like_tag(weights) else None
     cfg = None
     if weights is not None or download:
-        state, cfg, implied = resolve_weights(weights, spec, download=download)
+        if record is not None:
+            state, cfg, implied = load_record(record, spec, download)
+        else:
+            state, cfg, implied = resolve_weights(weights, spec, download=download)
         if implied:
             kwargs = check_uniform_keywords(name, {**implied, **kwargs})  # the user's own keywords win
     model = _build(spec, name, kwargs)
@@ -350,6 +387,8 @@ def create(
         report = fit_weights(model, state, spec)
         cfg = adapt_pretrained_cfg(cfg, kwargs, report) if cfg else cfg  # zoo.transfer: a new head, other inputs
     set_pretrained_cfg(model, cfg or default_cfg(spec, kwargs), keep=cfg is None)
+    if record is not None:
+        attach_record(model, record)
     if features_only or out_indices is not None:
         from zoo.features import create_features_only
 
@@ -357,6 +396,20 @@ def create(
             raise ValueError(f"out_indices={out_indices!r} selects features: pass features_only=True with it")
         return create_features_only(model, out_indices)
     return model
+
+
+def _tagged(name: str, weights: Any) -> tuple[str, Any]:
+    """``("lenet5", "digits")`` for ``create("lenet5.digits")`` (timm's ``name.tag``); a tag in the name and
+    ``weights=`` together are refused."""
+    if not isinstance(name, str):
+        return name, weights
+    models = ensure_loaded().models
+    base, tag = split_tag(name, models.__contains__)
+    if tag is None:
+        return name, weights
+    if weights is not None:
+        raise TypeError(f"'{name}' names its weights (tag '{tag}'); drop weights={short_repr(weights, 40)}, or the tag")
+    return base, tag
 
 
 @contextlib.contextmanager
@@ -494,4 +547,5 @@ def info(name: str) -> ModelCard:
         notes=spec.notes,
         twin=twin,
         reported=(twin_reported(twin) if twin else ()) + spec.reported,
+        weights=tuple(weights_of(name)),
     )

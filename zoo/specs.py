@@ -87,12 +87,14 @@ class ModelCard:
     notes: str | None = None
     twin: str | None = None
     reported: tuple[Reported, ...] = ()
+    weights: tuple[Any, ...] = ()  # zoo.pretrained.WeightsRecord of each tag (zoo.create("name.tag"))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["tags"] = list(self.tags)
         d["reported"] = [r.to_dict() for r in self.reported]
+        d["weights"] = [w.to_dict() for w in self.weights]
         return d
 
     def top1(self, dataset: str = "ImageNet-1k") -> Reported | None:
@@ -123,6 +125,7 @@ class ModelCard:
         if self.twin:
             rows.append(("torchvision", f"{self.twin} (weights= takes its weights)"))
         rows.extend(("reported" if i == 0 else "", str(r)) for i, r in enumerate(self.reported))
+        rows.extend(("weights" if i == 0 else "", f"{w.name}: {w.summary()}") for i, w in enumerate(self.weights))
         if self.url:
             rows.append(("url", self.url))
         return "\n".join(f"{k:<12} {v}" for k, v in rows)
@@ -168,6 +171,7 @@ class PluginInfo:
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    weights: list[str] = field(default_factory=list)  # "model.tag" of the weights it registered
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -97,6 +97,7 @@ def check_architecture(
     input_size: Sequence[int] | None = None,
     check_img_size: bool = True,
     fast: bool = False,
+    check_weights: bool = True,
 ) -> CheckReport:
     """Run the standard checks on a registered architecture.
 
@@ -108,11 +109,14 @@ def check_architecture(
         fast: build the default model for the parameter count on the meta device (shapes only, no memory and no
             initialisation; the CPU when construction needs real tensors). With a small ``input_size`` this keeps
             the check cheap for large ImageNet models.
+        check_weights: also load every weights tag registered for the model (``register_weights``): the file is
+            found offline and matches its sha256, its keys and shapes fit, and the logits are finite.
 
     Checks: the model card is complete and the builder documented; the model builds with defaults and is an
     ``nn.Module``; the declared parameter count (if any) holds; forward at the declared input gives
     ``(batch, num_classes)`` finite logits and backward reaches every trainable parameter; ``num_classes``,
-    ``in_chans``, ``img_size`` and ``drop_rate`` are honoured.
+    ``in_chans``, ``img_size`` and ``drop_rate`` are honoured; every registered weights tag loads (torchvision's
+    own tags of a twin are torchvision's to check, and would need a download).
     """
     spec = registry.get_spec(name)
     report = CheckReport(name)
@@ -186,4 +190,25 @@ def check_architecture(
     if not isinstance(model, nn.Module):
         raise _fail(name, "drop_rate=0.1 does not build")
     report.passed.append("accepts drop_rate")
+    if check_weights:
+        for record in registry.weights_of(name):
+            if not record.torchvision:
+                _check_tag(name, record, report)
     return report
+
+
+def _check_tag(name: str, record, report: CheckReport) -> None:
+    """The weights of ``record`` load into the model (found, hash-checked, keys and shapes) and give finite logits
+    of the record's class count at the record's input size."""
+    try:
+        model = registry.create(record.name).eval()
+    except Exception as exc:
+        raise _fail(name, f"weights {record.name} do not load: {type(exc).__name__}: {exc}") from None
+    size = tuple(int(v) for v in record.inputs["input_size"])
+    with torch.no_grad():
+        out = _forward(model, torch.randn(2, *size), name)
+    classes = record.inputs.get("num_classes") or (len(record.classes) if record.classes else out.shape[-1])
+    if tuple(out.shape) != (2, classes) or not torch.isfinite(out).all():
+        raise _fail(name, f"weights {record.name} give output {tuple(out.shape)} (finite: "
+                    f"{bool(torch.isfinite(out).all())}) at input {size}; expected (2, {classes}), finite")  # fmt: skip
+    report.passed.append(f"weights {record.name} load (sha256, keys, shapes) and give finite logits")

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", "-t", default=None, help="keep models with this tag")
     p.add_argument("--source", "-s", default=None, help="zoo, timm, torchvision or all (default: zoo's catalogue)")
     p.add_argument("--names-only", "-1", action="store_true", help="one name per line")
+    p.add_argument("--pretrained", action="store_true", help="list the weights (name.tag), not the models")
     p.add_argument(
         "--long", "-l", action="store_true", help="add parameters, FLOPs at the card's input and reference top-1"
     )
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify images with a checkpoint, prepared as its training data was")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint file, or registered weights: lenet5.digits")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
     p.add_argument("--topk", "-k", type=int, default=1, help="list the K most likely classes (default 1)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default: cpu)")

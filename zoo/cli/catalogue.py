@@ -12,6 +12,8 @@ from zoo.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_input, print
 def cmd_list(args: argparse.Namespace) -> int:
     from zoo import registry
 
+    if getattr(args, "pretrained", False):
+        return _list_pretrained(args)
     names = registry.list_models(args.pattern, family=args.family, tag=args.tag, source=args.source)
     rows = []
     for name in names:
@@ -56,6 +58,45 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 LIST_SORT_KEYS = ("name", "family", "year", "params", "flops", "top1")
+
+
+def _list_pretrained(args: argparse.Namespace) -> int:
+    """``zoo list --pretrained``: one row per weights tag, with its dataset, metric, input, size, source, licence."""
+    from zoo import registry
+    from zoo.pretrained import format_size
+
+    records = registry.list_weights(family=args.family, tag=args.tag, source=args.source)
+    wanted = set(registry.list_models(args.pattern, family=args.family, tag=args.tag, source=args.source,
+                                      pretrained=True))  # fmt: skip
+    records = [r for r in records if r.name in wanted]
+    if args.json:
+        print_json([r.to_dict() for r in records])
+        return EXIT_OK
+    if args.names_only:
+        print("\n".join(r.name for r in records))
+        return EXIT_OK
+    body = []
+    for r in records:
+        top1 = r.metrics.get("top1")
+        split = r.metrics.get("split", "")
+        size = "x".join(map(str, r.inputs.get("input_size") or ()))
+        licence = (r.licence or "").split(" (")[0]
+        body.append((r.name, r.dataset or "", f"{top1:.2f}" if top1 is not None else "", split, size,
+                     format_size(r.size) if r.size else "", r.source, licence))  # fmt: skip
+    print(table(("weights", "dataset", "top-1", "on", "input", "size", "source", "licence"), body))
+    print(f"{len(records)} weights; zoo.create(NAME) loads them, offline first and hash-checked (download=True: fetch)")
+    return EXIT_OK
+
+
+def pretrained_model(name: str):
+    """The model of ``zoo predict NAME.TAG``: registered weights by name, for a ``CHECKPOINT`` that is no file."""
+    from zoo import registry
+
+    if name not in registry.list_models(pretrained=True):
+        raise FileNotFoundError(
+            f"checkpoint '{name}' does not exist, and no weights are registered under that name (zoo list --pretrained)"
+        )
+    return registry.create(name)
 
 
 def _add_long_columns(rows: list[dict[str, Any]]) -> None:

@@ -168,14 +168,13 @@ def _predict_line(record: dict[str, Any], topk: int) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.checkpoint):
-        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     if args.topk < 1:
         raise UsageError(f"--topk {args.topk}: expected a positive number of classes")
+    from zoo.cli.catalogue import pretrained_model
     from zoo.modelfile import load
     from zoo.train.predict import predict
 
-    model = load(args.checkpoint)
+    model = load(args.checkpoint) if os.path.exists(args.checkpoint) else pretrained_model(args.checkpoint)
     with warnings_to_stderr():
         records = predict(model, list(args.images), topk=args.topk, device=args.device)
     if args.json:

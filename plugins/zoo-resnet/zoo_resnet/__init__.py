@@ -9,6 +9,9 @@ pad the new channels with zeros, so shortcuts add no parameters (ResNet-20: 0.27
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -136,3 +139,11 @@ def register_models(register):
             description=(builder.__doc__ or "").splitlines()[0],
             url="https://arxiv.org/abs/1512.03385",
         )
+
+
+@zoo.hookimpl
+def register_weights(register):
+    """ResNet-20 trained on zoo's digits by ``make_weights.py``, shipped in this package: ``resnet20.digits``."""
+    entry = resources.files(__name__) / "weights.json"
+    if entry.is_file():
+        register("resnet20", "digits", package=__name__, **json.loads(entry.read_text()))
