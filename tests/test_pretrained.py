@@ -332,3 +332,20 @@ def test_zoo_predict_works_on_the_shipped_weights_through_the_cli(tmp_path, caps
     assert main(["predict", "lenet5.digits", *map(str, paths), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["label"] for r in rows] == expected
+
+
+def test_a_tag_fine_tuned_to_other_classes_does_not_keep_the_old_class_names():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TransferWarning
+        model = zoo.create("lenet5.digits", num_classes=3)
+    kept = zoo.create("lenet5.digits")
+    assert kept.zoo_config["inputs"]["classes"] == [str(i) for i in range(10)]
+    inputs = model.zoo_config["inputs"]
+    assert inputs["classes"] is None and inputs["num_classes"] == 3  # not the ten digits under a 3-class head
+    assert inputs["input_dtype"] == "uint8" and inputs["task"] == "classification"  # the data's facts are kept
+    assert inputs["mean"] == kept.zoo_config["inputs"]["mean"]
+    assert model.zoo_config["weights"] == "lenet5.digits" and model.zoo_config["transfer"]["fresh"]
+    record = zoo.predict(model, torch.zeros(1, 1, 32, 32, dtype=torch.uint8))[0]
+    assert record["label"] in (0, 1, 2)

@@ -46,7 +46,6 @@ __all__ = [
     "unknown_tag_message",
     "tv_tag",
     "timm_cfg",
-    "data_record",
 ]
 
 ENV_HOME = "ZOO_HOME"
@@ -92,8 +91,8 @@ class WeightsRecord:
     file: str
     sha256: str | None
     size: int | None = None
-    inputs: dict[str, Any] = field(default_factory=dict, hash=False)
-    classes: tuple[str, ...] | None = None
+    inputs: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
+    classes: tuple[str, ...] | None = field(default=None, repr=False)
     metrics: dict[str, Any] = field(default_factory=dict, hash=False)
     dataset: str | None = None
     licence: str | None = None
@@ -364,7 +363,7 @@ def _twin_records(model: str, twin: str) -> tuple[WeightsRecord, ...]:
                 file=member.url,
                 sha256=None,
                 size=int(meta["_file_size"] * 1024 * 1024) if meta.get("_file_size") else None,
-                inputs={**inputs_of_cfg(cfg), "dataset": "ImageNet-1k"},
+                inputs={**_inputs_of_cfg(cfg), "dataset": "ImageNet-1k"},
                 classes=cfg["label_names"],
                 metrics={**metrics, "split": "ImageNet-1k val"} if metrics else {},
                 dataset="ImageNet-1k",
@@ -377,6 +376,13 @@ def _twin_records(model: str, twin: str) -> tuple[WeightsRecord, ...]:
     return tuple(records)
 
 
+def _inputs_of_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The input record of published weights' ``pretrained_cfg`` (torchvision's transforms): ImageNet classes."""
+    from zoo.inputs import InputRecord
+
+    return {**InputRecord.from_timm_cfg(cfg).to_dict(), "task": "classification", "loss": "cross_entropy"}
+
+
 def twin_records(spec: ModelSpec) -> tuple[WeightsRecord, ...]:
     """The tags of a torchvision twin: one per member of its torchvision weights enum (``()`` for other models)."""
     return _twin_records(spec.name, spec.twin) if spec.twin else ()
@@ -387,66 +393,16 @@ def twin_records(spec: ModelSpec) -> tuple[WeightsRecord, ...]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def inputs_of_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The input record of a ``pretrained_cfg`` of published weights (torchvision's transforms)."""
-    c, h, w = cfg["input_size"]
-    return {
-        "input_size": [c, h, w],
-        "input_dtype": "uint8",
-        "mean": list(cfg["mean"]),
-        "std": list(cfg["std"]),
-        "interpolation": cfg.get("interpolation"),
-        "resize_size": cfg.get("resize_size"),
-        "crop_size": [h, w],
-        "classes": list(cfg["label_names"]) if cfg.get("label_names") else None,
-        "num_classes": cfg.get("num_classes"),
-        "task": "classification",
-        "loss": "cross_entropy",
-        "dataset": None,
-        "hflip": False,
-    }
-
-
 def timm_cfg(record: WeightsRecord) -> dict[str, Any]:
-    """The ``pretrained_cfg`` (timm's keys) of ``record``'s input record.
+    """The ``pretrained_cfg`` (timm's keys) of ``record``: its input record's, with the keys that name the weights
+    (``architecture``, ``tag``, ``source``, ``weights``, ``url``)."""
+    from zoo.inputs import InputRecord
 
-    ``zoo.inputs.InputRecord.from_dict(record.inputs).to_timm_cfg()`` does this once the input record exists;
-    the keys zoo adds (``tag``, ``source``, ``weights``, ``url``) are set here either way."""
-    d = record.inputs
-    size = tuple(int(v) for v in d["input_size"])
-    crop, resize = d.get("crop_size"), d.get("resize_size")
-    cfg: dict[str, Any] = {
-        "architecture": record.model,
-        "tag": record.tag,
-        "source": record.source,
-        "weights": record.name,
-        "url": record.url,
-        "input_size": size,
-        "interpolation": d.get("interpolation") or "bilinear",
-        "crop_pct": (min(crop) / resize) if crop and resize else 1.0,
-        "crop_mode": "center",
-        "mean": tuple(d["mean"]) if d.get("mean") else (0.0,) * size[0],
-        "std": tuple(d["std"]) if d.get("std") else (1.0,) * size[0],
-        "num_classes": d.get("num_classes"),
-        "label_names": tuple(record.classes) if record.classes else None,
-    }
-    if resize:
-        cfg["resize_size"] = int(resize)
-    return cfg
-
-
-def data_record(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The input record in the keys ``fit`` records today (``zoo_config["data"]``: ``name``, ``resize``,
-    ``crop``), which ``zoo.predict`` and ``zoo.evaluate`` read. Goes once ``zoo_config["inputs"]`` is read."""
-    out = {k: inputs.get(k) for k in ("input_size", "input_dtype", "mean", "std", "num_classes", "classes")}
-    out.update(name=inputs.get("dataset"), task=inputs.get("task"), loss=inputs.get("loss"))
-    if inputs.get("resize_size"):
-        out["resize"] = inputs["resize_size"]
-    if inputs.get("crop_size"):
-        out["crop"] = list(inputs["crop_size"])
-    if inputs.get("interpolation"):
-        out["interpolation"] = inputs["interpolation"]
-    return out
+    cfg = InputRecord.from_dict(record.inputs).to_timm_cfg()
+    if record.classes:
+        cfg["label_names"] = tuple(record.classes)
+    identity = {"architecture": record.model, "tag": record.tag, "source": record.source, "weights": record.name}
+    return {**identity, "url": record.url, **cfg}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -486,11 +442,18 @@ def load_record(record: WeightsRecord, spec: ModelSpec, download: bool) -> tuple
 
 
 def attach_record(model: Any, record: WeightsRecord) -> None:
-    """Put the weights' input record on ``model`` (``zoo_config["inputs"]``, and ``["data"]`` for today's readers)."""
+    """Put the weights' input record on ``model`` (``zoo_config["inputs"]``) when the model takes the weights as
+    they are; an adapted model (a new head, other channels or size: ``zoo_config["transfer"]``) keeps the record
+    made from its adapted ``pretrained_cfg``, with the data's facts the cfg cannot hold."""
     config = getattr(model, "zoo_config", None)
     if not isinstance(config, dict):
         return
     config["weights"] = record.name
-    config["inputs"] = dict(record.inputs)
-    if not record.torchvision:  # torchvision's are read from the pretrained_cfg, as before
-        config["data"] = data_record(record.inputs)
+    if not config.get("transfer"):
+        config["inputs"] = dict(record.inputs)
+        return
+    adapted = dict(config.get("inputs") or {})
+    for key in ("input_dtype", "task", "loss", "dataset", "hflip"):
+        if adapted.get(key) is None:
+            adapted[key] = record.inputs.get(key)
+    config["inputs"] = adapted
