@@ -16,7 +16,6 @@ expected across machines or torch versions; the accuracy should agree to within 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.files import atomic_write
+from zoo.pretrained import sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "zoo" / "weights_data"
@@ -68,27 +69,13 @@ def inputs_of(data_record: dict) -> dict:
     }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_atomic(state: dict, path: Path, metadata: dict) -> None:
-    """Write a safetensors file next to its destination, then rename it over (never a half-written file)."""
-    from safetensors.torch import save_file
+    """Write a safetensors file atomically (``zoo.files.atomic_write``: never a half-written file), readable by all
+    (package data)."""
+    from safetensors.torch import save
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in state.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; package data is read by everyone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, save({k: v.detach().contiguous() for k, v in state.items()}, metadata=metadata))
+    os.chmod(path, 0o644)
 
 
 def train_one(key: str, out: Path, command: str) -> dict:

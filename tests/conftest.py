@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 # Before zoo is imported anywhere: load no third-party plugin found through entry points, so the tests see
 # the built-ins only. Tests that install a real plugin set ZOO_LOAD_PLUGINS themselves and call reset().
@@ -113,6 +114,26 @@ class StopAfter(zoo.Callback):
     def on_epoch_end(self, history, record):
         if record["epoch"] == self.epoch:
             history.request_stop("simulated kill")
+
+
+class SignalAt:
+    """A forward pre-hook that sends ``signum`` to this process at the ``at``-th training forward."""
+
+    def __init__(self, at: int, signum: int = signal.SIGINT):
+        self.signum, self.at, self.calls = signum, at, 0
+
+    def __call__(self, module, args):
+        if module.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture
+def signal_at():
+    """``signal_at(at, signum=SIGINT)``: a forward pre-hook that signals this process at the ``at``-th training
+    forward, as a Ctrl-C or a scheduler's SIGTERM there would."""
+    return SignalAt
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@ when on, and resumed bit-equal from a run stopped mid-epoch."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 import torch
 import torch.nn as nn
@@ -38,18 +35,7 @@ def test_the_update_is_timms_model_ema_v3(states_equal):
     assert not states_equal(ours.module, model) and int(ours.module[1].num_batches_tracked) == 5
 
 
-class SigintAt:
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, module, args):
-        if module.training:
-            self.calls += 1
-            if self.calls == self.at:
-                os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path, tiny, states_equal):
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path, tiny, states_equal, signal_at):
     opts = dict(epochs=2, seed=0, ema=0.9, **FAST)
     torch.manual_seed(0)
     straight = tiny(drop_rate=0.3)
@@ -57,7 +43,7 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_average(data, tmp_path, tin
 
     torch.manual_seed(0)
     first = tiny(drop_rate=0.3)
-    hook = first.register_forward_pre_hook(SigintAt(9 + 4))  # 9 steps per epoch: batch 4 of epoch 2
+    hook = first.register_forward_pre_hook(signal_at(9 + 4))  # 9 steps per epoch: batch 4 of epoch 2
     history = zoo.fit(first, data, checkpoint_dir=tmp_path / "resumed", **opts)
     hook.remove()
     assert history.interrupted and "after batch 4 of epoch 2" in history.notes[-1]

@@ -4,9 +4,6 @@ through a stopped and resumed fit, thaw at ``unfreeze_at``; per-layer lrs as tim
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 import torch
 import torch.nn as nn
@@ -58,18 +55,9 @@ def backbone_keys(model):
     return [k for k in model.state_dict() if not k.startswith("head.")]
 
 
-class SigintAt:
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, module, args):
-        if module.training:
-            self.calls += 1
-            if self.calls == self.at:
-                os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resumed_fit(data, tmp_path, states_equal):
+def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resumed_fit(
+    data, tmp_path, states_equal, signal_at
+):
     model = staged()
     before = snapshot(model)
     zoo.fit(model, data, epochs=2, seed=0, freeze="backbone", **FAST)
@@ -79,7 +67,7 @@ def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resume
     assert all(p.requires_grad for p in model.parameters())  # nothing is left frozen
 
     stopped = staged()
-    hook = stopped.register_forward_pre_hook(SigintAt(9 + 4))  # batch 4 of epoch 2
+    hook = stopped.register_forward_pre_hook(signal_at(9 + 4))  # batch 4 of epoch 2
     history = zoo.fit(stopped, data, epochs=2, seed=0, freeze="backbone", checkpoint_dir=tmp_path, **FAST)
     hook.remove()
     assert history.interrupted
@@ -89,7 +77,7 @@ def test_a_frozen_backbone_is_bit_equal_after_fit_and_after_a_stopped_and_resume
     assert states_equal(model, resumed)
 
 
-def test_frozen_stages_thaw_at_unfreeze_at_and_resume_exactly(data, tmp_path, states_equal):
+def test_frozen_stages_thaw_at_unfreeze_at_and_resume_exactly(data, tmp_path, states_equal, signal_at):
     opts = dict(epochs=3, seed=0, freeze=["stem", "pos"], unfreeze_at=2, **FAST)
     straight = staged()
     before = snapshot(straight)
@@ -102,7 +90,7 @@ def test_frozen_stages_thaw_at_unfreeze_at_and_resume_exactly(data, tmp_path, st
     zoo.fit(straight, data, callbacks=[Watch()], **opts)
     assert seen == [True, False, False]  # frozen in epoch 1, training from epoch 2
     stopped = staged()
-    hook = stopped.register_forward_pre_hook(SigintAt(4))  # batch 4 of epoch 1, still frozen
+    hook = stopped.register_forward_pre_hook(signal_at(4))  # batch 4 of epoch 1, still frozen
     zoo.fit(stopped, data, checkpoint_dir=tmp_path, **opts)
     hook.remove()
     resumed = staged(seed=1)

@@ -31,19 +31,6 @@ def tiny(drop_rate=0.3):
     return zoo.create("lenet5", num_classes=10, in_chans=1, img_size=16, drop_rate=drop_rate)
 
 
-class SignalAt:
-    """A forward pre-hook that sends ``signum`` to this process at the ``at``-th training forward."""
-
-    def __init__(self, signum, at):
-        self.signum, self.at, self.calls = signum, at, 0
-
-    def __call__(self, module, args):
-        if module.training:
-            self.calls += 1
-            if self.calls == self.at:
-                os.kill(os.getpid(), self.signum)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # preemption: stop at a step boundary with the checkpoint; resume from that exact batch, bit-equal
 # ---------------------------------------------------------------------------------------------------------
@@ -97,14 +84,14 @@ def test_sigterm_mid_epoch_checkpoints_exits_143_and_resumes_bit_equal(data, tmp
     assert history["loss"] == clean["loss"]  # the resumed epoch's record counts the batches before the stop too
 
 
-def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path, states_equal):
+def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path, states_equal, signal_at):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(96, 1, 16, 16, generator=g), torch.randint(0, 10, (96,), generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
     opts = dict(epochs=2, seed=0, scheduler=None, progress=False)
     torch.manual_seed(0)
     model = tiny()
-    hook = model.register_forward_pre_hook(SignalAt(signal.SIGINT, 9))  # batch 3 of epoch 2 (6 per epoch)
+    hook = model.register_forward_pre_hook(signal_at(9, signal.SIGINT))  # batch 3 of epoch 2 (6 per epoch)
     history = zoo.fit(model, loader, checkpoint_dir=tmp_path, **opts)
     hook.remove()
     assert history.interrupted and len(history.epochs) == 1
