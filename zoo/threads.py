@@ -71,16 +71,26 @@ def _cpu_times() -> tuple[float, float] | None:
     return sum(fields), idle
 
 
+def _own_ticks() -> float:
+    """This process's CPU time, all threads, in the clock ticks of ``/proc/stat`` (0 where there is none)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return float(fields[11]) + float(fields[12])  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def busy_cores(interval: float = 0.05) -> float:
-    """How many cores other work keeps busy now: ``/proc/stat`` over ``interval`` seconds (this process sleeps
-    meanwhile, so it is not counted), else the 1-minute load average, else 0."""
-    first = _cpu_times()
+    """How many cores other work keeps busy now: ``/proc/stat`` over ``interval`` seconds less this process's own
+    time (its idle OpenMP threads may still be spinning from the last op), else the 1-minute load average, else 0."""
+    first, own = _cpu_times(), _own_ticks()
     if first is not None:
         time.sleep(interval)
-        second = _cpu_times()
+        second, own = _cpu_times(), _own_ticks() - own
         if second is not None and second[0] > first[0]:
             total, idle = second[0] - first[0], second[1] - first[1]
-            return max(0.0, (total - idle) / total * (os.cpu_count() or 1))
+            return max(0.0, (total - idle - own) / total * (os.cpu_count() or 1))
     with contextlib.suppress(AttributeError, OSError):
         return float(os.getloadavg()[0])
     return 0.0
