@@ -37,6 +37,7 @@ from zoo.comparison.run import measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time, train_step_fn
 from zoo.files import RunDirLock, atomic_write
+from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Callback
 from zoo.transfer import TransferWarning
 
@@ -85,6 +86,8 @@ def probe_speed(
     measured again at ``big_batch``, closer to the batch fit trains with (small batches understate speed). Each
     figure comes from the fastest of at least two timed steps after two untimed ones (the first calls of a new
     shape are slow on CPUs; other work on the machine only slows a step down), more while they take under 1 s.
+    The probe runs on the CPU threads fit would choose (``zoo.threads``: by the step's size at fit's batch of 256
+    and the cores other work leaves free): all of them on a busy machine can be many times slower than fit.
     """
 
     def rate(fn: Callable[[], None], b: int) -> float:
@@ -110,9 +113,11 @@ def probe_speed(
         model.train()
         return train_img_s, infer_img_s
 
-    train_img_s, infer_img_s = measure(batch)
-    if batch / train_img_s < 0.5 and big_batch > batch:
-        train_img_s, infer_img_s = measure(big_batch)
+    sample = torch.randn(2, *input_size, device=device)
+    with use_threads(choose_threads(step_flops(model, sample, 256), device=device)):
+        train_img_s, infer_img_s = measure(batch)
+        if batch / train_img_s < 0.5 and big_batch > batch:
+            train_img_s, infer_img_s = measure(big_batch)
     return train_img_s, infer_img_s
 
 

@@ -49,11 +49,11 @@ class FineTune:
         """The fine-tuning in one sentence, for the log and the page."""
         if self.files:
             source = "the given files (" + ", ".join(f"{m}: {Path(p).name}" for m, p in sorted(self.files.items()))
-            source += ")" + (f", else the tag '{self.weights}'" if self.weights else ", else each model's own tag")
+            source += ")" + (f", else the tag '{self.weights}'" if self.weights else ", else its own weights")
         elif self.weights:
             source = f"the weights tagged '{self.weights}'"
         else:
-            source = "each model's first registered weights trained on another dataset (a file present first)"
+            source = "its first registered weights trained on another dataset than the board's (a file present first)"
         options = self.fit_options()
         schedule = ", ".join(f"{k}={v!r}" for k, v in options.items()) if options else "zoo.fit's defaults"
         return (
