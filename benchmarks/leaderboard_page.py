@@ -42,7 +42,13 @@ def _source(row: dict[str, Any]) -> str:
         shown += f" ({_md(row['weights_dataset'])})"
     elif row.get("weights_sha256"):
         shown += f" (file, sha256 {row['weights_sha256'][:12]})"
-    return shown
+    transfer = row.get("transfer") or {}
+    adapted = ["new head"] if transfer.get("fresh") else []
+    if transfer.get("stem"):
+        adapted.append(f"stem {transfer['stem'][1]}→{transfer['stem'][2]} channels")
+    if transfer.get("pos_embed"):
+        adapted.append("position embeddings resampled")
+    return shown + (f"; {', '.join(adapted)}" if adapted else "")
 
 
 def markdown_table(results: Results, pretrained: bool = False) -> str:

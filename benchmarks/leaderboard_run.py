@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from leaderboard_transfer import FineTune, NoWeights, create_pretrained
+from leaderboard_transfer import FineTune, NoWeights, choose_weights, create_pretrained
 
 from zoo.comparison.results import Results
 from zoo.comparison.rowsfile import append_row, read_row_lines
@@ -202,8 +202,9 @@ def run_model(
         if finetune is None:
             model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
         else:
-            model, weights, fields = create_pretrained(name, data, budget.dataset, finetune)
-            row |= fields
+            weights, fields = choose_weights(name, budget.dataset, finetune)
+            row |= fields  # a model whose weights then fail to load still says which they were
+            model, row["transfer"] = create_pretrained(name, data, weights, fields)
         s = summary(model, data.input_size)
         row["params"], row["flops"] = s.total_params, s.flops
         model = model.to(device)

@@ -116,15 +116,14 @@ def choose_weights(name: str, dataset: str, finetune: FineTune) -> tuple[Any, di
     return record.tag, {"weights": record.name, "weights_dataset": record.dataset}
 
 
-def create_pretrained(name: str, data: Any, dataset: str, finetune: FineTune) -> tuple[Any, Any, dict[str, Any]]:
-    """``(model, weights, row fields)``: ``name`` created from its chosen weights adapted to ``data``; the fields add
-    ``transfer``, what was adapted (``zoo_config["transfer"]``: the new head's keys, the dropped ones, the stem)."""
+def create_pretrained(name: str, data: Any, weights: Any, fields: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """``(model, transfer)``: ``name`` created from ``weights`` (``choose_weights``) adapted to ``data``; ``transfer``
+    is what was adapted (``zoo_config["transfer"]``: the new head's keys, the dropped ones, the stem), or None."""
     import warnings
 
     from zoo import registry
     from zoo.transfer import TransferWarning
 
-    weights, fields = choose_weights(name, dataset, finetune)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TransferWarning)  # the row records the report instead
         try:
@@ -133,5 +132,4 @@ def create_pretrained(name: str, data: Any, dataset: str, finetune: FineTune) ->
             )
         except FileNotFoundError:  # the record's file vanished between the look and the load
             raise NoWeights(f"{NOT_CACHED} ({fields['weights']})") from None
-    fields["transfer"] = (getattr(model, "zoo_config", None) or {}).get("transfer")
-    return model, weights, fields
+    return model, (getattr(model, "zoo_config", None) or {}).get("transfer")

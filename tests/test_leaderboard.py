@@ -160,9 +160,10 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     monkeypatch.setattr(lb, "probe_speed", lambda *a, **k: (2.0, 8.0))  # slow enough that the plan caps the subset
     budget = lb.Budget(dataset="digits", img_size=16, limit=300, test_limit=100, epochs=2, max_model_s=120,
                        min_images=50, seeds=1)  # fmt: skip
-    finetune = lt.FineTune(files={"lenet5": str(weights)}, lr=3e-3, freeze="backbone", unfreeze_at=2)
+    files = {"lenet5": str(weights), "mlp": str(weights)}  # LeNet-5's weights cannot load into the MLP
+    finetune = lt.FineTune(files=files, lr=3e-3, freeze="backbone", unfreeze_at=2)
     run, lines = tmp_path / "run", []
-    names = ["lenet5", "mobilenet_v3_small", boom_plugin]
+    names = ["lenet5", "mlp", "mobilenet_v3_small", boom_plugin]
     rows = {r["model"]: r for r in lb.run_leaderboard(names, budget, run, log=lines.append, finetune=finetune)}
 
     lenet = rows["lenet5"]
@@ -183,6 +184,8 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     assert missing["status"] == "no weights" and missing["error"].startswith(lt.NOT_CACHED)
     assert "mobilenet_v3_small.tv_in1k" in missing["error"] and "mobilenet_v3_small" not in seen
     assert rows["boom_net"]["status"] == "no weights" and rows["boom_net"]["error"] == "no weights"
+    mlp = rows["mlp"]  # a failed load still names the weights it tried
+    assert mlp["status"] == "error" and "weights do not fit 'mlp'" in mlp["error"] and mlp["weights"] == weights.name
 
     # the pretrained run directory is never resumed as a from-scratch one, nor with other fine-tuning
     with pytest.raises(ValueError, match="holds a pretrained leaderboard"):
@@ -199,7 +202,7 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     render_page([run], doc, tmp_path / "img")
     text = doc.read_text()
     assert "fine-tuned from pretrained weights" in text and re.search(r"\| fine-tuned from +\|", text)
-    assert f"`{weights.name}` (file, sha256 {lenet['weights_sha256'][:12]})" in text
+    assert f"`{weights.name}` (file, sha256 {lenet['weights_sha256'][:12]}); new head, stem 3→1 channels" in text
     assert "freeze='backbone'" in text and lt.NOT_CACHED in text and "2 without usable weights" in text
 
 
