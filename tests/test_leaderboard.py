@@ -230,3 +230,25 @@ def test_fine_tuning_options_without_pretrained_are_refused(lt):
     args.weights_file = ["lenet5=w.safetensors"]
     made = cli.finetune_from(args, lt.FineTune)
     assert made.files == {"lenet5": str(Path("w.safetensors").resolve())} and made.fit_options()["freeze"] == "backbone"
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_the_pretrained_board_into_its_own_config(tmp_path, lt, capsys):
+    from safetensors.torch import save_file
+
+    cli = importlib.import_module("leaderboard")
+    torch.manual_seed(4)
+    weights = tmp_path / "w.safetensors"
+    save_file(zoo.create("lenet5").state_dict(), str(weights))
+    run = tmp_path / "run"
+    argv = ["--dataset", "digits", "--img-size", "16", "--limit", "200", "--test-limit", "50", "--epochs", "1",
+            "--seeds", "1", "--models", "lenet5", "--run-dir", str(run), "--no-render", "--plugin-dir",
+            str(tmp_path / "none")]  # fmt: skip
+    assert cli.main([*argv, "--pretrained", "--weights-file", f"lenet5={weights}", "--freeze", "backbone"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["pretrained"]["files"] == {"lenet5": str(weights)} and config["pretrained"]["freeze"] == "backbone"
+    (row,) = [json.loads(line) for line in (run / "rows.jsonl").read_text().splitlines()]
+    assert row["weights"] == "w.safetensors" and row["top1"] is not None
+    # the same directory, without --pretrained: refused in one line, nothing trained
+    assert cli.main(argv) == 2
+    assert "holds a pretrained leaderboard" in capsys.readouterr().err
