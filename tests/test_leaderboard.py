@@ -252,3 +252,23 @@ def test_the_command_line_runs_the_pretrained_board_into_its_own_config(tmp_path
     # the same directory, without --pretrained: refused in one line, nothing trained
     assert cli.main(argv) == 2
     assert "holds a pretrained leaderboard" in capsys.readouterr().err
+
+
+def test_the_probe_runs_on_the_threads_fit_would_choose(lb, monkeypatch):
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.fc(x)
+
+    monkeypatch.setattr(lb, "step_flops", lambda *a: None)  # every forward below is the probe's
+    monkeypatch.setattr(lb, "choose_threads", lambda flops, device=None: 1)
+    with zoo.threads.use_threads(2):
+        lb.probe_speed(Spy(), (4,), torch.device("cpu"), batch=2, big_batch=2)
+        assert torch.get_num_threads() == 2  # set back after the probe
+    assert seen and set(seen) == {1}
