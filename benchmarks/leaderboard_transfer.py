@@ -14,7 +14,6 @@ saying why; one whose weights are not on this machine, "weights not in the cache
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +87,13 @@ def choose_weights(name: str, dataset: str, finetune: FineTune) -> tuple[Any, di
     """``(weights for zoo.create, row fields)`` for model ``name`` on the board's ``dataset``: the fields say which
     weights (``weights``, ``weights_dataset``; a file's ``weights_sha256``). ``NoWeights`` says why there are none."""
     from zoo import registry
+    from zoo.pretrained import sha256_of
 
     if name in finetune.files:
         path = Path(finetune.files[name])
         if not path.is_file():
             raise NoWeights(f"no weights: the file '{path}' given for {name} is not there")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_of(path)
         return str(path), {"weights": path.name, "weights_dataset": None, "weights_sha256": digest}
     records = registry.weights_of(name)
     if finetune.weights:
