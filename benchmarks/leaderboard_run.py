@@ -12,6 +12,8 @@ stratified subset sized to fit the cap ("capped"); one that cannot fit even ``mi
 with its measured speeds and the time the whole budget would take. A model that fails gets its error in its row.
 Each (model, seed) row is appended to ``rows.jsonl`` in the run directory as it finishes, and skipped when the run is
 started again. ``benchmarks/leaderboard.py`` is the command line; ``leaderboard_page`` renders ``docs/leaderboard.md``.
+With ``finetune=FineTune(...)`` (``leaderboard_transfer``) it is the pretrained board: each model starts from
+weights adapted to the data, in a run directory of its own kind.
 """
 
 from __future__ import annotations
