@@ -5,12 +5,16 @@
     python benchmarks/leaderboard.py --dataset digits                  # the 8x8 digits (small models only fit)
     python benchmarks/leaderboard.py --dataset cifar10 --device cuda   # CIFAR-10's files must be present
     python benchmarks/leaderboard.py --render-only                     # the page and plots from the saved rows
+    python benchmarks/leaderboard.py --pretrained --lr 1e-3            # fine-tune each model that has weights
+    python benchmarks/leaderboard.py --pretrained --weights-file lenet5=my.safetensors --freeze backbone
 
 Rows are appended to ``rows.jsonl`` in the run directory (``runs/leaderboard/<dataset>-<size>px-<device>`` unless
 ``--run-dir``) as each model finishes; a second start skips them (``--retry-failed`` runs failed and too-slow ones
 again). The log goes to the terminal and to ``run.log`` there. Rendering writes ``docs/leaderboard.md`` between its
 markers (the prose around them is kept) and ``docs/img/leaderboard-<dataset>-<size>-*.png``; with several run
-directories (``--render-only --run-dir A --run-dir B``) each gets its own section.
+directories (``--render-only --run-dir A --run-dir B``) each gets its own section. ``--pretrained`` runs go to
+``<dataset>-<size>-<device>-pretrained``: each model starts from its weights adapted to the data (models without
+weights get a row saying so), under the same budget; the fine-tuning options are saved with the budget.
 """
 
 from __future__ import annotations
@@ -54,6 +58,26 @@ def git_commit() -> str | None:
         return None
 
 
+def finetune_from(args: argparse.Namespace, finetune_class: type) -> object | None:
+    """The ``FineTune`` of ``--pretrained`` and its options; ``None`` for a from-scratch run (where fine-tuning
+    options are refused, so that no option is silently ignored)."""
+    options = {"weights": args.weights, "lr": args.lr, "freeze": args.freeze, "unfreeze_at": args.unfreeze_at,
+               "layer_lr_decay": args.layer_lr_decay}  # fmt: skip
+    given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+    given += ["--weights-file"] if args.weights_file else []
+    if not args.pretrained:
+        if given:
+            raise ValueError(f"{', '.join(given)} fine-tune: add --pretrained (or drop them for a from-scratch run)")
+        return None
+    files = {}
+    for item in args.weights_file:
+        model, sep, path = item.partition("=")
+        if not sep or not model or not path:
+            raise ValueError(f"--weights-file takes MODEL=PATH (e.g. lenet5=lenet5.safetensors), got '{item}'")
+        files[model] = str(Path(path).resolve())
+    return finetune_class(files=files, **options)
+
+
 def main(argv: list[str] | None = None) -> int:
     from leaderboard_run import Budget
 
@@ -76,11 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="run failed and too-slow models again")
     p.add_argument("--render-only", action="store_true", help="render the page and plots from saved rows")
     p.add_argument("--no-render", action="store_true", help="train only; render later with --render-only")
+    g = p.add_argument_group("fine-tuning (--pretrained)")
+    g.add_argument("--pretrained", action="store_true", help="start each model from weights, adapted to the data")
+    g.add_argument("--weights", default=None, metavar="TAG", help="this tag for every model (default: each its own)")
+    g.add_argument("--weights-file", action="append", default=[], metavar="MODEL=PATH", help="a model's weights file")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: zoo.fit's)")
+    g.add_argument("--freeze", default=None, help="'backbone', module prefixes, or N groups (default: none)")
+    g.add_argument("--unfreeze-at", type=int, default=None, help="epoch from which the frozen part trains too")
+    g.add_argument("--layer-lr-decay", type=float, default=None, help="discriminative lrs (timm's layer_decay)")
     p.add_argument("--doc", default=str(ROOT / "docs" / "leaderboard.md"), help="the page to write")
     p.add_argument("--img-dir", default=str(ROOT / "docs" / "img"), help="where the plots go")
     args = p.parse_args(argv)
 
     from leaderboard_run import run_leaderboard
+    from leaderboard_transfer import FineTune
 
     import zoo
     from zoo.comparison.run import select_models
@@ -95,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             test_limit=args.test_limit, epochs=args.epochs, max_model_s=args.max_model_s,
             min_images=args.min_images, seeds=args.seeds, device=args.device,
         )  # fmt: skip
+        finetune = finetune_from(args, FineTune)
         run_dirs = [Path(d) for d in args.run_dir or ()]
         if not run_dirs:
             size = f"{args.img_size}px" if args.img_size else "native"
             device = resolve_device(args.device).type
-            run_dirs = [ROOT / "runs" / "leaderboard" / f"{args.dataset}-{size}-{device}"]
+            kind = "-pretrained" if finetune else ""
+            run_dirs = [ROOT / "runs" / "leaderboard" / f"{args.dataset}-{size}-{device}{kind}"]
         if not args.render_only:
             if len(run_dirs) > 1:
                 raise ValueError("training takes one --run-dir; several are for --render-only")
@@ -117,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             run_leaderboard(
                 names, budget, run_dirs[0], retry_failed=args.retry_failed, log=log, command=command,
-                code_version=git_commit(),
+                code_version=git_commit(), finetune=finetune,
             )  # fmt: skip
             log(f"done in {time.perf_counter() - started:,.0f} s")
         if not args.no_render:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from leaderboard_run import Budget, leaderboard_results, read_rows
+from leaderboard_transfer import FineTune
 
 from zoo.comparison.results import Results
 from zoo.comparison.tables import format_number, render_table
@@ -32,10 +33,31 @@ def _note(row: dict[str, Any]) -> str:
     return _md(row.get("error") or "")
 
 
-def markdown_table(results: Results) -> str:
-    """The leaderboard as a GitHub table: one row per model, best measured top-1 first."""
+def _source(row: dict[str, Any]) -> str:
+    """The "fine-tuned from" cell: the weights' name and the data they were trained on."""
+    if not row.get("weights"):
+        return "—"
+    shown = f"`{_md(row['weights'])}`"
+    if row.get("weights_dataset"):
+        shown += f" ({_md(row['weights_dataset'])})"
+    elif row.get("weights_sha256"):
+        shown += f" (file, sha256 {row['weights_sha256'][:12]})"
+    transfer = row.get("transfer") or {}
+    adapted = ["new head"] if transfer.get("fresh") else []
+    if transfer.get("stem"):
+        adapted.append(f"stem {transfer['stem'][1]}→{transfer['stem'][2]} channels")
+    if transfer.get("pos_embed"):
+        adapted.append("position embeddings resampled")
+    return shown + (f"; {', '.join(adapted)}" if adapted else "")
+
+
+def markdown_table(results: Results, pretrained: bool = False) -> str:
+    """The leaderboard as a GitHub table: one row per model, best measured top-1 first; a pretrained run's has a
+    "fine-tuned from" column (the weights each model started from)."""
     headers = ["#", "model", "family", "year", "params", "FLOPs/img", "train images", "top-1 %", "ref. top-1",
                "train s", "train img/s", "cost s", "note"]  # fmt: skip
+    if pretrained:
+        headers.insert(2, "fine-tuned from")
     body = []
     for i, r in enumerate(results.rows, 1):
         top1 = "—"
@@ -57,6 +79,8 @@ def markdown_table(results: Results) -> str:
             top1, _md(r.get("ref_top1") or "—"), f"{r['train_s']:.1f}" if trained else "—", speed,
             f"{r.get('wall_s') or 0:.0f}", _note(r),
         ])  # fmt: skip
+        if pretrained:
+            body[-1].insert(2, _source(r))
     return render_table(headers, body, style="markdown")
 
 
@@ -78,9 +102,11 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
     device = next((r.get("device") for r in measured if r.get("device")), meta.get("device"))
     heading = f"{meta.get('dataset', '?')}, {size} px" if size else str(meta.get("dataset", "?"))
     heading += f", {device}" if device else ""
+    finetune = FineTune(**meta["pretrained"]) if meta.get("pretrained") else None
+    heading += ", fine-tuned from pretrained weights" if finetune else ""
     all_rows = read_rows(run_dir)
     cost = sum(r.get("wall_s") or 0.0 for r in all_rows)
-    statuses = ("full", "capped", "stopped", "too slow", "error")
+    statuses = ("full", "capped", "stopped", "too slow", "error", "no weights")
     counts = {s: sum(1 for r in rows if r.get("status") == s) for s in statuses}
     machine = f"{env.get('cpu_count', '?')} CPU cores ({env.get('processor') or 'unknown CPU'})"
     if env.get("cuda"):
@@ -93,13 +119,16 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
         f"- **Run:** {str(env.get('time', '?'))[:16].replace('T', ' ')} (its last start); {machine}; torch "
         f"{env.get('torch', '?')}, Python {env.get('python', '?')}, zoo {env.get('zoo', '?')}{code}",
         f"- **Budget:** {budget.describe(size)}.",
+        *([f"- **Fine-tuning:** {finetune.describe()}."] if finetune else []),
         f"- **Cost:** {cost / 60:,.1f} min for {len(rows)} models ({len(all_rows)} model-seed runs): "
         f"{counts['full']} trained the whole budget, {counts['capped']} a subset sized to the cap, "
         f"{counts['stopped']} stopped early at twice the cap, "
-        f"{counts['too slow']} too slow, {counts['error']} failed. Per model: `train s` (zoo.fit's epochs, with "
+        f"{counts['too slow']} too slow, {counts['error']} failed"
+        + (f", {counts['no weights']} without usable weights" if finetune else "")
+        + ". Per model: `train s` (zoo.fit's epochs, with "
         "validation) and `cost s` (everything: creation, speed probe, training, test).",
         "",
-        markdown_table(results),
+        markdown_table(results, pretrained=finetune is not None),
         "",
         "`top-1 %`: test accuracy on the stratified test subset, the mean over the seeds run (± half their range "
         "when two or more were); `ref. top-1`: the figure reported for the architecture on its own dataset, from "

@@ -12,6 +12,8 @@ stratified subset sized to fit the cap ("capped"); one that cannot fit even ``mi
 with its measured speeds and the time the whole budget would take. A model that fails gets its error in its row.
 Each (model, seed) row is appended to ``rows.jsonl`` in the run directory as it finishes, and skipped when the run is
 started again. ``benchmarks/leaderboard.py`` is the command line; ``leaderboard_page`` renders ``docs/leaderboard.md``.
+With ``finetune=FineTune(...)`` (``leaderboard_transfer``) it is the pretrained board: each model starts from
+weights adapted to the data, in a run directory of its own kind.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import json
 import math
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from leaderboard_transfer import FineTune, NoWeights, choose_weights, create_pretrained
 
 from zoo.comparison.results import Results
 from zoo.comparison.rowsfile import append_row, read_row_lines
@@ -35,7 +39,9 @@ from zoo.comparison.run import measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time, train_step_fn
 from zoo.files import RunDirLock, atomic_write
+from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Callback
+from zoo.transfer import TransferWarning
 
 ROWS_FILE = "rows.jsonl"
 
@@ -82,6 +88,8 @@ def probe_speed(
     measured again at ``big_batch``, closer to the batch fit trains with (small batches understate speed). Each
     figure comes from the fastest of at least two timed steps after two untimed ones (the first calls of a new
     shape are slow on CPUs; other work on the machine only slows a step down), more while they take under 1 s.
+    The probe runs on the CPU threads fit would choose (``zoo.threads``: by the step's size at fit's batch of 256
+    and the cores other work leaves free): all of them on a busy machine can be many times slower than fit.
     """
 
     def rate(fn: Callable[[], None], b: int) -> float:
@@ -107,9 +115,11 @@ def probe_speed(
         model.train()
         return train_img_s, infer_img_s
 
-    train_img_s, infer_img_s = measure(batch)
-    if batch / train_img_s < 0.5 and big_batch > batch:
-        train_img_s, infer_img_s = measure(big_batch)
+    sample = torch.randn(2, *input_size, device=device)
+    with use_threads(choose_threads(step_flops(model, sample, 256), device=device)):
+        train_img_s, infer_img_s = measure(batch)
+        if batch / train_img_s < 0.5 and big_batch > batch:
+            train_img_s, infer_img_s = measure(big_batch)
     return train_img_s, infer_img_s
 
 
@@ -167,10 +177,18 @@ def _card_fields(name: str) -> dict[str, Any]:
 
 
 def run_model(
-    name: str, data: Any, budget: Budget, seed: int, *, n_full: int | None = None, slowdown: float = 1.0
+    name: str,
+    data: Any,
+    budget: Budget,
+    seed: int,
+    *,
+    n_full: int | None = None,
+    slowdown: float = 1.0,
+    finetune: FineTune | None = None,
 ) -> dict[str, Any]:
     """One (model, seed) row: probe, plan, train and score ``name`` under ``budget``; never raises for the model's
-    own failures (the reason goes in ``error``), only for an interrupt."""
+    own failures (the reason goes in ``error``), only for an interrupt. With ``finetune`` the model starts from
+    weights (``leaderboard_transfer``): the row names them, or is a "no weights" row saying why."""
     from zoo import registry
     from zoo.comparison.summarize import summary
     from zoo.train.devices import resolve_device
@@ -182,7 +200,13 @@ def run_model(
         row |= _card_fields(name)
         device = resolve_device(budget.device)
         torch.manual_seed(seed)
-        model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+        weights = None
+        if finetune is None:
+            model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+        else:
+            weights, fields = choose_weights(name, budget.dataset, finetune)
+            row |= fields  # a model whose weights then fail to load still says which they were
+            model, row["transfer"] = create_pretrained(name, data, weights, fields)
         s = summary(model, data.input_size)
         row["params"], row["flops"] = s.total_params, s.flops
         model = model.to(device)
@@ -203,7 +227,12 @@ def run_model(
             # a plan that was too hopeful stops at an epoch's end once twice the cap has passed
             deadline = Deadline(start + 2 * budget.max_model_s)
             fit_kwargs = {"device": budget.device, "seed": seed, "progress": False, "callbacks": [deadline]}
-            measured = measure_model(name, sub, budget.epochs, latency_runs=0, seed=seed, fit_kwargs=fit_kwargs)
+            fit_kwargs |= finetune.fit_options() if finetune else {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TransferWarning)  # the row holds the transfer report
+                measured = measure_model(
+                    name, sub, budget.epochs, latency_runs=0, seed=seed, fit_kwargs=fit_kwargs, weights=weights
+                )
             row |= {k: v for k, v in measured.items() if k not in ("latency_ms", "throughput_img_s", "peak_mem_mb")}
             row["status"] = status
             if deadline.stopped_after is not None and deadline.stopped_after < budget.epochs:
@@ -211,6 +240,8 @@ def run_model(
                 row["epochs_done"] = deadline.stopped_after
     except KeyboardInterrupt:
         raise
+    except NoWeights as exc:
+        row["status"], row["error"] = "no weights", str(exc)
     except Exception as exc:  # one failing model must not stop the leaderboard
         row["error"] = one_line(exc)
     finally:
@@ -249,18 +280,23 @@ def run_leaderboard(
     log: Callable[[str], None] = print,
     command: str | None = None,
     code_version: str | None = None,
+    finetune: FineTune | None = None,
 ) -> list[dict[str, Any]]:
     """Train every model of ``names`` under ``budget``, saving each (model, seed) row in ``run_dir`` as it finishes.
 
     Rows already in ``run_dir`` are kept and skipped, failed and too-slow ones too unless ``retry_failed``; a run
     directory made with another budget is refused. ``command`` and ``code_version`` (a commit) are saved in
-    ``command.json`` for the page.
+    ``command.json`` for the page. ``finetune`` makes it the pretrained board: its settings are saved with the budget
+    (``config.json``'s ``"pretrained"``), so a from-scratch run is refused in its run directory and the reverse.
     Returns every row of the run directory.
     """
 
     data = load_budget_data(budget)  # a dataset that is not there fails here, before the run directory is made
     with RunDirLock(run_dir, "leaderboard"):
-        path = prepare_run_dir(run_dir, dataclasses.asdict(budget), what="leaderboard") / ROWS_FILE
+        check_run_kind(run_dir, finetune)
+        config = dataclasses.asdict(budget) | ({"pretrained": dataclasses.asdict(finetune)} if finetune else {})
+        what = "pretrained leaderboard" if finetune else "leaderboard"
+        path = prepare_run_dir(run_dir, config, what=what) / ROWS_FILE
         if command:
             record = {"command": command.strip(), "code": code_version}
             atomic_write(Path(run_dir) / "command.json", json.dumps(record, indent=2) + "\n")
@@ -269,6 +305,8 @@ def run_leaderboard(
         if retry_failed:
             done = {k: r for k, r in done.items() if r.get("status") in ("full", "capped", "stopped")}
         log(f"budget: {budget.describe(data.img_size)}")
+        if finetune:
+            log(f"fine-tuning: {finetune.describe()}")
         log(f"data: {len(data.train):,} training / {len(data.test):,} test images, input {tuple(data.input_size)}")
         for i, name in enumerate(names, 1):
             for seed in range(budget.seeds):
@@ -277,11 +315,23 @@ def run_leaderboard(
                 first = done.get((name, 0))
                 if seed > 0 and not _wants_more_seeds(first, budget):
                     break
-                row = run_model(name, data, budget, seed, slowdown=measured_slowdown(done.values(), budget))
+                slowdown = measured_slowdown(done.values(), budget)
+                row = run_model(name, data, budget, seed, slowdown=slowdown, finetune=finetune)
                 append_row(path, row)
                 done[(name, seed)] = row
                 log(_log_line(i, len(names), row))
     return read_rows(run_dir)
+
+
+def check_run_kind(run_dir: str | Path, finetune: FineTune | None) -> None:
+    """Refuse, in one line, a pretrained run in a from-scratch run directory and the reverse."""
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.exists():
+        return
+    pretrained = "pretrained" in json.loads(config_path.read_text())
+    if pretrained != (finetune is not None):
+        held, wanted = ("pretrained", "a from-scratch run") if pretrained else ("from-scratch", "a --pretrained run")
+        raise ValueError(f"run directory '{run_dir}' holds a {held} leaderboard; {wanted} needs another --run-dir")
 
 
 def measured_slowdown(rows: Any, budget: Budget) -> float:
@@ -301,6 +351,8 @@ def _wants_more_seeds(first: dict[str, Any] | None, budget: Budget) -> bool:
 
 def _log_line(i: int, n: int, row: dict[str, Any]) -> str:
     head = f"[{i}/{n}] {row['model']} seed {row['seed']}: {row['status']}"
+    if row.get("weights"):
+        head += f" from {row['weights']}"
     if row.get("top1") is not None:
         head += f", top-1 {100 * row['top1']:.1f}% on {row.get('images', 0):,} images"
         head += f", train {row.get('train_s') or 0:.1f} s"

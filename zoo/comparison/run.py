@@ -33,8 +33,10 @@ def measure_model(
     latency_runs: int = 10,
     seed: int = 0,
     fit_kwargs: dict[str, Any] | None = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
-    """Create ``name`` for ``data``, train it with ``zoo.fit``, score it on the test split and time it: one row.
+    """Create ``name`` for ``data`` (from ``weights`` when given, adapted to the data as ``zoo.create`` does), train
+    it with ``zoo.fit``, score it on the test split and time it: one row.
 
     The row holds the ``COLUMNS`` keys (``error`` excepted) and ``curve``, one record per epoch (``epoch``,
     ``seconds`` since the start of training, ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``). Errors
@@ -47,7 +49,8 @@ def measure_model(
     fit_kwargs = dict(fit_kwargs or {})
     row: dict[str, Any] = {"model": name, "family": registry.get_spec(name).family}
     torch.manual_seed(seed)
-    model = registry.create(name, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+    size = {"num_classes": data.num_classes, "in_chans": data.in_chans, "img_size": data.img_size}
+    model = registry.create(name, **size) if weights is None else registry.create(name, weights=weights, **size)
     s = summary(model, data.input_size)
     row["params"] = s.total_params
     row["flops"] = s.flops
