@@ -31,7 +31,7 @@ import zoo
 from zoo.threads import busy_cores, choose_threads, step_flops, usable_cores, use_threads
 
 MODELS = {  # name -> (create keywords, batch)
-    "mlp": ({"in_features": 64, "hidden_sizes": (32,), "num_classes": 10}, 256),
+    "mlp": ({"num_classes": 10, "in_chans": 1, "img_size": 28}, 256),
     "lenet5": ({"num_classes": 10, "in_chans": 1, "img_size": 28}, 256),
     "alexnet": ({"num_classes": 10, "in_chans": 3, "img_size": 32}, 64),
 }
@@ -61,12 +61,8 @@ def step_loop(name: str, steps: int):
     kwargs, batch = MODELS[name]
     torch.manual_seed(0)
     model = zoo.create(name, **kwargs)
-    shape = (
-        (batch, kwargs["in_features"])
-        if name == "mlp"
-        else (batch, kwargs["in_chans"], 28 if name == "lenet5" else 32, 28 if name == "lenet5" else 32)
-    )
-    x, y = torch.randn(shape), torch.randint(0, 10, (batch,))
+    size = kwargs["img_size"]
+    x, y = torch.randn(batch, kwargs["in_chans"], size, size), torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     flops = step_flops(model, x, batch)
 

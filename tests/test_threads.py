@@ -27,7 +27,8 @@ def machine(monkeypatch):
         (2, 1.0, 5e10, 1),  # one core busy elsewhere: never two threads that wait for each other
         (2, 3.5, 5e10, 1),  # oversubscribed
         (8, 2.2, 5e10, 6),
-        (8, 0.0, 6e8, 1),  # a LeNet-5-sized step: one thread even on an idle machine
+        (8, 0.0, 1e7, 1),  # a tiny step: one thread even on an idle machine
+        (2, 0.0, 6e8, 2),  # LeNet-5 at batch 256 on an idle machine: both cores
         (8, 0.0, None, 8),  # size unknown: the free cores
     ],
 )
@@ -87,7 +88,7 @@ def test_fit_records_its_threads_and_a_resumed_run_keeps_them(machine, tmp_path)
     before = torch.get_num_threads()
     history = zoo.fit(zoo.create("mlp", in_features=8, hidden_sizes=(4,), num_classes=3), (x, y), epochs=1,
                       progress=False)  # fmt: skip
-    assert history.config["threads"] == 1  # a tiny step
+    assert history.config["threads"] == 1  # a tiny step (a few kFLOP)
     assert torch.get_num_threads() == before  # set back
     model = zoo.create("mlp", in_features=8, hidden_sizes=(4,), num_classes=3)
     kw = dict(progress=False, checkpoint_dir=tmp_path, val_fraction=0.0)

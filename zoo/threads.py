@@ -6,7 +6,7 @@ spin-wait for one another while the cores are busy elsewhere, and a LeNet-5 step
 slower with two threads than with one (``benchmarks/bench_threads.py``). So before ``fit``, ``evaluate``,
 ``predict``, ``compare`` and ``bench`` run on the CPU, zoo counts the cores this process may use
 (``os.sched_getaffinity``) less the ones other processes keep busy right now (``/proc/stat`` sampled for 50 ms, or
-the load average), gives the work one thread when the step is tiny, and sets the count back afterwards.
+the load average), gives a tiny step (under 50 MFLOP) one thread, and sets the count back afterwards.
 
 Your own choice wins: ``threads=N`` (``--threads N``), ``ZOO_THREADS=N``; and zoo leaves torch's count alone with
 ``ZOO_THREADS=keep``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or after a ``torch.set_num_threads`` made
@@ -32,10 +32,11 @@ __all__ = [
     "TINY_STEP_FLOPS",
 ]
 
-# A step of fewer floating-point operations than this gains little from a second thread and loses much when a core
-# is shared: each op is too small for its threads' start and join (LeNet-5 at batch 256 is 0.64 GFLOP per step
-# with its backward, the MLP 0.82; MobileNetV2 at 32 px 40 GFLOP).
-TINY_STEP_FLOPS = 1e9
+# A step of fewer floating-point operations than this gains nothing from a second thread: its ops are too small for
+# the threads' start and join. Measured on 2 idle cores (benchmarks/bench_threads.py), LeNet-5 (0.64 GFLOP per step
+# at batch 256) and the MLP (0.82) still ran 1.6-1.8x faster on both cores; it is a busy machine, not the step's
+# size, that makes a second thread cost 3-13x there.
+TINY_STEP_FLOPS = 5e7
 _ENV = ("ZOO_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _AT_IMPORT = torch.get_num_threads()  # torch's count before zoo chose anything: a different one is the user's
 _set_by_zoo: set[int] = set()

@@ -122,9 +122,8 @@ class TrainConfig:
     pin_memory: bool | None = option(None, "pinned host memory for a torch Dataset zoo wraps; None -> on CUDA")
     threads: int | None = option(
         None,
-        "CPU intra-op threads; None -> chosen for the cores other work leaves free and the step's size (one for a "
-        "LeNet-5-sized step; zoo.threads), kept on resume; $ZOO_THREADS, $OMP_NUM_THREADS or your own "
-        "torch.set_num_threads win",
+        "CPU intra-op threads; None -> chosen for the cores other work leaves free and the step's size "
+        "(zoo.threads), kept on resume; $ZOO_THREADS, $OMP_NUM_THREADS or your own torch.set_num_threads win",
         cli=int,
     )
     ema: float | None = option(
