@@ -92,7 +92,8 @@ def prepare(
     asked = cfg.batch_size
     precision = resolve_precision(cfg.precision, device)
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
-    cfg = _resolved(cfg, model, train_src, dist, device, ckpt_dir)
+    saved = _saved_config(cfg, ckpt_dir)  # the resumed run's options, read once
+    cfg = _resolved(cfg, model, train_src, dist, device, saved)
     run = Run(cfg, dist, device, precision, autocast_context(device, precision), signals, ckpt_dir,
               train_src, val_src, test_src)  # fmt: skip
     model.to(device)
@@ -106,7 +107,7 @@ def prepare(
                 "given; drop batch_size= or pass the Dataset instead"
             )
         run.cfg = cfg = dataclasses.replace(cfg, batch_size=run.train.batch_size)
-    run.cfg = cfg = dataclasses.replace(cfg, threads=_threads(cfg, model, run, ckpt_dir))
+    run.cfg = cfg = dataclasses.replace(cfg, threads=_threads(cfg, model, run, saved))
     run.task = _task(run, model, info.num_classes)
     loss = cfg.loss if isinstance(cfg.loss, str) else ("cross_entropy" if cfg.loss is None else None)
     record_data(model, info, run.train, run.task, loss)
@@ -117,7 +118,7 @@ def prepare(
     return run
 
 
-def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device: torch.device, ckpt: Any) -> Any:
+def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device: torch.device, saved: dict) -> Any:
     """``cfg`` with what it left to fit decided: batch size, seed (set here), lr and memory format."""
     if cfg.batch_size is not None:
         bs = cfg.batch_size
@@ -127,7 +128,7 @@ def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device
         bs = 256
         while bs > 32 and per_rank / bs < 40:
             bs //= 2
-    seed = _seed(cfg, dist, device, ckpt)
+    seed = _seed(cfg, dist, device, saved)
     base_lr = 1e-3 if cfg.scheduler is None else 1e-2
     # a model may ask for less (class attribute ``default_lr``), as AlexNet and ViT do; never for more
     lr = cfg.lr if cfg.lr is not None else min(base_lr, getattr(model, "default_lr", base_lr))
@@ -135,30 +136,30 @@ def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device
     return dataclasses.replace(cfg, batch_size=bs, seed=seed, lr=lr, channels_last=channels_last)
 
 
-def _saved(cfg: TrainConfig, ckpt_dir: Path | None, key: str) -> Any:
-    """The value of option ``key`` in the run a ``resume=True`` continues (None when there is none)."""
+def _saved_config(cfg: TrainConfig, ckpt_dir: Path | None) -> dict[str, Any]:
+    """The options of the run a ``resume=True`` continues (``{}`` when there is none)."""
     if not (cfg.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").is_file()):
-        return None
+        return {}
     with contextlib.suppress(CheckpointError, KeyError, TypeError, ValueError, FileNotFoundError):
-        return read_checkpoint(ckpt_dir / "last.pt")["history"]["config"][key]
-    return None
+        saved = read_checkpoint(ckpt_dir / "last.pt")["history"]["config"]
+        return saved if isinstance(saved, dict) else {}
+    return {}
 
 
-def _threads(cfg: TrainConfig, model: nn.Module, run: Run, ckpt_dir: Path | None) -> int:
+def _threads(cfg: TrainConfig, model: nn.Module, run: Run, saved: dict[str, Any]) -> int:
     """The CPU threads of the run: the user's, the resumed run's (so that a resumed run computes as the
     interrupted one did), or chosen for the machine and the step (``zoo.threads``)."""
-    saved = _saved(cfg, ckpt_dir, "threads") if cfg.threads is None else None
-    if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
-        return saved
+    threads = saved.get("threads") if cfg.threads is None else None
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+        return threads
     x, _ = run.train.sample()
     return int(choose_threads(step_flops(model, x, cfg.batch_size), requested=cfg.threads, device=run.device))
 
 
-def _seed(cfg: TrainConfig, dist: Any, device: torch.device, ckpt_dir: Path | None) -> int:
+def _seed(cfg: TrainConfig, dist: Any, device: torch.device, saved: dict[str, Any]) -> int:
     seed = cfg.seed
     if seed is None:  # a resumed run keeps the data order of the run it resumes
-        saved = _saved(cfg, ckpt_dir, "seed")
-        seed = int(saved) if isinstance(saved, int) else None
+        seed = saved.get("seed") if isinstance(saved.get("seed"), int) else None
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
         if dist.enabled:  # every rank must shuffle alike
