@@ -8,11 +8,12 @@ sees a complete file:
 The header holds a magic number, the format version, the zoo version, the sizes of both parts, N, C, S and the
 CRC-32 of the index: each is checked against the others and the file's real size before anything else is read (an
 index is at most ``max_index_bytes(N)``). The index holds the fingerprint of the sources (every file's path, size,
-mtime and label; a Dataset's content or its ``key``) and a BLAKE2 hash of every chunk of about 1 MiB of images. On
-every open the hashes of a sample of chunks are checked (every chunk of a small cache; ``verify=True`` checks them
-all), and the labels are compared with those the folder gives. A file that is truncated, whose index is damaged,
-whose images or labels differ from what was written, that comes from another format or zoo version, or whose
-fingerprint no longer matches its sources is never trusted: it is rebuilt. Nothing in it is pickled.
+mtime and label; a Dataset's content or its ``key``: ``zoo.data.prepare``) and a BLAKE2 hash of every chunk of about
+1 MiB of images. On every open the hashes of a sample of chunks are checked (every chunk of a small cache;
+``verify=True`` checks them all), and the labels are compared with those the folder gives. A file that is
+truncated, whose index is damaged, whose images or labels differ from what was written, that comes from another
+format or zoo version, or whose fingerprint no longer matches its sources is never trusted: it is rebuilt. Nothing
+in it is pickled.
 
 Writing checks the free space first and writes with plain ``write`` calls (no memory map: a full disk is an error
 in one line, never a SIGBUS); a prebuilt cache on a read-only mount is opened without its lock.
@@ -43,7 +44,6 @@ import torch
 
 from zoo.data.images import channel_stats
 from zoo.data.imagesplit import ImageSplit
-from zoo.data.types import DatasetOptionError
 from zoo.files import atomic_write
 from zoo.inputs import MAX_IMAGE_SIDE
 from zoo.version import __version__
@@ -58,7 +58,6 @@ __all__ = [
     "cached_split",
     "cache_file_name",
     "fingerprint_files",
-    "fingerprint_dataset",
     "stats_rows",
     "build_workers",
     "max_index_bytes",
@@ -115,54 +114,6 @@ def fingerprint_files(paths: Sequence[str | os.PathLike], labels: Sequence[int],
     for p, y in zip(paths, labels):
         st = os.stat(p)
         h.update(f"{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\0{int(y)}\n".encode())
-    return h.hexdigest()
-
-
-def _content_hash(dataset: Any) -> str | None:
-    """A hash of every item of a Dataset that holds its content in arrays (torchvision's MNIST and CIFAR: ``data`` and
-    ``targets``; ``TensorDataset``: ``tensors``), read without decoding anything; None for any other Dataset."""
-    arrays = getattr(dataset, "tensors", None)
-    if not isinstance(arrays, (tuple, list)):
-        arrays = [getattr(dataset, "data", None), getattr(dataset, "targets", None)]
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        if isinstance(a, torch.Tensor):
-            a = a.detach().cpu().numpy()
-        elif isinstance(a, list) and all(isinstance(v, int) for v in a):
-            a = np.asarray(a, dtype=np.int64)
-        if not isinstance(a, np.ndarray) or a.dtype == object:
-            return None
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).data)
-    return h.hexdigest()
-
-
-def fingerprint_dataset(dataset: Any, squares: torch.utils.data.Dataset, key: str | None, **settings: Any) -> str:
-    """A map-style Dataset's fingerprint, covering every item: its files when it lists them (torchvision's
-    ``ImageFolder``: ``samples``), else the arrays that hold its content (``data``/``targets``, ``tensors``), else
-    the ``key`` that names its content (with its type, length and three of its images).
-
-    Raises:
-        DatasetOptionError: a Dataset of none of these kinds and no ``key``: zoo cannot tell when its content
-            changes, so it will not cache it under a name that might serve stale images.
-    """
-    samples = getattr(dataset, "samples", None)
-    if isinstance(samples, list) and samples and all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
-        return fingerprint_files([s[0] for s in samples], [s[1] for s in samples], key=key, **settings)
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    n = len(dataset)
-    h.update(f"{type(dataset).__module__}.{type(dataset).__qualname__}\0{n}\0{key}".encode())
-    content = _content_hash(dataset)
-    if content is None and key is None:
-        raise DatasetOptionError(
-            f"cache: zoo cannot tell when a {type(dataset).__name__}'s content changes (it lists no files and holds "
-            "no data arrays); pass key= naming its content (a new key, or rebuild=True, when the content changes)"
-        )
-    h.update(str(content).encode())
-    for i in sorted({0, n // 2, n - 1} if n else set()):
-        x, y = squares[i]
-        h.update(x.numpy().tobytes())
-        h.update(str(int(y)).encode())
     return h.hexdigest()
 
 

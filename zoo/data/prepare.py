@@ -6,19 +6,70 @@ RAM, and data larger than RAM is read from disk a batch at a time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_dataset
+from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_files
 from zoo.data.datasets import load_image_folder
 from zoo.data.decode import SquareImages, stored_size, to_uint8_image
 from zoo.data.sources import image_cache_dir
 from zoo.data.types import Dataset, DatasetOptionError
 
-__all__ = ["cache"]
+__all__ = ["cache", "fingerprint_dataset"]
+
+
+def _content_hash(dataset: Any) -> str | None:
+    """A hash of every item of a Dataset that holds its content in arrays (torchvision's MNIST and CIFAR: ``data`` and
+    ``targets``; ``TensorDataset``: ``tensors``), read without decoding anything; None for any other Dataset."""
+    arrays = getattr(dataset, "tensors", None)
+    if not isinstance(arrays, (tuple, list)):
+        arrays = [getattr(dataset, "data", None), getattr(dataset, "targets", None)]
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().numpy()
+        elif isinstance(a, list) and all(isinstance(v, int) for v in a):
+            a = np.asarray(a, dtype=np.int64)
+        if not isinstance(a, np.ndarray) or a.dtype == object:
+            return None
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def fingerprint_dataset(dataset: Any, squares: torch.utils.data.Dataset, key: str | None, **settings: Any) -> str:
+    """A map-style Dataset's fingerprint, covering every item: its files when it lists them (torchvision's
+    ``ImageFolder``: ``samples``), else the arrays that hold its content (``data``/``targets``, ``tensors``), else
+    the ``key`` that names its content (with its type, length and three of its images).
+
+    Raises:
+        DatasetOptionError: a Dataset of none of these kinds and no ``key``: zoo cannot tell when its content
+            changes, so it will not cache it under a name that might serve stale images.
+    """
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
+        return fingerprint_files([s[0] for s in samples], [s[1] for s in samples], key=key, **settings)
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    n = len(dataset)
+    h.update(f"{type(dataset).__module__}.{type(dataset).__qualname__}\0{n}\0{key}".encode())
+    content = _content_hash(dataset)
+    if content is None and key is None:
+        raise DatasetOptionError(
+            f"cache: zoo cannot tell when a {type(dataset).__name__}'s content changes (it lists no files and holds "
+            "no data arrays); pass key= naming its content (a new key, or rebuild=True, when the content changes)"
+        )
+    h.update(str(content).encode())
+    for i in sorted({0, n // 2, n - 1} if n else set()):
+        x, y = squares[i]
+        h.update(x.numpy().tobytes())
+        h.update(str(int(y)).encode())
+    return h.hexdigest()
 
 
 def cache(
