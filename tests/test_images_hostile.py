@@ -386,6 +386,11 @@ def test_a_large_cache_checks_a_sample_at_open_and_everything_when_asked(folder,
         f.write(b"\xff" * 8)
     with pytest.raises(zd.CacheError, match=r"images 7\.\.7 differ"):
         zd.read_cache(path, verify=True)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = zd.cache(folder, img_size=SIDE, to=tmp_path / "c", workers=0, verify=True)
+    streamed = zoo.load_dataset(folder, img_size=SIDE, cache=False)
+    idx = torch.arange(len(again.train))
+    assert torch.equal(again.train.read(idx), streamed.train.read(idx))
 
 
 def test_forged_labels_in_the_index_are_caught_and_rebuilt(folder, tmp_path):

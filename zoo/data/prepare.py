@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_files
+from zoo.data.cachefile import CacheError, cache_file_name, cached_split, fingerprint_files, read_cache
 from zoo.data.datasets import load_image_folder
 from zoo.data.decode import SquareImages, stored_size, to_uint8_image
 from zoo.data.sources import image_cache_dir
@@ -83,6 +84,7 @@ def cache(
     workers: int | None = None,
     key: str | None = None,
     progress: bool | None = None,
+    verify: bool = False,
     **options: Any,
 ) -> Dataset | Any:
     """Cache an image folder or a map-style Dataset of images as uint8 squares on disk, or reopen its cache.
@@ -99,8 +101,11 @@ def cache(
         to: the directory the cache files go in (default: ``zoo.data.image_cache_dir()``).
         rebuild: build anew even when a current cache exists.
         workers: DataLoader workers decoding (default: every core).
-        key: for a Dataset that does not list its files, a name for its content (part of its fingerprint).
+        key: for a Dataset that does not list its files or hold its content in arrays (``data``/``targets``,
+            ``tensors``), a name for its content (part of its fingerprint); such a Dataset is not cached without one.
         progress: a progress bar while building (default: on a terminal).
+        verify: check the hash of every image of an existing cache (it reads the whole file), not only a sample
+            of them; a cache that fails is rebuilt, with a warning.
         **options: a folder's other ``load_dataset`` options (``test_fraction``, ``seed``, ``hflip``).
 
     Returns:
@@ -114,8 +119,22 @@ def cache(
             )
         opts = {"img_size": img_size, "resize": resize, "in_chans": in_chans, "workers": workers, **options}
         opts["progress"] = progress
-        return load_image_folder(source, cache=Path(to) if to is not None else True, rebuild=rebuild, **opts)
-    return _cache_dataset(source, img_size, resize, in_chans, to, rebuild, workers, key, progress)
+        where = Path(to) if to is not None else True
+        data = load_image_folder(source, cache=where, rebuild=rebuild, **opts)
+        if verify and not rebuild and not all(_verified(split.path) for split in (data.train, data.test)):
+            data = load_image_folder(source, cache=where, rebuild=True, **opts)
+        return data
+    return _cache_dataset(source, img_size, resize, in_chans, to, rebuild, workers, key, progress, verify)
+
+
+def _verified(path: str) -> bool:
+    """Whether every image of the cache at ``path`` has the hash it was written with (a warning when not)."""
+    try:
+        read_cache(path, verify=True)
+    except CacheError as exc:
+        warnings.warn(f"{exc}; rebuilding it", UserWarning, stacklevel=3)
+        return False
+    return True
 
 
 def _first_channels(first: Any) -> int:
@@ -126,7 +145,7 @@ def _first_channels(first: Any) -> int:
 
 def _cache_dataset(
     source: Any, img_size: int | None, resize: int | None, in_chans: int | None, to: Any, rebuild: bool,
-    workers: int | None, key: str | None, progress: bool | None,
+    workers: int | None, key: str | None, progress: bool | None, verify: bool = False,
 ) -> Any:  # fmt: skip
     """``cache`` of a map-style Dataset: an ``ImageSplit``."""
     if not isinstance(source, torch.utils.data.Dataset) or isinstance(source, torch.utils.data.IterableDataset):
@@ -154,5 +173,5 @@ def _cache_dataset(
     file = Path(to or image_cache_dir()).expanduser() / cache_file_name(name, "data", stored, in_chans, where)
     return cached_split(
         squares, file, fingerprint=fingerprint, img_size=img_size, classes=classes, hflip=True, rebuild=rebuild,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, verify=verify,
     )  # fmt: skip
