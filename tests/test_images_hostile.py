@@ -309,8 +309,9 @@ def test_a_fifo_in_the_hub_cache_is_refused(tmp_path, monkeypatch, alarm):
 # Broken files through the cache's DataLoader workers: zoo's one line, not torch's wrapper
 
 
+@pytest.mark.parametrize("path", ["cache", "stream", "memory"])
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
-def test_a_broken_jpeg_in_a_worker_is_one_line(damage, tmp_path):
+def test_a_broken_jpeg_is_one_line_also_from_a_worker(damage, path, tmp_path):
     from PIL import Image
 
     root = tmp_path / "photos"
@@ -323,7 +324,15 @@ def test_a_broken_jpeg_in_a_worker_is_one_line(damage, tmp_path):
     Image.fromarray(rng_image(99, (64, 64, 3))).save(buf, "JPEG")
     bad.write_bytes(b"" if damage == "empty" else buf.getvalue()[:300])
     with pytest.raises(zd.DatasetFormatError, match=r"bad\.jpg: cannot read image") as exc:
-        zd.cache(root, img_size=SIDE, to=tmp_path / "c", workers=2)
+        if path == "cache":
+            zd.cache(root, img_size=SIDE, to=tmp_path / "c", workers=2)
+        elif path == "memory":
+            zoo.load_dataset(root, img_size=SIDE, in_chans=3)
+        else:  # decoded by persistent DataLoader workers as the batches are read
+            data = zoo.load_dataset(root, img_size=SIDE, in_chans=3, cache=False, test_fraction=0.5)
+            for part in (data.train, data.test):
+                for _ in zd.make_batches(part, 2, device=torch.device("cpu"), shuffle=False, num_workers=2):
+                    pass
     one_line(exc)
 
 
@@ -447,14 +456,14 @@ def test_a_prebuilt_cache_on_a_read_only_mount_is_usable(folder, tmp_path, monke
     built = zd.cache(folder, img_size=SIDE, to=where, workers=0)
     for lock in where.glob("*.lock"):
         lock.unlink()
-    real_open = open
+    real_open = os.open
 
-    def read_only(file, mode="r", *args, **kwargs):  # the mount refuses to create anything
-        if str(file).endswith(".lock"):
+    def read_only(file, flags, *args, **kwargs):  # the mount refuses to create or write anything
+        if str(file).startswith(str(where)) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
             raise OSError(errno.EROFS, "Read-only file system", str(file))
-        return real_open(file, mode, *args, **kwargs)
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr(cachefile, "open", read_only, raising=False)
+    monkeypatch.setattr(os, "open", read_only)
     again = zd.cache(folder, img_size=SIDE, to=where, workers=0)
     assert zd.read_cache(again.train.path).build_id == zd.read_cache(built.train.path).build_id
     with pytest.raises(zd.CacheError, match="read-only") as exc:
@@ -558,3 +567,28 @@ def test_torchvision_weights_whose_file_does_not_match_its_name_are_refused(tmp_
     with pytest.raises(zoo.weights.CheckpointError, match="as its name says") as exc:
         zoo.create("googlenet", weights="DEFAULT")
     one_line(exc)
+
+
+def test_special_files_where_a_cache_or_its_lock_belong(folder, tmp_path, alarm):
+    where = tmp_path / "c"
+    path = Path(zd.cache(folder, img_size=SIDE, to=where, workers=0).train.path)
+    path.unlink()
+    os.mkfifo(path)  # a FIFO under the cache's name is not read (it would block), but replaced by a new cache
+    with pytest.raises(zd.CacheError, match="not a regular file"):
+        zd.read_cache(path)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = zd.cache(folder, img_size=SIDE, to=where, workers=0)
+    assert path.is_file() and len(again.train) == 24
+    lock = path.with_name(path.name + ".lock")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    lock.unlink()
+    lock.symlink_to(victim)  # never followed: the file it points to keeps its bytes
+    with pytest.raises(zd.CacheError, match="lock belongs") as exc:
+        zd.cache(folder, img_size=SIDE, to=where, workers=0)
+    one_line(exc)
+    assert victim.read_text() == "precious"
+    lock.unlink()
+    os.mkfifo(lock)
+    with pytest.raises(zd.CacheError, match="lock belongs"):
+        zd.cache(folder, img_size=SIDE, to=where, workers=0)

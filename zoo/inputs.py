@@ -129,7 +129,10 @@ class InputRecord:
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"a malformed input record ({str(exc).splitlines()[0][:160]}): {str(d)[:120]}") from None
+            text = str(exc).splitlines()[0][:200]
+            if text.startswith("input record:"):  # a refused value, named by __post_init__
+                raise ValueError(f"a malformed {text}") from None
+            raise ValueError(f"a malformed input record ({text}): {str(d)[:120]}") from None
 
     # -- timm's pretrained_cfg -----------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import stat
 import struct
 import sys
 import time
@@ -204,7 +205,10 @@ def read_cache(path: str | os.PathLike, fingerprint: str | None = None, *, verif
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read below
+            raise CacheError(f"{path}: not a regular file, so not a cache")
+        size = st.st_size
         with open(path, "rb") as f:
             offset, index_bytes, shape, index_crc = _header(path, f, size)
             f.seek(offset)
@@ -235,20 +239,31 @@ def read_cache(path: str | os.PathLike, fingerprint: str | None = None, *, verif
 def _locked(path: Path) -> Iterator[bool]:
     """One builder per cache file across processes (ranks under torchrun, two notebooks): an exclusive lock. Yields
     False, holding no lock, where the lock file cannot be created (a read-only mount of a prebuilt cache)."""
-    try:
-        f = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115  (closed below)
+    lock = path.with_name(path.name + ".lock")
+    try:  # never through a link, and never blocking on a FIFO planted under the lock's name
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise CacheError(f"{lock}: a link or a special file where the cache's lock belongs; remove it") from None
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
         yield False
         return
-    with f:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CacheError(f"{lock}: not a regular file where the cache's lock belongs; remove it")
+    with open(fd, "a+b") as f:
         try:
             import fcntl
         except ImportError:  # not POSIX: no lock
             yield True
             return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # ENOLCK: a file system without locks (some NFS mounts)
+            warnings.warn(f"{lock}: cannot be locked ({exc.strerror}); building without a lock", stacklevel=4)
+            yield True
+            return
         try:
             yield True
         finally:
