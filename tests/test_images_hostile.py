@@ -592,3 +592,16 @@ def test_special_files_where_a_cache_or_its_lock_belong(folder, tmp_path, alarm)
     os.mkfifo(lock)
     with pytest.raises(zd.CacheError, match="lock belongs"):
         zd.cache(folder, img_size=SIDE, to=where, workers=0)
+
+
+def test_a_datasets_error_in_a_cache_worker_is_its_own_line(tmp_path):
+    class Strings(torch.utils.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return (torch.zeros(3, SIDE, SIDE, dtype=torch.uint8), 0) if i < 3 else "not a pair"
+
+    with pytest.raises(TypeError, match="item 3 of the Strings is a str") as exc:
+        zd.cache(Strings(), img_size=SIDE, to=tmp_path / "c", workers=2, key="strings")
+    one_line(exc)
