@@ -600,8 +600,9 @@ def test_a_datasets_error_in_a_cache_worker_is_its_own_line(tmp_path):
             return 6
 
         def __getitem__(self, i):
-            return (torch.zeros(3, SIDE, SIDE, dtype=torch.uint8), 0) if i < 3 else "not a pair"
+            return "not a pair" if i == 4 else (torch.zeros(3, SIDE, SIDE, dtype=torch.uint8), 0)
 
-    with pytest.raises(TypeError, match="item 3 of the Strings is a str") as exc:
+    # items 0, 3 and 5 are fingerprinted in this process: item 4 fails in a worker
+    with pytest.raises(TypeError, match="item 4 of the Strings is a str") as exc:
         zd.cache(Strings(), img_size=SIDE, to=tmp_path / "c", workers=2, key="strings")
     one_line(exc)
