@@ -236,6 +236,15 @@ def test_stored_sizes_over_the_limit_are_refused_before_decoding(tmp_path):
     assert "13714" in one_line(exc) and "8192" in str(exc.value)
     with pytest.raises(zd.DatasetOptionError):
         zd.decode.ImageFiles([tmp_path / "x.png"], [0], size=20000, channels=3)
+    root = tmp_path / "photos"  # a folder small enough to be loaded into memory at 12,000 px
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            (root / f"c{c}" / f"{i}.png").write_bytes(png16(i)[0])
+    for cache in (None, True):
+        with pytest.raises(zd.DatasetOptionError, match="8192") as exc:
+            zoo.load_dataset(root, img_size=12000, cache=cache)
+        one_line(exc)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data.formats import DatasetFormatError
+from zoo.data.types import DatasetOptionError
+from zoo.inputs import MAX_IMAGE_SIDE
 from zoo.messages import exception_line
 
 __all__ = [
@@ -286,6 +288,11 @@ def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
     A file that is not an image, is broken, is not a regular file or is over Pillow's decompression-bomb limit gives
     a one-line ``DatasetFormatError`` naming it.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIDE:
+        raise DatasetOptionError(
+            f"image folder: img_size={size!r} is outside 1..{MAX_IMAGE_SIDE} px (zoo's limit: one 3 x {MAX_IMAGE_SIDE} "
+            f"px square is {3 * MAX_IMAGE_SIDE**2 / 2**20:,.0f} MiB); pass a smaller img_size"
+        )
     c = 1 if mode == "L" else 3
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
     for i, p in enumerate(paths):
