@@ -203,6 +203,7 @@ def peak_growth(*args: str) -> tuple[int, str]:
     return growth, run.stdout
 
 
+@pytest.mark.slow  # a fresh process, to measure its peak memory
 def test_an_extreme_strip_costs_no_gigabytes_in_a_folder_the_cache_or_predict(tmp_path):
     from PIL import Image
 
@@ -218,6 +219,7 @@ def test_an_extreme_strip_costs_no_gigabytes_in_a_folder_the_cache_or_predict(tm
     assert growth < 600 << 20, f"{growth / 2**20:.0f} MiB for a 1 x 3,000,000 px image"
 
 
+@pytest.mark.slow  # a fresh process, to measure its peak memory
 def test_a_large_file_that_is_not_an_image_is_not_read_whole(tmp_path):
     big = tmp_path / "big.jpg"
     with open(big, "wb") as f:  # sparse: 1 GiB on paper, nothing on disk
