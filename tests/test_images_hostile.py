@@ -445,6 +445,12 @@ def test_a_changed_map_style_dataset_is_not_served_from_its_old_cache(tmp_path):
     again = zd.cache(ds, img_size=SIDE, resize=SIDE, to=tmp_path / "c", workers=0)
     assert zd.read_cache(again.path).build_id != first
     assert torch.equal(again.read(torch.arange(9)), images)
+    part = torch.utils.data.Subset(ds, [1, 4, 7, 8])  # a Subset is fingerprinted through its Dataset
+    before = zd.read_cache(zd.cache(part, img_size=SIDE, resize=SIDE, to=tmp_path / "s", workers=0).path).build_id
+    images[4] ^= 0xFF
+    after = zd.cache(part, img_size=SIDE, resize=SIDE, to=tmp_path / "s", workers=0)
+    assert zd.read_cache(after.path).build_id != before
+    assert torch.equal(after.read(torch.arange(4)), images[[1, 4, 7, 8]])
 
 
 def test_a_dataset_zoo_cannot_fingerprint_needs_a_key(tmp_path):

@@ -27,7 +27,15 @@ __all__ = ["cache", "fingerprint_dataset"]
 
 def _content_hash(dataset: Any) -> str | None:
     """A hash of every item of a Dataset that holds its content in arrays (torchvision's MNIST and CIFAR: ``data`` and
-    ``targets``; ``TensorDataset``: ``tensors``), read without decoding anything; None for any other Dataset."""
+    ``targets``; ``TensorDataset``: ``tensors``), or lists its files (``samples``), or is a ``Subset`` of one, read
+    without decoding anything; None for any other Dataset."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        inner = _content_hash(dataset.dataset)
+        indices = np.asarray([int(i) for i in dataset.indices], dtype=np.int64)
+        return None if inner is None else hashlib.blake2b(indices.data, key=inner.encode()[:64]).hexdigest()
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
+        return fingerprint_files([s[0] for s in samples], [s[1] for s in samples])
     arrays = getattr(dataset, "tensors", None)
     if not isinstance(arrays, (tuple, list)):
         arrays = [getattr(dataset, "data", None), getattr(dataset, "targets", None)]
@@ -46,8 +54,9 @@ def _content_hash(dataset: Any) -> str | None:
 
 def fingerprint_dataset(dataset: Any, squares: torch.utils.data.Dataset, key: str | None, **settings: Any) -> str:
     """A map-style Dataset's fingerprint, covering every item: its files when it lists them (torchvision's
-    ``ImageFolder``: ``samples``), else the arrays that hold its content (``data``/``targets``, ``tensors``), else
-    the ``key`` that names its content (with its type, length and three of its images).
+    ``ImageFolder``: ``samples``), else the arrays that hold its content (``data``/``targets``, ``tensors``; or a
+    ``Subset`` of such a Dataset), else the ``key`` that names its content (with its type, length and three of its
+    images).
 
     Raises:
         DatasetOptionError: a Dataset of none of these kinds and no ``key``: zoo cannot tell when its content
