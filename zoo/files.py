@@ -225,6 +225,11 @@ def claim_run_dir(folder: str | os.PathLike, *, resume: bool, overwrite: bool) -
     names removed."""
     folder = Path(folder)
     found = [name for name in RUN_FILES[:2] if (folder / name).exists()]
+    if resume and found == ["best.pt"] and not overwrite:  # nothing to resume, and the new run would replace it
+        raise RunDirTaken(
+            f"checkpoint_dir '{folder}' holds a run's best.pt but no last.pt to resume from; pass overwrite=True "
+            "(without resume) to replace that run, or another checkpoint_dir"
+        )
     if not found or resume:
         return []
     if not overwrite:

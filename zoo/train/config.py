@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,7 +281,7 @@ def _check_run_options(cfg: TrainConfig) -> None:
             raise TypeError(f"{name} must be {accepted}, got {value!r}")
     _positive_int(cfg.checkpoint_every, "checkpoint_every", allow_none=True)
     _positive_int(cfg.steps_per_epoch, "steps_per_epoch", allow_none=True)
-    if cfg.seed is not None and (isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int)
+    if cfg.seed is not None and (isinstance(cfg.seed, bool) or not isinstance(cfg.seed, numbers.Integral)
                                  or not 0 <= cfg.seed <= MAX_SEED):  # fmt: skip
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] or None, got {cfg.seed!r}")
     if cfg.num_workers is not None and (isinstance(cfg.num_workers, bool) or not isinstance(cfg.num_workers, int)

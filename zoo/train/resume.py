@@ -227,10 +227,17 @@ def check_fields(ckpt: dict[str, Any], path: Any) -> None:
             what = "is missing" if key not in holder else f"is a {type(value).__name__}, not a {kind.__name__}"
             if kind is int and isinstance(value, int) and not isinstance(value, bool):
                 what = f"is {value}, not a count"
-            raise CheckpointError(
-                f"'{path}' cannot be resumed: its field '{name}' {what}; it is damaged or not written by zoo.fit "
-                "(start anew with overwrite=True, or resume from a copy)"
-            )
+            _damaged(path, f"its field '{name}' {what}")
+    partial = ckpt.get("partial")
+    if partial and not len(partial["losses"]) == len(partial["sizes"]) == len(partial["counts"]) == partial["batch"]:
+        _damaged(path, "its partial epoch's losses, sizes and counts do not match its batch count")
+
+
+def _damaged(path: Any, what: str) -> None:
+    raise CheckpointError(
+        f"'{path}' cannot be resumed: {what}; it is damaged or not written by zoo.fit (start anew with "
+        "overwrite=True, or resume from a copy)"
+    )
 
 
 def _check_data(path: Path, ckpt: dict[str, Any], run: Run) -> list[str]:

@@ -169,7 +169,7 @@ def _threads(cfg: TrainConfig, model: nn.Module, run: Run, saved: dict[str, Any]
 
 
 def _seed(cfg: TrainConfig, dist: Any, device: torch.device, saved: dict[str, Any]) -> int:
-    seed = cfg.seed
+    seed = None if cfg.seed is None else int(cfg.seed)  # a numpy integer too
     if seed is None:  # a resumed run keeps the data order of the run it resumes
         seed = saved.get("seed") if isinstance(saved.get("seed"), int) else None
     if seed is None:
