@@ -196,6 +196,27 @@ def test_ctrl_c_during_the_last_epochs_validation_or_the_test_scoring_stops_the_
     assert resumed.test == straight.test  # scored from the same weights as an uninterrupted run
 
 
+def test_ctrl_c_during_precise_bn_of_the_last_epoch_stops_the_run(data, tmp_path, monkeypatch):
+    from zoo.train import trainer
+
+    real, calls = trainer.recompute, []
+
+    def signalled(*args, **kwargs):  # a Ctrl-C while the statistics are being recomputed
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "recompute", signalled)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(10)
+    )
+    model(torch.zeros(2, 1, 16, 16))
+    history = zoo.fit(model, data, epochs=1, precise_bn=True, checkpoint_dir=tmp_path, **FAST)
+    assert calls and history.interrupted and history.test is None and "stopped by SIGINT" in history.notes[-1]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+
 def test_sigterm_during_the_test_scoring_ends_the_process_with_143(data, tmp_path):
     model = tiny()
     hook = SignalInEval(signal.SIGTERM)
