@@ -398,12 +398,13 @@ def test_resume_and_overwrite_together_are_refused(tmp_path):
         (["train", "mlp", "-d", "synthetic", "--steps-per-epoch", "0"], "--steps-per-epoch 0"),
         (["compare", "mlp", "-d", "synthetic", "--throughput-batch", "0"], "--throughput-batch 0"),
         (["compare", "mlp", "-d", "synthetic", "--checkpoint-every", "0"], "--checkpoint-every 0"),
+        (["train", "mlp", "-d", "synthetic", "--out", ""], "--out ''"),
     ],
 )
 def test_cli_flag_values_are_usage_errors_naming_the_flag(capsys, tmp_path, argv, flag):
     from zoo.cli import main
 
-    code = main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" else [])])
+    code = main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" and "--out" not in argv else [])])
     err = capsys.readouterr().err
     assert code == 2 and flag in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()  # refused before anything was written

@@ -115,6 +115,8 @@ def _check_out(args: argparse.Namespace) -> None:
     if args.out is None:
         args.out = default_out(args.name, args.dataset, reuse=args.resume or args.overwrite)
     out = args.out
+    if not out.strip():
+        raise UsageError("--out '' names no folder; pass a folder path (or leave --out out for runs/train/...)")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out '{out}' is a file; it must be a folder (new, empty, or a run to --resume)")
     if args.resume and args.overwrite:
