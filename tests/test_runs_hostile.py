@@ -266,6 +266,18 @@ def test_steps_per_epoch_bounds_an_epoch_and_resumes_mid_epoch_bit_equal(data, t
     assert states_equal(straight, resumed)
 
 
+def test_a_stream_that_ends_before_steps_per_epoch_steps_on_its_last_partial_accumulation(tmp_path):
+    class Short(torch.utils.data.IterableDataset):  # 3 batches of 8, then the epoch's stream ends
+        def __iter__(self):
+            for i in range(24):
+                yield torch.zeros(1, 16, 16), i % 10
+
+    opts = dict(epochs=2, steps_per_epoch=5, grad_accum=2, batch_size=8, scheduler=None, progress=False)
+    history = zoo.fit(tiny(), Short(), checkpoint_dir=tmp_path, **opts)
+    assert len(history.epochs) == 2
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4  # batches 1+2, then 3 alone, per epoch
+
+
 def test_more_steps_per_epoch_than_the_data_holds_is_refused(data):
     with pytest.raises(ValueError, match=r"steps_per_epoch=50 needs 50 batches .* holds 5") as info:
         zoo.fit(tiny(), data, epochs=1, steps_per_epoch=50, **FAST)

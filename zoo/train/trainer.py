@@ -291,8 +291,8 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
             _checkpoint_or_stop(run, state, sums, bar)
         if n_batches is not None and i + 1 >= n_batches:
             break  # steps_per_epoch reached (the data itself may go on: a stream)
-    if n_batches is None and (i + 1) % accum != 0 and i >= 0:
-        _step(run, state)  # a stream's last partial accumulation
+    if (n_batches is None or i + 1 < n_batches) and (i + 1) % accum != 0 and i >= 0:
+        _step(run, state)  # a stream's last partial accumulation (it ended before steps_per_epoch, if given)
     if i < 0:
         raise ValueError(f"fit: the training data yielded no batch in epoch {epoch}")
     _check_finite(run, state, sums)
