@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -323,6 +324,24 @@ def test_a_map_style_dataset_with_a_random_transform_resumes_without_a_false_ala
     x[0] = 255 - x[0]  # one image changed where the fingerprint reads
     with pytest.raises(CheckpointError, match="sampled inputs differ"):
         zoo.fit(tiny(), Noisy(), epochs=3, checkpoint_dir=tmp_path, resume=True, **opts)
+
+
+def test_a_dataset_with_a_randomness_of_its_own_resumes_without_a_false_alarm(tmp_path):
+    x, y = _pairs(4, 64)
+
+    class OwnNoise(torch.utils.data.Dataset):  # numpy's new generators are not seeded by torch, random or np.random
+        rng = np.random.default_rng()
+
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            noise = torch.from_numpy(self.rng.normal(size=(1, 16, 16)).astype("float32"))
+            return x[i].float() / 255 + 0.01 * noise, int(y[i])
+
+    opts = dict(batch_size=16, progress=False, seed=0, num_workers=0)
+    zoo.fit(tiny(), OwnNoise(), epochs=1, checkpoint_dir=tmp_path, **opts)
+    assert len(zoo.fit(tiny(), OwnNoise(), epochs=2, checkpoint_dir=tmp_path, resume=True, **opts).epochs) == 2
 
 
 def test_a_run_stopped_mid_epoch_resumed_on_smaller_data_ends_in_one_line(tmp_path, signal_at):

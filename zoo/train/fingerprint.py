@@ -4,7 +4,8 @@ Resuming on other data of the same shape would continue without a word: the weig
 mid-epoch position all belong to the data the run started on. The fingerprint holds the number of samples, a digest
 of every label when the source holds them whole (a ``Split``, an ``ImageSplit``), and a digest of a few samples read
 at evenly spaced positions (16 rows of in-memory tensors; 8 items of a map-style Dataset, read with the random
-generators seeded so that random transforms give the same bytes each time). An ``IterableDataset`` gives its length
+generators seeded so that random transforms give the same bytes each time, and left out when two reads still
+differ). An ``IterableDataset`` gives its length
 when it has one, nothing more: a stream cannot be read at a position without consuming it.
 """
 
@@ -80,19 +81,23 @@ def _items(source: Any, n: int | None) -> str | None:
 
 
 def _dataset_items(dataset: Any, n: int) -> str | None:
-    """A digest of ``ITEMS`` items, read with torch's, Python's and numpy's generators seeded (and then restored)."""
+    """A digest of ``ITEMS`` items, read twice with torch's, Python's and numpy's generators seeded (and then
+    restored); None when the two reads differ (a transform with a randomness of its own: no false alarm)."""
     py_state, np_state = random.getstate(), np.random.get_state()
+    digests = []
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            random.seed(0)
-            np.random.seed(0)
-            return _digest(*(dataset[i] for i in _positions(n, ITEMS)))
+        for _ in range(2):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                random.seed(0)
+                np.random.seed(0)
+                digests.append(_digest(*(dataset[i] for i in _positions(n, ITEMS))))
     except Exception:  # noqa: BLE001 - as above
         return None
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+    return digests[0] if digests[0] == digests[1] else None
 
 
 def _digest(*values: Any) -> str:
