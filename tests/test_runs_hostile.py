@@ -140,6 +140,13 @@ def test_atomic_writes_get_the_mode_any_other_file_gets(tmp_path, umask):
     assert stat.S_IMODE(atomic.stat().st_mode) == 0o600
 
 
+def test_a_checkpoint_dir_under_a_file_is_one_line(data, tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirError, match="cannot create the output folder .*: Not a directory") as info:
+        zoo.fit(tiny(), data, epochs=1, checkpoint_dir=tmp_path / "f" / "sub", **FAST)
+    assert "Errno" not in one_line(info)
+
+
 def test_an_empty_checkpoint_dir_is_refused(data):
     with pytest.raises(ValueError, match="checkpoint_dir='' names no folder") as info:
         zoo.fit(tiny(), data, epochs=1, checkpoint_dir="", **FAST)

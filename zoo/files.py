@@ -137,7 +137,10 @@ class RunDirLock:
     def __enter__(self) -> RunDirLock:
         if self.folder.exists() and not self.folder.is_dir():
             raise NotADirectoryError(f"'{self.folder}' is a file; an output folder must be a directory")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create the output folder '{self.folder}': {exc.strerror or exc}") from None
         try:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
