@@ -1,5 +1,7 @@
 """Preemption: the first SIGINT or SIGTERM while ``fit`` runs is noted, the loop stops at the next optimizer step
-with ``last.pt`` written at that batch, and a resumed run replays the epoch's order up to there (``skip``)."""
+with ``last.pt`` written at that batch, and a resumed run replays the epoch's order up to there (``skip``). A signal
+after the last step (the last validation, precise BN, the checkpoint saves, the test scoring) stops the run too, once
+that part ends: ``fit`` never returns as if done after one."""
 
 from __future__ import annotations
 
