@@ -159,15 +159,19 @@ def test_an_empty_checkpoint_dir_is_refused(data):
 
 
 class SignalInEval:
-    """A forward pre-hook that signals this process at the first evaluation forward after it is armed."""
+    """A forward pre-hook that signals this process at the first evaluation forward after it is armed, and counts
+    the evaluation forwards after that."""
 
     def __init__(self, signum):
-        self.signum, self.armed, self.sent = signum, False, False
+        self.signum, self.armed, self.sent, self.after = signum, False, False, 0
 
     def __call__(self, module, args):
-        if self.armed and not module.training and not self.sent:
-            self.sent = True
-            os.kill(os.getpid(), self.signum)
+        if self.armed and not module.training:
+            if self.sent:
+                self.after += 1
+            else:
+                self.sent = True
+                os.kill(os.getpid(), self.signum)
 
 
 class Arm(zoo.Callback):
@@ -191,11 +195,12 @@ def test_ctrl_c_during_the_last_epochs_validation_or_the_test_scoring_stops_the_
     hook = SignalInEval(signal.SIGINT)
     model.register_forward_pre_hook(hook)
     arm = Arm(hook, 2, at_end=during == "test scoring")
-    history = zoo.fit(model, data, epochs=2, checkpoint_dir=tmp_path, callbacks=[arm], **FAST)
+    history = zoo.fit(model, data, epochs=2, checkpoint_dir=tmp_path, callbacks=[arm], eval_batch_size=8, **FAST)
     assert hook.sent and history.interrupted and history.test is None
     assert "stopped by SIGINT" in history.notes[-1] and "resume=True continues" in history.notes[-1]
     if during == "test scoring":
         assert "during the test scoring" in history.notes[-1]
+        assert hook.after == 0  # the scoring stopped at the signal, not after the 6 batches of the test split
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and last["partial"] is None  # the finished training, resumable
     resumed = zoo.fit(tiny(), data, epochs=2, checkpoint_dir=tmp_path, resume=True, **FAST)

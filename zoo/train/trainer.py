@@ -135,7 +135,7 @@ def _score_test(run: Run, state: TrainState) -> Stopped | None:
     run scores the test split."""
     history = state.history
     if run.test_src is not None and len(run.test_src):
-        m = _evaluate(run, state, run.eval_batches(run.test_src))
+        m = _evaluate(run, state, _until_signal(run.eval_batches(run.test_src), run.signals))
         history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
     signum = run.signals.pending(run.dist, None, run.device)
     if not signum:
@@ -145,6 +145,15 @@ def _score_test(run: Run, state: TrainState) -> Stopped | None:
     history.notes.append(stopped.note(run.ckpt_dir))
     _say(run, history)
     return stopped
+
+
+def _until_signal(batches: Any, signals: Any) -> Any:
+    """``batches``, cut short once a signal has come (after the first: a score cut short is dropped anyway, and
+    a scheduler's grace period is better spent exiting). Under torchrun each rank still all-reduces once."""
+    for k, batch in enumerate(batches):
+        if k and signals.received is not None:
+            return
+        yield batch
 
 
 def _end_distributed(dist: Any, ok: bool) -> None:
