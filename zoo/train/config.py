@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +153,23 @@ class TrainConfig:
         cli=float,
     )
     callbacks: Sequence[Any] = option((), "Callback objects, called at fit start, each epoch's end, and fit end")
+    # -- run folders, streams, resume (helper "runs") --
+    overwrite: bool = option(
+        False,
+        "replace the run already in checkpoint_dir (its last.pt, best.pt, history.json, model.safetensors, removed "
+        "under the folder's lock); without it (or resume=True) a folder holding another run is refused",
+    )
+    steps_per_epoch: int | None = option(
+        None,
+        "optimizer steps per epoch: an epoch ends after this many (an IterableDataset that never ends needs it; "
+        "each epoch iterates the data afresh); None -> one pass over the data",
+        cli=int,
+    )
+    resume_new_data: bool = option(
+        False,
+        "resume=True even though the training data differs from the run's (last.pt records a fingerprint of it: "
+        "its size, labels and a few samples); without it such a resume is refused",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict: objects and functions become their ``repr``."""
@@ -246,3 +264,32 @@ def check_config(cfg: TrainConfig) -> None:
                          "parameter groups their lr instead")  # fmt: skip
     if cfg.resume and not cfg.checkpoint_dir:
         raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")
+    _check_run_options(cfg)
+
+
+_FLAGS = ("augment", "compile", "resume", "overwrite", "resume_new_data")  # True or False
+_FLAGS_OR_NONE = ("precise_bn", "channels_last", "progress", "pin_memory", "freeze_bn")  # True, False or None
+MAX_SEED = 2**32 - 1  # numpy's range, and what seed * 1_000_003 + epoch keeps inside a torch generator's 64 bits
+
+
+def _check_run_options(cfg: TrainConfig) -> None:
+    """The options of run folders, checkpoints, seeds and switches (helper "runs")."""
+    for name in _FLAGS + _FLAGS_OR_NONE:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool) and not (value is None and name in _FLAGS_OR_NONE):
+            accepted = "True, False or None" if name in _FLAGS_OR_NONE else "True or False"
+            raise TypeError(f"{name} must be {accepted}, got {value!r}")
+    _positive_int(cfg.checkpoint_every, "checkpoint_every", allow_none=True)
+    _positive_int(cfg.steps_per_epoch, "steps_per_epoch", allow_none=True)
+    if cfg.seed is not None and (isinstance(cfg.seed, bool) or not isinstance(cfg.seed, numbers.Integral)
+                                 or not 0 <= cfg.seed <= MAX_SEED):  # fmt: skip
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] or None, got {cfg.seed!r}")
+    if cfg.num_workers is not None and (isinstance(cfg.num_workers, bool) or not isinstance(cfg.num_workers, int)
+                                        or cfg.num_workers < 0):  # fmt: skip
+        raise ValueError(f"num_workers must be an integer >= 0 or None, got {cfg.num_workers!r}")
+    if cfg.checkpoint_dir is not None and not str(cfg.checkpoint_dir).strip():
+        raise ValueError("checkpoint_dir='' names no folder; pass a folder path, or None to write no checkpoints")
+    if cfg.overwrite and cfg.resume:
+        raise ValueError("resume=True continues the run in checkpoint_dir and overwrite=True replaces it: pass one")
+    if cfg.overwrite and not cfg.checkpoint_dir:
+        raise ValueError("overwrite=True needs checkpoint_dir= (the folder whose run it replaces)")
