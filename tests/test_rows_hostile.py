@@ -90,8 +90,12 @@ def test_a_resumed_compare_measures_a_forged_row_again(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{not json", "is not JSON"), ("[1, 2]", "holds a JSON list, not an object"), ('"x"', "JSON str"),
-     (b"\xff\xfe\x00", "not JSON")],  # fmt: skip
+    [
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "holds a JSON list, not an object"),
+        ('"x"', "JSON str"),
+        (b"\xff\xfe\x00", "not JSON"),
+    ],  # fmt: skip
 )
 def test_a_run_directory_whose_config_is_not_an_object_is_one_line(tmp_path, content, message):
     run = tmp_path / "run"
