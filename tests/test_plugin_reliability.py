@@ -217,3 +217,131 @@ def test_list_and_plugins_work_in_an_ascii_locale(command, tty):
     assert "lenet5" in out or "pl\\xfcgin" in out
     if command == ["plugins"]:  # the non-ASCII name and error are shown escaped, not dropped
         assert "pl\\xfcgin" in out and "caf\\xe9" in out and "failed" in out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Builders bounded in time where zoo builds many models
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stuck_builder(reg):
+    """A plugin model whose builder waits until the test ends (at most 30 s, then builds: on code without a time
+    bound the test fails instead of hanging)."""
+    import threading
+
+    release = threading.Event()
+
+    def stuck_net(*, num_classes=10, in_chans=1, img_size=8, drop_rate=0.0):
+        """A builder that does not return (Nobody, 2024)."""
+        release.wait(30)
+        return tiny(num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+
+    mod = types.ModuleType("stuck")
+
+    @zoo.hookimpl
+    def register_models(register):
+        register("stuck_net", stuck_net, **CARD)
+
+    mod.register_models = register_models
+    plugin_manager.register_plugin(mod, name="stuck")
+    yield "stuck_net"
+    release.set()
+
+
+def test_the_kit_fails_a_builder_that_does_not_return(stuck_builder):
+    from zoo.testing import check_architecture
+
+    with pytest.raises(AssertionError) as info:
+        check_architecture(stuck_builder, build_timeout=0.5)
+    assert str(info.value) == "stuck_net: the builder did not return within 0.5 s (build_timeout=)"
+
+
+def test_list_long_gives_a_failed_row_for_a_builder_that_does_not_return(stuck_builder, monkeypatch, capsys):
+    import json
+
+    from zoo import cli
+
+    monkeypatch.setenv("ZOO_BUILD_TIMEOUT", "3")
+    assert cli.main(["list", "--long", "--json", "[ls]*"]) == 0
+    captured = capsys.readouterr()
+    rows = {r["name"]: r for r in json.loads(captured.out)}
+    assert rows["stuck_net"]["params"] is None and "did not return within 3 s" in rows["stuck_net"]["error"]
+    assert rows["lenet5"]["params"] == zoo.info("lenet5").num_params and "error" not in rows["lenet5"]
+    (warning,) = [line for line in captured.err.splitlines() if "stuck_net" in line]
+    assert warning.startswith("zoo: warning: stuck_net (plugin 'stuck'): its builder did not return within 3 s")
+    assert cli.main(["list", "--long", "stuck*"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("stuck_net"))
+    assert "did not return within 3 s" in row
+
+
+def test_bench_gives_a_failed_row_for_a_builder_that_does_not_return(stuck_builder, monkeypatch, capsys):
+    from zoo import cli
+
+    monkeypatch.setenv("ZOO_BUILD_TIMEOUT", "1")
+    assert cli.main(["bench", "stuck_net", "mlp", "--runs", "1", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "did not return within 1 s" in next(line for line in out.splitlines() if "stuck_net" in line)
+
+
+SPINNING_PLUGIN = textwrap.dedent(
+    """
+    import sys, types, zoo
+    from zoo import plugin_manager
+
+    def spinning_net(*, num_classes=10, in_chans=1, img_size=8, drop_rate=0.0):
+        '''A builder that never returns and never sleeps (Nobody, 2024).'''
+        while True:
+            pass
+
+    mod = types.ModuleType("spinning")
+
+    @zoo.hookimpl
+    def register_models(register):
+        register("spinning_net", spinning_net, family="x", paper="-", year=2024, input_size=(1, 8, 8), num_classes=10)
+
+    mod.register_models = register_models
+    plugin_manager.register_plugin(mod, name="spinning")
+    if sys.argv[1] == "kit":
+        from zoo.testing import check_architecture
+        try:
+            check_architecture("spinning_net", build_timeout=1)
+        except AssertionError as exc:
+            print(exc)
+        sys.exit(0)
+    from zoo.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.parametrize("argv", [["list", "--long", "sp*"], ["kit"]], ids=["list-long", "kit"])
+def test_a_builder_that_spins_for_ever_does_not_keep_the_process_alive(argv):
+    env = dict(os.environ, ZOO_LOAD_PLUGINS="", ZOO_BUILD_TIMEOUT="1")
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", SPINNING_PLUGIN, *argv], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "did not return within 1 s" in proc.stdout
+
+
+def test_call_within_keeps_the_callers_device_and_grad_mode_and_raises_what_it_raised():
+    import torch
+
+    from zoo.deadline import call_within
+
+    with torch.device("meta"), torch.no_grad():
+        layer, grad = call_within(5, "a linear layer", lambda: (nn.Linear(2, 2), torch.is_grad_enabled()))
+    assert layer.weight.is_meta and grad is False
+    with pytest.raises(KeyError, match="inside"):
+        call_within(5, "x", lambda: {}["inside"])
+    assert call_within(None, "x", lambda: 3) == 3
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan"])
+def test_a_bad_build_timeout_is_one_line(monkeypatch, value):
+    from zoo.deadline import build_timeout
+
+    monkeypatch.setenv("ZOO_BUILD_TIMEOUT", value)
+    with pytest.raises(ValueError, match="ZOO_BUILD_TIMEOUT=.*expected a number of seconds"):
+        build_timeout()

@@ -1,0 +1,82 @@
+"""Plugin code run with a time bound, where zoo runs a lot of it at once (``zoo list --long``, ``zoo bench``, the
+plugin kit ``zoo.testing``): a builder that never returns becomes a failed row, not a hang.
+
+The code runs in a daemon thread that the caller waits for at most ``seconds``. Why a thread: a builder that loops,
+sleeps or waits on the network is not stopped by the meta device (which only spares memory), and a subprocess per
+model would cost an import of torch each. A thread cannot be killed, so one that never returns is left running in
+the background; being a daemon, it does not keep the process alive at exit. It holds the CPU it spins on until then,
+and a builder stuck in C code that never releases the GIL stops everything (no thread can help there).
+
+``ZOO_BUILD_TIMEOUT`` sets the bound in seconds (default 120: a ViT-L initialised for real on a busy laptop takes a
+fraction of it); ``0`` or ``none`` waits for ever.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["BuildTimeout", "DEFAULT_BUILD_TIMEOUT", "ENV_BUILD_TIMEOUT", "build_timeout", "call_within"]
+
+DEFAULT_BUILD_TIMEOUT = 120.0
+ENV_BUILD_TIMEOUT = "ZOO_BUILD_TIMEOUT"
+
+
+class BuildTimeout(TimeoutError):
+    """Plugin code did not return within its time bound; it is left running in a daemon thread. ``seconds`` is
+    the bound, ``what`` the code."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        super().__init__(
+            f"{what} did not return within {seconds:g} s (it is left running in the background; "
+            f"{ENV_BUILD_TIMEOUT}=SECONDS sets the bound)"
+        )
+        self.what, self.seconds = what, seconds
+
+
+def build_timeout() -> float | None:
+    """The bound of one build in seconds: ``ZOO_BUILD_TIMEOUT`` or 120; ``None`` (no bound) for ``0``/``none``."""
+    text = os.environ.get(ENV_BUILD_TIMEOUT, "").strip().lower()
+    if not text:
+        return DEFAULT_BUILD_TIMEOUT
+    if text in ("0", "none", "off", "inf"):
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds:
+        raise ValueError(f"{ENV_BUILD_TIMEOUT}={text!r}: expected a number of seconds > 0, or 0/none for no bound")
+    return seconds
+
+
+def call_within(seconds: float | None, what: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, waited for at most ``seconds`` (``None``: no bound, called here).
+
+    Runs in a daemon thread with this thread's default device (``torch.device("meta")`` entered around the call
+    included) and grad mode, which torch keeps per thread. What ``fn`` raises is raised here; past the bound,
+    ``BuildTimeout``: "``what`` did not return within N s"."""
+    if seconds is None:
+        return fn(*args, **kwargs)
+    device, grad = torch.get_default_device(), torch.is_grad_enabled()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with torch.device(device), torch.set_grad_enabled(grad):
+                outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread, which decides
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"zoo: {what}"[:60], daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise BuildTimeout(what, seconds)
+    if "error" in outcome:
+        raise outcome.pop("error")
+    return outcome["value"]
