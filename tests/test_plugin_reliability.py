@@ -345,3 +345,45 @@ def test_a_bad_build_timeout_is_one_line(monkeypatch, value):
     monkeypatch.setenv("ZOO_BUILD_TIMEOUT", value)
     with pytest.raises(ValueError, match="ZOO_BUILD_TIMEOUT=.*expected a number of seconds"):
         build_timeout()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A dataset loader returning something else than a Dataset
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _not_a_dataset_cases():
+    import copy
+
+    good = zoo.load_dataset("synthetic", train_size=20, test_size=10, img_size=8)
+    bad_train = copy.copy(good)
+    bad_train.train = "x"
+    return {
+        "str": ("a string", "returned str, not a zoo.data.Dataset"),
+        "none": (None, "returned NoneType, not a zoo.data.Dataset"),
+        "dict": ({"train": good.train}, "returned dict, not a zoo.data.Dataset"),
+        "split": (good.train, "returned Split, not a zoo.data.Dataset"),
+        "bad-train": (bad_train, "has a train split of type str, not a zoo.data.Split"),
+    }
+
+
+@pytest.mark.parametrize("case", ["str", "none", "dict", "split", "bad-train"])
+def test_a_dataset_loader_returning_something_else_is_the_plugins_error(reg, case, capsys):
+    from zoo import cli
+    from zoo.containment import PluginError
+
+    value, message = _not_a_dataset_cases()[case]
+    mod = types.ModuleType("odd_data")
+
+    @zoo.hookimpl
+    def register_datasets(register):
+        register("odd", lambda root=None, **options: value, num_classes=10, input_size=(1, 8, 8))
+
+    mod.register_datasets = register_datasets
+    plugin_manager.register_plugin(mod, name="odd_data")
+    with pytest.raises(PluginError) as info:
+        zoo.load_dataset("odd")
+    text = str(info.value)
+    assert "\n" not in text and text.startswith("dataset 'odd' (plugin 'odd_data'): the loader") and message in text
+    assert cli.main(["train", "mlp", "--dataset", "odd", "--epochs", "1"]) == 1
+    assert capsys.readouterr().err.strip() == f"zoo: error: {text}"
