@@ -226,3 +226,20 @@ def test_the_leaderboard_page_escapes_names(lb, tmp_path):
     assert len(table) == 4 and len({len(cells(line)) for line in table}) == 1
     html = html_of(text)
     assert "<script" not in html and "<img src=x" not in html and '<a href="javascript' not in html
+
+
+@pytest.mark.parametrize("name", ["results.jsonl", "config.json"])
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_run_directory_file_that_is_no_regular_file_is_refused_not_read(tmp_path, name, kind):
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_lines(run / "results.jsonl", [good_row()])
+    (run / name).unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(run / name)  # reading it would block for ever
+    else:
+        (run / name).mkdir()
+    with pytest.raises(ValueError, match=f"'{run / name}' is not a regular file"):
+        Results.load(run)

@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 import os
+import stat
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -145,7 +146,7 @@ def read_row_lines(
     A torn last line is left out (with a warning if ``warn``); a row whose ``fields`` (see ``row_problem``) hold
     what the writer never puts there is skipped with a ``RowWarning`` naming its line; any other line that is not a
     row is a one-line ``ValueError`` naming it."""
-    path = Path(path)
+    path = _regular(Path(path))
     rows: dict[Hashable, dict[str, Any]] = {}
     lines = path.read_text(errors="replace").splitlines()
     for i, line in enumerate(lines):
@@ -174,10 +175,19 @@ def read_row_lines(
     return list(rows.values())
 
 
+def _regular(path: Path) -> Path:
+    """``path`` if it is a regular file: a FIFO would block the read for ever, a folder is no file of rows."""
+    mode = path.stat().st_mode  # a missing file: FileNotFoundError, as open() would say
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+        raise ValueError(f"'{path}' is not a regular file (it is {kind}); a run directory's files are plain files")
+    return path
+
+
 def read_config(path: str | os.PathLike, what: str = "run directory's settings") -> dict[str, Any]:
     """The JSON object in ``path`` (a run directory's ``config.json``); one-line ``ValueError`` if the file is not
     JSON or holds something else than an object."""
-    path = Path(path)
+    path = _regular(Path(path))
     try:
         data = json.loads(path.read_text())
     except UnicodeDecodeError:
