@@ -387,3 +387,11 @@ def test_a_dataset_loader_returning_something_else_is_the_plugins_error(reg, cas
     assert "\n" not in text and text.startswith("dataset 'odd' (plugin 'odd_data'): the loader") and message in text
     assert cli.main(["train", "mlp", "--dataset", "odd", "--epochs", "1"]) == 1
     assert capsys.readouterr().err.strip() == f"zoo: error: {text}"
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_time_bound_that_is_not_positive_is_refused(seconds):
+    from zoo.deadline import call_within
+
+    with pytest.raises(ValueError, match="expected a number of seconds > 0, or None"):
+        call_within(seconds, "x", lambda: 1)

@@ -243,3 +243,17 @@ def test_a_run_directory_file_that_is_no_regular_file_is_refused_not_read(tmp_pa
         (run / name).mkdir()
     with pytest.raises(ValueError, match=f"'{run / name}' is not a regular file"):
         Results.load(run)
+
+
+def test_json_nested_too_deep_or_numbers_too_long_are_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    deep = "[" * 100_000 + "]" * 100_000
+    (run / "results.jsonl").write_text(f'{{"model": "x", "top1": {deep}}}\n' + json.dumps(good_row()) + "\n")
+    with pytest.raises(ValueError, match="line 1 is not a result row; the file is damaged"):
+        Results.load(run)
+    (run / "results.jsonl").write_text(json.dumps(good_row()) + "\n")
+    for content in (deep, '{"epochs": ' + "9" * 5000 + "}"):
+        (run / "config.json").write_text(content)
+        with pytest.raises(ValueError, match="config.json' is not JSON zoo reads"):
+            Results.load(run)

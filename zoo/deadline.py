@@ -62,6 +62,8 @@ def call_within(seconds: float | None, what: str, fn: Callable[..., Any], /, *ar
     ``BuildTimeout``: "``what`` did not return within N s"."""
     if seconds is None:
         return fn(*args, **kwargs)
+    if not seconds > 0:
+        raise ValueError(f"a time bound of {seconds!r} s: expected a number of seconds > 0, or None for no bound")
     device, grad = torch.get_default_device(), torch.is_grad_enabled()
     outcome: dict[str, Any] = {}
 

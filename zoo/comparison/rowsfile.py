@@ -156,7 +156,7 @@ def read_row_lines(
             row = json.loads(line)
             if not isinstance(row, dict):
                 raise TypeError(row)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # RecursionError: a line of 100,000 nested brackets
             if i == len(lines) - 1:
                 if warn:
                     warnings.warn(f"{path}: ignoring a torn last line (an interrupted write)", stacklevel=3)
@@ -196,6 +196,8 @@ def read_config(path: str | os.PathLike, what: str = "run directory's settings")
         raise ValueError(
             f"'{path}' is not JSON ({exc.msg} at line {exc.lineno}); it holds the {what}: restore or delete it"
         ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of 5,000 digits, brackets nested 100,000 deep
+        raise ValueError(f"'{path}' is not JSON zoo reads ({type(exc).__name__}); it holds the {what}") from None
     if not isinstance(data, dict):
         raise ValueError(
             f"'{path}' holds a JSON {type(data).__name__}, not an object of settings; it holds the {what}: "
