@@ -257,3 +257,23 @@ def test_json_nested_too_deep_or_numbers_too_long_are_one_line(tmp_path):
         (run / "config.json").write_text(content)
         with pytest.raises(ValueError, match="config.json' is not JSON zoo reads"):
             Results.load(run)
+
+
+def test_the_leaderboard_command_says_which_rows_it_skipped_in_one_line_each(lb, tmp_path, capsys):
+    cli = importlib.import_module("leaderboard")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(lb.Budget(dataset="digits"))))
+    write_lines(run / lb.ROWS_FILE, [board_row("mlp"), board_row("lenet5", images="many")])
+    doc = tmp_path / "leaderboard.md"
+    argv = ["--render-only", "--run-dir", str(run), "--doc", str(doc), "--img-dir", str(tmp_path / "img")]
+    assert cli.main(argv) == 0
+    warnings_ = [line for line in capsys.readouterr().err.splitlines() if line.startswith("leaderboard: warning:")]
+    assert any(
+        line.endswith("rows.jsonl: line 2 skipped: images='many': expected an integer >= 0") for line in warnings_
+    )
+    assert "`mlp`" in doc.read_text() and "lenet5" not in doc.read_text()
+    (run / "config.json").write_text("[1]")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("leaderboard: error: ValueError: '") and "holds a JSON list" in err
