@@ -395,3 +395,29 @@ def test_a_time_bound_that_is_not_positive_is_refused(seconds):
 
     with pytest.raises(ValueError, match="expected a number of seconds > 0, or None"):
         call_within(seconds, "x", lambda: 1)
+
+
+def test_a_build_past_its_bound_is_stopped_not_left_spinning():
+    from zoo import deadline
+
+    def spin():
+        while True:
+            pass
+
+    with pytest.raises(deadline.BuildTimeout, match="spin did not return within 0.2 s"):
+        deadline.call_within(0.2, "spin", spin)
+    import threading
+
+    (worker,) = [t for t in threading.enumerate() if t.name == "zoo: spin"]
+    worker.join(60)  # the Abandoned exception raised in it ends the loop
+    assert not worker.is_alive()
+
+
+def test_many_builds_past_their_bound_still_exit_cleanly():
+    # builds stopped inside torch's meta-device code: a daemon thread unwound there at exit aborted the process (134)
+    env = dict(os.environ, ZOO_LOAD_PLUGINS="", ZOO_BUILD_TIMEOUT="0.05")
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "zoo", "list", "--long", "[dev]*"], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "did not return within 0.05 s" in proc.stdout

@@ -128,8 +128,9 @@ def check_architecture(
         check_weights: also load every weights tag registered for the model (``register_weights``): the file is
             found offline and matches its sha256, its keys and shapes fit, and the logits are finite.
         build_timeout: seconds each build may take (``None``: no bound). A builder that does not return in time
-            fails the check with an ``AssertionError`` instead of hanging the test suite; it is left running in a
-            daemon thread (``zoo.deadline``), which does not keep the process alive.
+            fails the check with an ``AssertionError`` instead of hanging the test suite, and is stopped
+            (``zoo.deadline``: an exception raised in its thread; a daemon thread, which never keeps the process
+            alive).
 
     Checks: the model card is complete and the builder documented; the model builds with defaults and is an
     ``nn.Module``; the declared parameter count (if any) holds; forward at the declared input gives
