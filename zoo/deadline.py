@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 __all__ = ["BuildTimeout", "DEFAULT_BUILD_TIMEOUT", "ENV_BUILD_TIMEOUT", "build_timeout", "call_within"]
 
 DEFAULT_BUILD_TIMEOUT = 120.0
@@ -76,6 +74,8 @@ def call_within(seconds: float | None, what: str, fn: Callable[..., Any], /, *ar
         return fn(*args, **kwargs)
     if not seconds > 0:
         raise ValueError(f"a time bound of {seconds!r} s: expected a number of seconds > 0, or None for no bound")
+    import torch  # here: zoo.containment imports this module, and it stays light
+
     device, grad = torch.get_default_device(), torch.is_grad_enabled()
     outcome: dict[str, Any] = {}
 
