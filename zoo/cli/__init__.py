@@ -39,6 +39,7 @@ from zoo.cli.common import (
     add_training,
     fit_options,
     parse_input,
+    tolerant_output,
 )
 from zoo.cli.training import cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
 from zoo.messages import first_line
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoo`` command; returns the exit status."""
+    tolerant_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
