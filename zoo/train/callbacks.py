@@ -254,10 +254,11 @@ class Callback:
 
 def step_callbacks(callbacks: Any, which: str) -> list[Any]:
     """The callbacks with their own ``on_train_batch_<which>`` (``"start"`` or ``"end"``): overridden in a
-    ``Callback`` subclass, or defined by a duck-typed callback."""
+    ``Callback`` subclass, set on the instance, or defined by a duck-typed callback; ``Callback``'s no-op is not."""
     name = f"on_train_batch_{which}"
     base = getattr(Callback, name)
-    return [cb for cb in callbacks if callable(getattr(cb, name, None)) and getattr(type(cb), name, None) is not base]
+    hooks = [(cb, getattr(cb, name, None)) for cb in callbacks]
+    return [cb for cb, fn in hooks if callable(fn) and getattr(fn, "__func__", fn) is not base]
 
 
 class EarlyStopping(Callback):

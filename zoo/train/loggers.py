@@ -36,8 +36,8 @@ class MetricLogger(Callback):
                                           or every_n_steps < 1):  # fmt: skip
             raise ValueError(f"every_n_steps must be a positive integer or None, got {every_n_steps!r}")
         self.every_n_steps = every_n_steps
-        if every_n_steps is None:  # no per-step hook at all: fit's step stays as fast as without a logger
-            self.on_train_batch_end = None  # type: ignore[assignment]
+        if every_n_steps is not None:  # else no per-step hook at all: fit's step stays as fast as without a logger
+            self.on_train_batch_end = self.log_step  # type: ignore[method-assign]
 
     def log_hyperparams(self, params: dict[str, Any]) -> None:
         """The run's options (``history.config``), once."""
@@ -59,7 +59,8 @@ class MetricLogger(Callback):
             numbers = {k: float(v) for k, v in record.items() if type(v) in (int, float)}
             self.log_metrics(numbers, int(record["epoch"]))
 
-    def on_train_batch_end(self, history: History, batch: dict[str, Any]) -> None:  # type: ignore[override]
+    def log_step(self, history: History, batch: dict[str, Any]) -> None:
+        """``on_train_batch_end`` when ``every_n_steps`` is set: the loss and lr every N optimizer steps."""
         if history.is_main and batch["stepped"] and batch["step"] % self.every_n_steps == 0:
             self.log_metrics({"step/loss": float(batch["loss"]), "step/lr": float(batch["lr"])}, batch["step"])
 
