@@ -138,9 +138,9 @@ def resolve_task(loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.
             loss = "cross_entropy"
         else:
             raise ValueError(
-                f"{what}: {_shape(y)} are neither class indices nor probability rows, so pass loss=: 'mse', 'l1' or "
-                f"'smooth_l1' for regression, 'bce' for multi-label 0/1 targets, or a function (output, target) -> "
-                f"loss"
+                f"{what}: {_shape(y)} are not class indices, so pass loss=: 'mse', 'l1' or 'smooth_l1' for "
+                f"regression, 'bce' for multi-label 0/1 targets, or a function (output, target) -> loss (probability "
+                f"rows, N x {k} summing to 1, train with cross-entropy as they are)"
             )
     if isinstance(loss, str):
         name = _ALIASES.get(loss.strip().lower(), loss.strip().lower())
