@@ -15,7 +15,6 @@ from typing import Any
 
 from zoo.files import plain
 from zoo.suggest import suggest
-from zoo.train.metrics import check_metric_kinds
 
 __all__ = ["TrainConfig", "config_from_options", "cli_fields"]
 
@@ -248,6 +247,8 @@ def check_config(cfg: TrainConfig) -> None:
         isinstance(cfg.val_fraction, (int, float)) and 0.0 <= cfg.val_fraction < 1.0
     ):
         raise ValueError(f"val_fraction must be in [0, 1) (0: no validation), got {cfg.val_fraction!r}")
+    from zoo.train.metrics import check_metric_kinds  # here: this module stays torch-free for `zoo --help`
+
     check_metric_kinds(cfg.metrics)
     _fraction(cfg.ema, "ema", "a decay such as 0.999")
     _fraction(cfg.layer_lr_decay, "layer_lr_decay", "a factor such as 0.75", upper_ok=True)
