@@ -24,6 +24,24 @@ from zoo.cli.common import (
 )
 
 
+def add_logging(p: argparse.ArgumentParser) -> None:
+    """``zoo train``'s ``--logger`` and ``--log-dir`` (zoo.train.loggers)."""
+    p.add_argument(
+        "--logger", action="append", default=None, metavar="NAME",
+        help="also log to: csv (LOG_DIR/log.csv) or tensorboard (event files in LOG_DIR); repeatable",
+    )  # fmt: skip
+    p.add_argument("--log-dir", default=None, metavar="DIR", help="where --logger writes (default: --out)")
+
+
+def _loggers(args: argparse.Namespace) -> list[Any]:
+    from zoo.train.loggers import make_logger
+
+    try:
+        return [make_logger(name, args.log_dir or args.out) for name in args.logger or ()]
+    except ValueError as exc:
+        raise UsageError(f"--logger: {exc}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo import registry
 
@@ -37,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from zoo.train.trainer import fit
 
     _check_out(args)
+    callbacks = _loggers(args)
     data = load_data(args)
     model = registry.create(
         args.name,
@@ -53,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=bool(args.overwrite),
         progress=args.progress,
+        **({"callbacks": callbacks} if callbacks else {}),
         **fit_options(args),
     )
     history_path = os.path.join(args.out, "history.json")

@@ -29,8 +29,10 @@ from zoo.train.evaluate import check_labels, check_model_fits
 from zoo.train.finetune import Freezer
 from zoo.train.fingerprint import data_fingerprint
 from zoo.train.inputs import fit_parts, record_data
+from zoo.train.metrics import check_metrics
+from zoo.train.mixing import make_mixer
 from zoo.train.preemption import SignalWatch
-from zoo.train.tasks import MONITOR, resolve_task
+from zoo.train.tasks import MONITOR, check_loss, resolve_task
 from zoo.weights import CheckpointError, read_checkpoint
 
 __all__ = ["Run", "prepare", "wrap"]
@@ -59,6 +61,7 @@ class Run:
     bn_batches: Any = None  # training batches in evaluation order, for precise BN
     bn_step: int | None = None  # the optimizer step precise BN last ran at
     data_fp: dict[str, Any] | None = None  # the training data's fingerprint, recorded in last.pt
+    mixer: Any = None  # MixUp/CutMix of the training batches (zoo.train.mixing.Mixer), or None
 
     @property
     def epoch_batches(self) -> int | None:
@@ -194,7 +197,18 @@ def _task(run: Run, model: nn.Module, num_classes: int | None) -> Any:
     if task.kind == "classification":
         for src, what in ((run.train_src, "fit"), (run.val_src, "fit: val"), (run.test_src, "fit: test split")):
             check_labels(source_labels(src), task.num_outputs, what)
+    _check_callables(run, task, out, task.target(y))
     return task
+
+
+def _check_callables(run: Run, task: Any, out: torch.Tensor, y: torch.Tensor) -> None:
+    """The loss (on mixed targets too, with MixUp/CutMix) and the metrics on the sample batch, before an epoch is
+    spent; the mixer made once the inputs are known."""
+    cfg = run.cfg
+    x, _ = run.train.sample()
+    run.mixer = make_mixer(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, task.kind, task.num_outputs, x)
+    check_loss(task, out, y, "fit", soft=run.mixer.targets(y, 0.5) if run.mixer is not None else None)
+    check_metrics(cfg.metrics, out, y, "fit")
 
 
 def _steps_per_epoch(run: Run) -> int | None:

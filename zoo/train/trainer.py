@@ -30,7 +30,7 @@ import torch.nn as nn
 from zoo.files import RunDirLock, atomic_write, claim_run_dir, clean_orphans
 from zoo.modelfile import model_file, unwrap
 from zoo.threads import use_threads
-from zoo.train.callbacks import History
+from zoo.train.callbacks import History, step_callbacks
 from zoo.train.config import check_config, config_from_options, options_doc, signature
 from zoo.train.devices import all_reduce, setup_distributed
 from zoo.train.evaluate import run_eval
@@ -281,9 +281,15 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
     sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches or 1 << 30)
     t0, seen0 = time.perf_counter(), sum(sums.sizes)
     state.optimizer.zero_grad(set_to_none=True)
+    mixer, callbacks = run.mixer, run.cfg.callbacks
+    starts, ends = step_callbacks(callbacks, "start"), step_callbacks(callbacks, "end")
     i = sums.batch - 1
     for i, (x, y) in enumerate(batches, sums.batch):
-        y = task.target(y)
+        y = hard = task.target(y)
+        for cb in starts:
+            cb.on_train_batch_start(state.history, {"epoch": epoch, "batch": i, "step": state.step})
+        if mixer is not None:  # on the device; the training metric stays against the hard labels
+            x, y = mixer(x, y)
         last_micro = (i + 1) % accum == 0 or (n_batches is not None and i + 1 == n_batches)
         with net.no_sync() if run.dist.enabled and not last_micro else contextlib.nullcontext():
             with run.autocast:
@@ -292,7 +298,10 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
             state.scaler.scale(loss / accum if accum > 1 else loss).backward()
         if last_micro:
             _step(run, state)
-        sums.add(loss, task.train_stat(out.detach(), y), int(y.shape[0]), task.train_count(y))
+        sums.add(loss, task.train_stat(out.detach(), hard), int(y.shape[0]), task.train_count(hard))
+        if ends:
+            _batch_end(ends, state, {"epoch": epoch, "batch": i, "step": state.step, "loss": loss.detach(),
+                                     "lr": state.optimizer.param_groups[0]["lr"], "stepped": last_micro})  # fmt: skip
         if (i + 1) % sync_every == 0:
             _check_finite(run, state, sums)
             _show(bar, sums, task.train_metric, seen0, t0)
@@ -311,6 +320,13 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
     loss_mean, metric_mean = _epoch_means(run, sums)
     bar.finish(loss=f"{loss_mean:.4f}", **{task.train_metric[:3]: f"{metric_mean:.4f}"})
     return loss_mean, metric_mean, (sum(sums.sizes) - seen0) * run.dist.world_size, seconds, bar
+
+
+def _batch_end(callbacks: list, state: TrainState, info: dict[str, Any]) -> None:
+    """The per-step hook: ``loss`` is the batch's loss as a tensor on the device (``float()`` it to read it, at the
+    cost of a synchronisation), ``step`` the optimizer steps taken, ``lr`` the first group's lr after the step."""
+    for cb in callbacks:
+        cb.on_train_batch_end(state.history, info)
 
 
 def _open_epoch(run: Run, state: TrainState, epoch: int) -> tuple[EpochSums, Any]:
