@@ -153,13 +153,25 @@ class TrainState:
         self.history.epochs, self.history.notes = previous.epochs, previous.notes
 
 
+def used_options(cfg: Any, optimizer: torch.optim.Optimizer, task: Any) -> dict[str, Any]:
+    """The options as the run used them, for ``history.config``: an optimizer the user built keeps its own lr and
+    weight decay (zoo's defaults for them were not used), and only zoo's cross-entropy uses ``label_smoothing``."""
+    used = cfg.to_dict()
+    if not isinstance(cfg.optimizer, str):
+        group = optimizer.param_groups[0]
+        used["lr"], used["weight_decay"] = group.get("lr"), group.get("weight_decay")
+    if not (isinstance(cfg.loss, str) or cfg.loss is None) or task.loss_name != "cross_entropy":
+        used["label_smoothing"] = None
+    return used
+
+
 def new_state(model: nn.Module, run: Run) -> TrainState:
     """The state at step 0: zoo's optimizer (or the user's) and schedule, the scaler, the EMA when asked."""
     cfg = run.cfg
     optimizer = make_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.layer_lr_decay)
+    history = History(used_options(cfg, optimizer, run.task))  # before the schedule moves the optimizer's lr
     scheduler = make_scheduler(cfg.scheduler, optimizer, (run.steps_per_epoch or 1) * cfg.epochs)
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
-    history = History(cfg.to_dict())
     history.device, history.precision, history.task = str(run.device), run.precision, run.task.kind
     history.world_size, history.rank = run.dist.world_size, run.dist.rank
     val = {"classification": ["val_accuracy"], "multilabel": ["val_accuracy"], "regression": ["val_mae", "val_r2"]}
