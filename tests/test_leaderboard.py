@@ -170,12 +170,12 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     assert (
         lenet["weights"] == weights.name and lenet["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     )
-    assert sorted(lenet["transfer"]["fresh"]) == ["fc.bias", "fc.weight"] and lenet["transfer"]["stem"]
+    assert sorted(lenet["transfer"]["fresh"]) == ["fc3.bias", "fc3.weight"] and lenet["transfer"]["stem"]
     start, n_trained, options = seen["lenet5"]
     for key, tensor in source.items():  # the backbone is the file's; the stem is its channel sum (timm's rule)
-        if key == "features.0.weight":
+        if key == "conv1.weight":
             assert torch.allclose(start[key], tensor.sum(1, keepdim=True))
-        elif not key.startswith("fc."):
+        elif not key.startswith("fc3."):
             assert torch.equal(start[key], tensor), key
     assert options["freeze"] == "backbone" and options["unfreeze_at"] == 2 and options["lr"] == 3e-3
     assert lenet["status"] == "capped" and 50 <= lenet["images"] < 300 and n_trained == lenet["images"]
