@@ -49,8 +49,8 @@ def test_plan_trains_everything_caps_or_calls_a_model_too_slow(lb):
 def test_reference_top1_reads_entries_as_objects_or_dicts(lb):
     entry = types.SimpleNamespace(dataset="ImageNet-1k", metric="acc@1", value=77.692, source="torchvision")
     mnist = {"dataset": "MNIST", "metric": "test error %", "value": 0.95, "source": "LeCun et al. 1998"}
-    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "77.7 (ImageNet-1k)"
-    assert lb.reference_top1(types.SimpleNamespace(reported=[mnist])) == "0.95 test error % (MNIST)"
+    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "top-1 77.7% (ImageNet-1k)"
+    assert lb.reference_top1(types.SimpleNamespace(reported=[mnist])) == "test error 0.95% (MNIST)"
     assert lb.reference_top1(types.SimpleNamespace()) is None
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,8 +41,6 @@ __all__ = [
 
 # Top-level modules that belong to a classification head by timm's and torchvision's naming.
 HEAD_NAMES = ("head", "heads", "fc", "classifier", "pre_logits", "head_drop")
-# ... and the fully connected layers of the tutorial convnets (LeNet-5's and the MLP's fc1, fc2, fc3)
-_NUMBERED_FC = re.compile(r"fc\d+(\.|$)")
 
 
 class TransferWarning(UserWarning):
@@ -154,9 +151,10 @@ def _under(key: str, names: list[str] | tuple[str, ...]) -> bool:
     return any(key == n or key.startswith(n + ".") for n in names)
 
 
-def _in_head(key: str, names: tuple[str, ...] = ()) -> bool:
-    """Whether ``key`` belongs to a classification head (``HEAD_NAMES``, ``fc1``/``fc2``..., or ``names``)."""
-    return _under(key, (*names, *HEAD_NAMES)) or bool(_NUMBERED_FC.match(key))
+def _in_head(key: str, model: nn.Module, names: tuple[str, ...] = ()) -> bool:
+    """Whether ``key`` belongs to a classification head: ``HEAD_NAMES``, ``names``, or the model's own
+    ``head_modules`` (LeNet-5's fully connected ``fc1``/``fc2``/``fc3``, named as in the tutorials)."""
+    return _under(key, (*names, *HEAD_NAMES, *getattr(model, "head_modules", ())))
 
 
 def _grid_of(model: nn.Module) -> tuple[int, int] | None:
@@ -222,7 +220,7 @@ def _head(model, state, own, adapt, report) -> None:
         )
     # head layers whose shape changed with the classes (LeNet's first fully connected layer): new, whole
     changed_layers = [k.rsplit(".", 1)[0] for k in own if k in state and state[k].shape != own[k].shape]
-    layers = [*names, *(n for n in changed_layers if _in_head(n, (names[0].split(".")[0],)))]
+    layers = [*names, *(n for n in changed_layers if _in_head(n, model, (names[0].split(".")[0],)))]
     report.fresh.extend(k for k in own if _under(k, layers))
     for key in list(state):
         if key in report.fresh or _under(key, names):
@@ -317,7 +315,7 @@ def adapt_state_dict(
 
 
 def _other_hint(key: str, model: nn.Module, report: TransferReport) -> str:
-    if _in_head(key) and not report.fresh:
+    if _in_head(key, model) and not report.fresh:
         return (
             "the head's input depends on the image size: pass num_classes= to train a new head, "
             "or the weights' img_size"

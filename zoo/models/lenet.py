@@ -79,6 +79,7 @@ class LeNet5(StagedFeatures, nn.Module):
     ) -> None:
         super().__init__()
         check_img_size("lenet5", img_size, 16)
+        self.head_modules = ("fc1", "fc2", "fc3")  # the classifier head (zoo.transfer: fc1's input follows the size)
         if pool not in ("max", "avg"):
             raise ValueError(f"lenet5: pool must be 'max' or 'avg', got {pool!r}")
         # Deliberate deviation: the paper used scaled tanh and trainable average subsampling; ReLU and max
