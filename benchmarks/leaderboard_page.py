@@ -119,11 +119,12 @@ def markdown_table(results: Results, pretrained: bool = False) -> str:
         details.append(f"- weights not cached (registered, not in torch's hub cache; `download=True` fetches them): "
                        f"{', '.join(uncached)}.")  # fmt: skip
     second = [
-        [_code(r["model"]), _md(r.get("family") or ""), str(r.get("year") or ""), format_number(r.get("params")),
-         format_number(r.get("flops")), _speed(r), f"{r.get('wall_s') or 0:.0f}", _md(r.get("ref_top1") or "—")]
+        [_code(r["model"]), _md(" ".join(str(v) for v in (r.get("family"), r.get("year")) if v)),
+         format_number(r.get("params")), format_number(r.get("flops")), _speed(r), f"{r.get('wall_s') or 0:.0f}",
+         _md(r.get("ref_top1") or "—")]
         for r in rows
     ]  # fmt: skip
-    cost_headers = ["model", "family", "year", "params", "FLOPs/img", "train img/s", "cost s", "paper's figure"]
+    cost_headers = ["model", "family, year", "params", "FLOPs/img", "train img/s", "cost s", "paper's figure"]
     parts = [render_table(headers, first, style="markdown"), "", render_table(cost_headers, second, style="markdown")]
     if details:
         parts += ["", *details]
