@@ -102,3 +102,57 @@ def test_tables_fit_the_page(path):
         problems += [f"{_ids(path)}:{line}: a code span of {len(p)} characters: {p[:40]}" for p in spans
                      if len(p) > CODE_IN_TABLE]  # fmt: skip
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The built site in a browser
+# ---------------------------------------------------------------------------------------------------------
+
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const over = [];
+  document.querySelectorAll('article table').forEach((t, i) => {
+    const box = t.closest('.md-typeset__scrollwrap') || t.parentElement;
+    if (t.scrollWidth > box.clientWidth + 1) over.push(`table ${i}: ${t.scrollWidth} px in ${box.clientWidth}`);
+  });
+  document.querySelectorAll('article pre > code').forEach((c, i) => {
+    if (c.scrollWidth > c.clientWidth + 1) over.push(`code block ${i}: ${c.scrollWidth} px in ${c.clientWidth}`);
+  });
+  const div = document.createElement('div');
+  div.id = 'zoo-probe';
+  div.textContent = JSON.stringify(over);
+  document.body.appendChild(div);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_built_pages_fit_1280px(tmp_path):
+    """mkdocs builds the site; headless chromium opens every page at 1280 x 900 and finds no table or code block
+    wider than its column (each would need a horizontal scroll bar, hiding what is past its edge)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if mkdocs is None or chromium is None:
+        pytest.skip("needs mkdocs and chromium")
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    subprocess.run([mkdocs, "build", "--site-dir", str(site)], cwd=ROOT, check=True, capture_output=True, env=env)
+    problems = []
+    for page in sorted(site.rglob("index.html")):
+        if page.parent == site / "api":
+            continue  # mkdocstrings' generated reference: its signatures and tables are its own
+        probe = page.with_name("probe.html")
+        probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+        args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]  # fmt: skip
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+        found = re.search(r'<div id="zoo-probe">(.*?)</div>', out)
+        assert found, f"the probe did not run on {page.relative_to(site)}"
+        problems += [f"{page.parent.relative_to(site)}: {p}" for p in json.loads(found.group(1))]
+    assert not problems, "\n".join(problems)
