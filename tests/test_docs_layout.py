@@ -156,3 +156,19 @@ def test_built_pages_fit_1280px(tmp_path):
         assert found, f"the probe did not run on {page.relative_to(site)}"
         problems += [f"{page.parent.relative_to(site)}: {p}" for p in json.loads(found.group(1))]
     assert not problems, "\n".join(problems)
+
+
+def test_the_api_page_puts_a_newcomers_functions_first():
+    """The reference once listed ~93 internals (plugin manager, containment, weights helpers, loaders) before
+    ``zoo.fit``: now the first section is the functions of a first session, and no internal module is documented
+    before the plugin contract."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    first = text.split("## Start here", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^::: zoo\.([\w.]+)", first, re.M)
+    names = [d.rsplit(".", 1)[1] for d in documented]
+    for wanted in ("create", "list_models", "load_dataset", "fit", "evaluate", "predict", "save", "load", "compare"):
+        assert wanted in names, f"{wanted} is not in the API page's first section"
+    assert names.index("create") == 0 and names.index("fit") < names.index("compare")
+    internals = ("containment.call_plugin", "weights", "data.loaders", "data.batching", "train.resume", "files")
+    everything = re.findall(r"^::: zoo\.([\w.]+)", text, re.M)
+    assert not [d for d in everything if d.startswith(internals)], "internal modules on the API page"
