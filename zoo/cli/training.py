@@ -138,9 +138,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from zoo.train.evaluate import evaluate
 
     device = resolve_device(args.device or "auto")  # before any loading: a missing GPU is the first thing said
-    model = load(args.checkpoint)
-    data = load_data(args)
-    metrics = evaluate(model, data, batch_size=args.batch_size, device=device)
+    with warnings_to_stderr():  # a resize to the model's recorded size, another normalisation: one line each
+        model = load(args.checkpoint)
+        data = load_data(args)
+        metrics = evaluate(model, data, batch_size=args.batch_size, device=device)
     result = {k: metrics[k] for k in ("loss", "top1", "top5") if metrics.get(k) is not None}
     if args.json:
         print_json(result)
