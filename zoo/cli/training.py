@@ -16,13 +16,16 @@ from zoo.cli.common import (
     check_dataset,
     check_limit,
     check_plot_arg,
+    family_hint,
     fit_options,
     load_data,
     print_json,
+    shell_expanded_hint,
     style,
     table,
     warnings_to_stderr,
 )
+from zoo.messages import first_line
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -32,6 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    fit_options(args)  # a misspelt optimizer or scheduler is a usage error before anything loads
     from zoo.modelfile import save
     from zoo.train.evaluate import evaluate
     from zoo.train.trainer import fit
@@ -195,14 +199,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         try:  # exact names, wildcards ('efficientnet_b*') and --family, expanded before anything trains
             names = select_models(args.names, family=args.family)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        except (ValueError, LookupError) as exc:  # a name that is a file here: the shell expanded a wildcard
+            hint = shell_expanded_hint(args.names) or (family_hint(args.family[0]) if args.family else "")
+            raise UsageError(f"{first_line(str(exc))}{hint}") from None
     if not names:
         raise UsageError("name the models to compare: NAME..., a wildcard like 'efficientnet_b*', --family F or --all")
     args.names = names
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    fit_options(args)  # checked before anything loads
     from zoo.comparison import compare
 
     dataset: Any = args.dataset

@@ -1,0 +1,86 @@
+"""The command line's gaps filled: datasets listed, bad --source / --optimizer as usage errors (exit 2) with the
+nearest name, subcommand help named, --limit below the class count flagged, shell-expanded patterns and families a
+plugin provides explained."""
+
+from __future__ import annotations
+
+import pytest
+
+import zoo
+from zoo.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_datasets_are_listed_from_the_command_line(capsys):
+    code, out, err = run(capsys, "list", "--datasets", "-1")
+    assert code == 0 and out.split() == zoo.list_datasets()
+    code, out, _ = run(capsys, "list", "--datasets")
+    assert "fashion-mnist" in out and "1x28x28" in out and f"{len(zoo.list_datasets())} datasets" in out
+    code, out, _ = run(capsys, "--help")
+    assert "'zoo COMMAND --help'" in out and "zoo list --datasets" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["list", "--source", "timmm"], "unknown --source 'timmm'; accepted: zoo, all, timm, torchvision; did you "
+         "mean 'timm'?"),
+        (["train", "lenet5", "-d", "digits", "--optimizer", "adamx"], "unknown optimizer 'adamx'; valid: adamw, adam, "
+         "sgd, rmsprop, a torch.optim.Optimizer, or a function params -> Optimizer; did you mean 'adam'?"),
+        (["compare", "lenet5", "-d", "digits", "--scheduler", "cosin"], "unknown scheduler 'cosin'"),
+        (["train", "lenet5", "-d", "digits", "--lr", "-1"], "lr must be a positive number"),
+    ],
+)  # fmt: skip
+def test_bad_option_values_are_usage_errors_with_the_nearest_name(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"zoo: error: {message}") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_unknown_arguments_point_to_the_subcommands_help(capsys):
+    code, _, err = run(capsys, "train", "lenet5", "-d", "digits", "--bogus")
+    assert code == 2 and err.strip() == "zoo: error: unrecognized arguments: --bogus (see 'zoo train --help')"
+
+
+def test_a_pattern_the_shell_expanded_into_file_names_gets_the_quoting_hint(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lenet5.py").write_text("")
+    (tmp_path / "lenet_notes.txt").write_text("")
+    # `zoo list lenet*` in this folder: the shell passes both file names
+    code, _, err = run(capsys, "list", "lenet5.py", "lenet_notes.txt")
+    assert code == 2 and "the shell expanded an unquoted pattern into file names, so quote it" in err
+    assert "(see 'zoo list --help')" in err
+    # one file: a pattern that matches nothing, explained
+    code, out, err = run(capsys, "list", "lenet5.py")
+    assert code == 0 and "0 models" in out and "'lenet5.py' is a file here" in err
+    code, _, err = run(capsys, "compare", "lenet5.py", "lenet_notes.txt", "-d", "digits")
+    assert code == 2 and "unknown model 'lenet5.py'" in err and "quote it" in err
+
+
+def test_a_family_that_a_plugin_provides_names_the_plugin(capsys):
+    if "resnet" in {zoo.info(n).family for n in zoo.list_models()}:
+        pytest.skip("the zoo-resnet plugin is installed here")
+    code, out, err = run(capsys, "list", "--family", "resnet")
+    assert code == 0 and "0 models" in out
+    assert "the zoo-resnet plugin provides it: pip install ./plugins/zoo-resnet" in err
+    assert "zoo list '*resnet*' --source all" in err
+    code, _, err = run(capsys, "compare", "--family", "resnet", "-d", "digits")
+    assert code == 2 and "no model of family 'resnet'" in err and "zoo-resnet plugin" in err
+
+
+def test_a_limit_below_the_class_count_is_flagged(capsys, tmp_path):
+    data = zoo.load_dataset("digits", img_size=16, limit=3)
+    model = zoo.create("mlp", img_size=16, hidden_sizes=(8,))
+    zoo.fit(model, data, epochs=1, progress=False)
+    path = zoo.save(model, tmp_path / "m.safetensors")
+    code, out, err = run(capsys, "evaluate", str(path), "-d", "digits", "--img-size", "16", "--limit", "3")
+    assert code == 0 and "(test, 3 images)" in out
+    assert "zoo: warning: --limit 3 is below the dataset's 10 classes" in err
+    assert "moves in steps of 33 points" in err and "--limit 100" in err
