@@ -84,3 +84,13 @@ def test_a_limit_below_the_class_count_is_flagged(capsys, tmp_path):
     assert code == 0 and "(test, 3 images)" in out
     assert "zoo: warning: --limit 3 is below the dataset's 10 classes" in err
     assert "moves in steps of 33 points" in err and "--limit 100" in err
+
+
+def test_fashion_mnist_class_names_are_the_datasets_authors():
+    """Class 9 is "Ankle boot" in Xiao et al.'s Fashion-MNIST and in torchvision (zoo said "Boot")."""
+    torchvision = pytest.importorskip("torchvision")
+    from zoo.data.sources import FASHION_CLASSES
+
+    assert list(FASHION_CLASSES) == torchvision.datasets.FashionMNIST.classes
+    record = next(r for r in zoo.list_weights() if r.name == "lenet5.fashion_mnist")
+    assert record.inputs["classes"] == torchvision.datasets.FashionMNIST.classes  # the shipped weights' record
