@@ -122,10 +122,8 @@ def evaluate(
     """
     model = unwrap(model)
     record = InputRecord.of(model, guess=False) or InputRecord()
-    given = as_source(data.test if is_dataset(data) else data, "evaluate")
-    source = resize_to_record(given, record, "evaluate")
-    # a resize shifts the data's statistics a little: no second warning about those
-    mean, std = _normalisation(source, data, record, warn=source is given)
+    source = as_source(data.test if is_dataset(data) else data, "evaluate")
+    mean, std = _normalisation(source, data, record, warn=False)
     if device is None:
         p = next(model.parameters(), None)
         dev = p.device if p is not None else resolve_device("auto")
@@ -141,7 +139,15 @@ def evaluate(
             dist_info = DistInfo(dist.get_rank(), dist.get_world_size())
     options = BatchOptions(device=dev, mean=mean, std=std, rank=dist_info.rank, world_size=dist_info.world_size)
     batches = make_batches(source, batch_size, options)
-    out, y = check_model_fits(model, batches, "evaluate")
+    try:
+        out, y = check_model_fits(model, batches, "evaluate")
+        _normalisation(source, data, record)  # warns when the data's own statistics differ from the model's
+    except ValueError:  # images of another size than the model takes: resized to its recorded size, if known
+        resized = resize_to_record(source, record, "evaluate")
+        if resized is source:
+            raise
+        batches = make_batches(resized, batch_size, options)
+        out, y = check_model_fits(model, batches, "evaluate")
     # the record holds the loss's name when fit was given one (a function cannot be recorded)
     task = resolve_task(loss if loss is not None else record.loss, 0.0, out, y, "evaluate")
     if task.kind == "classification":
@@ -155,7 +161,8 @@ def evaluate(
 def resize_to_record(source: Any, record: InputRecord, what: str) -> Any:
     """``source`` with its uint8 images resized to the size the model was trained at (its input record), as
     ``predict`` resizes new images, and a warning saying so; unchanged when the sizes agree or are not known (a
-    model without a record, channels that differ: ``check_model_fits`` names those)."""
+    model without a record, channels that differ: ``check_model_fits`` names those). ``evaluate`` calls it only
+    for a model that cannot take the data's size (a model with global pooling is scored at the data's size)."""
     images = getattr(source, "images", None)
     size = tuple(record.input_size or ())
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 or len(size) != 3:
