@@ -94,3 +94,15 @@ def test_fashion_mnist_class_names_are_the_datasets_authors():
     assert list(FASHION_CLASSES) == torchvision.datasets.FashionMNIST.classes
     record = next(r for r in zoo.list_weights() if r.name == "lenet5.fashion_mnist")
     assert record.inputs["classes"] == torchvision.datasets.FashionMNIST.classes  # the shipped weights' record
+
+
+def test_the_training_curves_title_names_the_model_and_the_dataset(capsys, tmp_path, monkeypatch):
+    from zoo.train.callbacks import History
+
+    titles = []
+    monkeypatch.setattr(History, "plot", lambda self, path, title=None: titles.append(title) or path)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "mlp", "-d", "digits", "--img-size", "8", "-e", "1", "--out", str(out),
+                       "--plot", str(tmp_path / "c.png"), "--no-progress")  # fmt: skip
+    assert code == 0, err
+    assert titles == ["mlp on digits: 1 epoch (cpu, fp32)"]

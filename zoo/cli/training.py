@@ -75,8 +75,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{getattr(history, 'precision', '?')}); test {_test_figure(test)}"
     )
     print(f"model: {ckpt}\nhistory: {history_path}")
-    if args.plot:
-        print(f"plot: {history.plot(args.plot)}")
+    if args.plot:  # the title names what was trained on what (History knows neither)
+        n = len(history.epochs)
+        title = f"{args.name} on {args.dataset}: {n} epoch{'' if n == 1 else 's'}"
+        title += f" ({history.device}, {history.precision})"
+        print(f"plot: {history.plot(args.plot, title=title)}")
     return EXIT_OK
 
 
