@@ -169,6 +169,23 @@ def legend_handles(ax: Any, capped: bool, curves: bool = False) -> list[Any]:
     return handles
 
 
+def log_axis(ax: Any) -> None:
+    """A log x axis labelled at its decades only: over less than a decade matplotlib labels the minor ticks too,
+    and their labels ran into each other."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def fitted_title(fig: Any, title: str) -> str:
+    """``title`` wrapped to the figure's width (about 11 characters an inch at the title's size), so that a long
+    one is not cut at the edges."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, max(30, int(fig.get_figwidth() * 11))))
+
+
 def _freeze_layout(fig: Any) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -222,7 +239,7 @@ def plot_accuracy(
                             clip_on=False, label=None if named or not fam else fam)  # fmt: skip
                 named = True
         if log:
-            ax.set_xscale("log")
+            log_axis(ax)
         if pts:
             xs = [r[key] for r in pts]
             lo, hi = min(xs), max(xs)
@@ -237,7 +254,8 @@ def plot_accuracy(
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
                       title="family" if has_family and len(colors) > 1 else None, title_fontsize=7)  # fmt: skip
         placements.append((ax, pts, key))
-    fig.suptitle(title or _default_title(rows, "accuracy vs " + " and ".join(AXES[k][0].split(" (")[0] for k in keys)))
+    fig.suptitle(fitted_title(fig, title or _default_title(rows, "accuracy vs " + " and ".join(
+        AXES[k][0].split(" (")[0] for k in keys))))  # fmt: skip
     _freeze_layout(fig)
     for ax, pts, key in placements:
         legend = ax.get_legend()
@@ -303,7 +321,7 @@ def plot_curves(
         ends.append((xs[-1], ys[-1], point_label(r, hollow), colors[fam], list(zip(xs[:-1], ys[:-1], strict=True))))
     label, log = AXES[x]
     if log:
-        ax.set_xscale("log")
+        log_axis(ax)
         all_x = [e[0] for e in ends] + [p[0] for e in ends for p in e[4]]
         ax.set_xlim(min(all_x) / 1.6, max(all_x) * 3)
     ax.set_xlabel(f"{label} (log scale)" if log else label)
@@ -313,7 +331,7 @@ def plot_curves(
     if (len(colors) > 1 and any(colors)) or any(capped):
         ax.legend(handles=legend_handles(ax, any(capped), curves=True), loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   fontsize=7, title="family" if len(colors) > 1 else None, title_fontsize=7)  # fmt: skip
-    fig.suptitle(title or _default_title([r for r, _ in curves], "training curves"))
+    fig.suptitle(fitted_title(fig, title or _default_title([r for r, _ in curves], "training curves")))
     _freeze_layout(fig)
     avoid = [p for e in ends for p in e[4]] + _legend_corners(ax, ax.get_legend())
     place_labels(ax, [e[0] for e in ends], [e[1] for e in ends], [e[2] for e in ends],
