@@ -112,7 +112,7 @@ def test_leaderboard_records_failures_resumes_and_renders_without_training(
     doc.write_text("# Leaderboard\n\nintro\n\n<!-- leaderboard:run -->\nold\n<!-- /leaderboard:run -->\n\noutro\n")
     written = render_page([run], doc, tmp_path / "docs" / "img")
     text = doc.read_text()
-    assert "intro" in text and "outro" in text and "old" not in text and "`lb --x`" in text
+    assert "intro" in text and "outro" in text and "\nold\n" not in text and "`lb --x`" in text
     assert "| 1 | `lenet5`" in text and "still broken" in text and "±" in text
     assert all(p.exists() for p in written) and len(written) == 5
 
@@ -202,8 +202,10 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     render_page([run], doc, tmp_path / "img")
     text = doc.read_text()
     assert "fine-tuned from pretrained weights" in text and re.search(r"\| fine-tuned from +\|", text)
-    assert f"`{weights.name}` (file, sha256 {lenet['weights_sha256'][:12]}); new head, stem 3→1 channels" in text
-    assert "freeze='backbone'" in text and lt.NOT_CACHED in text and "2 without usable weights" in text
+    assert f"`{weights.name}` (sha256 {lenet['weights_sha256'][:8]})" in text  # the table's cell; under the tables:
+    assert "- `lenet5`: weights adapted (new head, stem 3→1 channels)." in text
+    assert "freeze='backbone'" in text and "2 without usable weights" in text
+    assert "| weights not cached" in text and "`download=True` fetches them): `mobilenet_v3_small.tv_in1k`" in text
 
 
 def test_the_default_weights_are_a_transfer_and_a_named_tag_is_used_as_asked(lt):
