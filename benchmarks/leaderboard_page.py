@@ -13,18 +13,19 @@ from typing import Any
 from leaderboard_run import Budget, leaderboard_results, read_rows
 from leaderboard_transfer import NOT_CACHED, FineTune
 
+from zoo.comparison.markdown import markdown_code, markdown_text
 from zoo.comparison.results import Results
 from zoo.comparison.tables import format_number, render_table
 from zoo.files import atomic_write
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)  # rows are read from a file: a name may hold markdown or HTML
 
 
 def _code(name: Any) -> str:
     """A model or weights name as inline code (a cell the browser does not break mid-name: docs/css/extra.css)."""
-    return f"`{_md(name)}`"
+    return markdown_code(name)
 
 
 NOTE_WIDTH = 30  # the note column's widest cell; longer reasons go in the list under the tables

@@ -63,7 +63,23 @@ def parse_input(text: str) -> tuple[int, int, int]:
 
 
 def style() -> str:
-    return "box" if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" else "plain"
+    """``"box"`` on a terminal whose encoding has the box characters (not ``LANG=C``), else ``"plain"``."""
+    if not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
+        return "plain"
+    try:
+        "┌─┐│└┘".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "plain"
+    return "box"
+
+
+def tolerant_output() -> None:
+    """Let stdout and stderr replace what their encoding cannot show (a plugin's name or error in an ASCII locale)
+    instead of failing the command with ``UnicodeEncodeError``."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -165,16 +181,15 @@ def check_source(source: str | None) -> None:
 
 
 def check_fit_options(options: dict[str, Any], epochs: int | None = None) -> None:
-    """The fit options given on the command line, checked before anything loads: a misspelt optimizer, scheduler
-    or a bad value is a usage error (exit 2) with the nearest valid name."""
+    """The fit options' names given on the command line, checked before anything loads: a misspelt optimizer or
+    scheduler is a usage error (exit 2) with the nearest valid name."""
     import torch
 
-    from zoo.train.config import check_config, config_from_options
+    from zoo.train.config import config_from_options
     from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer
 
-    try:
+    try:  # the values (lr > 0, ...) are check_fit_flags' to check, naming the flag
         cfg = config_from_options({**options, **({"epochs": epochs} if epochs is not None else {})}, "zoo")
-        check_config(cfg)
         if isinstance(cfg.optimizer, str) and cfg.optimizer.lower() not in OPTIMIZERS:
             make_optimizer(cfg.optimizer, torch.nn.Linear(1, 1), 0.0, 0.0)  # raises, naming the valid ones
         check_scheduler(cfg.scheduler)
