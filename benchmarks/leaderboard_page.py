@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from leaderboard_run import Budget, leaderboard_results, read_rows
-from leaderboard_transfer import FineTune
+from leaderboard_transfer import NOT_CACHED, FineTune
 
 from zoo.comparison.markdown import markdown_code, markdown_text
 from zoo.comparison.results import Results
@@ -23,67 +23,127 @@ def _md(text: Any) -> str:
     return markdown_text(text)  # rows are read from a file: a name may hold markdown or HTML
 
 
-def _note(row: dict[str, Any]) -> str:
-    status = row.get("status")
+def _code(name: Any) -> str:
+    """A model or weights name as inline code (a cell the browser does not break mid-name: docs/css/extra.css)."""
+    return markdown_code(name)
+
+
+NOTE_WIDTH = 30  # the note column's widest cell; longer reasons go in the list under the tables
+
+
+def _note(row: dict[str, Any]) -> tuple[str, str | None]:
+    """``(cell, detail)``: a short note for the table and, when the reason does not fit, its full text for the
+    list under the tables (None when the cell says it all)."""
+    status, error = row.get("status"), str(row.get("error") or "")
     if status == "capped":
-        return f"capped: {row.get('images', 0):,} images to fit the time cap"
+        return "capped", None
     if status == "too slow":
-        return f"too slow: the budget would take ~{row.get('estimate_s') or 0:,.0f} s"
+        return f"too slow: ~{row.get('estimate_s') or 0:,.0f} s", None
     if status == "stopped":
-        return f"stopped after {row.get('epochs_done')} epoch(s) of {row.get('epochs')}: past twice the cap"
-    return _md(row.get("error") or "")
+        return f"stopped: {row.get('epochs_done')} of {row.get('epochs')} epochs", None
+    if status == "no weights" and error.startswith(NOT_CACHED):
+        return "weights not cached", None  # one line under the tables names them all
+    if not error:
+        return _md(status if status not in (None, "full") else ""), None
+    short = _md(error)
+    if len(short) <= NOTE_WIDTH:
+        return short, None
+    return ("failed" if status == "error" else _md(status or "see below")) + " (below)", error
 
 
 def _source(row: dict[str, Any]) -> str:
-    """The "fine-tuned from" cell: the weights' name and the data they were trained on."""
+    """The "fine-tuned from" cell: the weights' name and the data they were trained on (what was adapted is in
+    the notes under the tables)."""
     if not row.get("weights"):
         return "—"
-    shown = markdown_code(row["weights"])
+    shown = _code(row["weights"])
     if row.get("weights_dataset"):
         shown += f" ({_md(row['weights_dataset'])})"
     elif row.get("weights_sha256"):
-        shown += f" (file, sha256 {row['weights_sha256'][:12]})"
+        shown += f" (sha256 {row['weights_sha256'][:8]})"
+    return shown
+
+
+def _adapted(row: dict[str, Any]) -> str:
+    """What the transfer changed in the weights: ``"new head, stem 3→1 channels"``; empty when nothing."""
     transfer = row.get("transfer") or {}
     adapted = ["new head"] if transfer.get("fresh") else []
     if transfer.get("stem"):
         adapted.append(f"stem {transfer['stem'][1]}→{transfer['stem'][2]} channels")
     if transfer.get("pos_embed"):
         adapted.append("position embeddings resampled")
-    return shown + (f"; {', '.join(adapted)}" if adapted else "")
+    return ", ".join(adapted)
+
+
+def _top1(r: dict[str, Any]) -> str:
+    if r.get("top1") is None:
+        return "—"
+    top1 = f"{100 * r['top1']:.1f}"
+    return top1 + (f" ± {100 * r['top1_spread']:.1f}" if r.get("top1_spread") is not None else "")
+
+
+def _speed(r: dict[str, Any]) -> str:
+    if r.get("train_img_s"):
+        return f"{r['train_img_s']:,.0f}"
+    probe = r.get("probe_train_img_s")
+    if probe:
+        return f"~{probe:,.1f} (probe)" if probe < 10 else f"~{probe:,.0f} (probe)"
+    return "—"
 
 
 def markdown_table(results: Results, pretrained: bool = False) -> str:
-    """The leaderboard as a GitHub table: one row per model, best measured top-1 first; a pretrained run's has a
-    "fine-tuned from" column (the weights each model started from)."""
-    headers = ["#", "model", "family", "year", "params", "FLOPs/img", "train images", "top-1 %", "ref. top-1",
-               "train s", "train img/s", "cost s", "note"]  # fmt: skip
+    """The leaderboard as two GitHub tables that each fit a 1280-px page: the results (rank, model, top-1, the
+    images it trained on, note) best top-1 first, then each model's size, cost and the paper's own figure; a
+    pretrained run's first table has a "fine-tuned from" column. Reasons too long for a cell follow as a list."""
+    rows = list(results.rows)
+    headers = ["#", "model", "top-1 %", "images", "train s", "note"]
     if pretrained:
         headers.insert(2, "fine-tuned from")
-    body = []
-    for i, r in enumerate(results.rows, 1):
-        top1 = "—"
-        if r.get("top1") is not None:
-            top1 = f"{100 * r['top1']:.1f}"
-            if r.get("top1_spread") is not None:
-                top1 += f" ± {100 * r['top1_spread']:.1f}"
-        speed = "—"
-        if r.get("train_img_s"):
-            speed = f"{r['train_img_s']:,.0f}"
-        elif r.get("probe_train_img_s"):
-            speed = f"~{r['probe_train_img_s']:,.1f} (probe)" if r["probe_train_img_s"] < 10 else (
-                f"~{r['probe_train_img_s']:,.0f} (probe)")  # fmt: skip
+    first, details = [], []
+    for i, r in enumerate(rows, 1):
         trained = r.get("train_s") is not None
-        body.append([
-            str(i) if r.get("top1") is not None else "",
-            markdown_code(r["model"]), _md(r.get("family") or ""), str(r.get("year") or ""),
-            format_number(r.get("params")),
-            format_number(r.get("flops")), f"{int(0.9 * r['images']):,}" if trained and r.get("images") else "—",
-            top1, _md(r.get("ref_top1") or "—"), f"{r['train_s']:.1f}" if trained else "—", speed,
-            f"{r.get('wall_s') or 0:.0f}", _note(r),
+        note, detail = _note(r)
+        first.append([
+            str(i) if r.get("top1") is not None else "", _code(r["model"]), _top1(r),
+            f"{r['images']:,}" if trained and r.get("images") else "—",
+            f"{r['train_s']:.1f}" if trained else "—", note,
         ])  # fmt: skip
         if pretrained:
-            body[-1].insert(2, _source(r))
-    return render_table(headers, body, style="markdown")
+            first[-1].insert(2, _source(r))
+            if _adapted(r):
+                details.append(f"- {_code(r['model'])}: weights adapted ({_adapted(r)}).")
+        if detail:
+            details.append(f"- {_code(r['model'])}: {_md(detail)}")
+    uncached = [_code(str(r["error"])[len(NOT_CACHED) :].strip(" ()")) for r in rows
+                if r.get("status") == "no weights" and str(r.get("error") or "").startswith(NOT_CACHED)]  # fmt: skip
+    if uncached:
+        details.append(f"- weights not cached (registered, not in torch's hub cache; `download=True` fetches them): "
+                       f"{', '.join(uncached)}.")  # fmt: skip
+    second = [
+        [_code(r["model"]), _md(" ".join(str(v) for v in (r.get("family"), r.get("year")) if v)),
+         format_number(r.get("params")), format_number(r.get("flops")), _speed(r), f"{r.get('wall_s') or 0:.0f}",
+         _md(r.get("ref_top1") or "—")]
+        for r in rows
+    ]  # fmt: skip
+    cost_headers = ["model", "family, year", "params", "FLOPs/img", "train img/s", "cost s", "paper's figure"]
+    parts = [render_table(headers, first, style="markdown"), "", render_table(cost_headers, second, style="markdown")]
+    if details:
+        parts += ["", *details]
+    return "\n".join(parts)
+
+
+def budget_prose(budget: Budget) -> str:
+    """The "Reading it" paragraph of a run, from its saved budget: what each model got and what was capped."""
+    cap = f"{budget.max_model_s:g} s"
+    return (
+        f"**This run's budget.** {budget.epochs} epoch{'s' if budget.epochs != 1 else ''} over a stratified "
+        f"{budget.limit:,}-image subset of {budget.dataset}'s training split (fit holds 10% of it out to validate "
+        f"on), scored once on a stratified {budget.test_limit:,}-image subset of the test split — the same images "
+        f"for every model — with at most {cap} per model and seed. A model whose budget does not fit {cap} trains "
+        f"the same epochs on a smaller subset, never below {budget.min_images:,} images (**capped**: its images are "
+        f"in its row, and the plots draw it hollow); below that it is **too slow**. Models that finish in under "
+        f"{budget.max_model_s / 2:g} s run {budget.seeds} seed{'s' if budget.seeds != 1 else ''}."
+    )
 
 
 def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path) -> tuple[str, list[Path]]:
@@ -130,12 +190,17 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
         + ". Per model: `train s` (zoo.fit's epochs, with "
         "validation) and `cost s` (everything: creation, speed probe, training, test).",
         "",
+        budget_prose(budget),
+        "",
         markdown_table(results, pretrained=finetune is not None),
         "",
         "`top-1 %`: test accuracy on the stratified test subset, the mean over the seeds run (± half their range "
-        "when two or more were); `ref. top-1`: the figure reported for the architecture on its own dataset, from "
-        "the model card, not comparable with a few epochs at this size. `train img/s` is fit's median; `~… "
-        "(probe)` a speed from a few timed steps at a small batch, for models not trained.",
+        "when two or more were); `images`: the stratified training subset the model got (fit trained on 90% of "
+        "it and validated on the rest). "
+        "`paper's figure`: what the architecture's paper reports on its own dataset (top-1, or test error where "
+        "the paper gives that), from the model card: not comparable with a few epochs at this size. "
+        "`train img/s` is fit's median; `~… (probe)` a speed from a few timed steps at a small batch, for models "
+        "not trained.",
         "",
     ]
     written = []
@@ -146,8 +211,11 @@ def render_section(run_dir: str | Path, doc_dir: str | Path, img_dir: str | Path
             path = results.plot(img_dir / f"{stem}-{'time' if key == 'train_s' else key}.png", x=key,
                                 title=f"{heading}: test top-1 vs {what}")  # fmt: skip
             written.append(path)
-        written.append(results.plot_curves(img_dir / f"{stem}-curves.png", title=f"{heading}: training curves"))
-        for path, (_, what) in zip(written, (*plots, ("", "training curves")), strict=True):
+        shown = list(plots)
+        if any(r.get("curve") for r in measured):  # rows saved before the curves were recorded have none
+            written.append(results.plot_curves(img_dir / f"{stem}-curves.png", title=f"{heading}: training curves"))
+            shown.append(("", "training curves"))
+        for path, (_, what) in zip(written, shown, strict=True):
             rel = Path(os.path.relpath(path, doc_dir)).as_posix()
             alt = f"{heading}: test top-1 against {what}" if what != "training curves" else f"{heading}: {what}"
             lines.append(f"![{alt}]({rel})")

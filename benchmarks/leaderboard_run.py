@@ -385,8 +385,9 @@ def _log_line(i: int, n: int, row: dict[str, Any]) -> str:
 
 
 def reference_top1(card: Any) -> str | None:
-    """The first reported top-1 (ImageNet-1k first) of a model card's optional ``reported`` entries, as text:
-    ``"77.7 (ImageNet-1k)"``; an error metric is shown as written (``"0.95% error (MNIST)"``); None if absent."""
+    """The first reported top-1 (ImageNet-1k first) of a model card's optional ``reported`` entries, as labelled
+    text: ``"top-1 77.7% (ImageNet-1k)"``; an error metric says so (``"test error 0.95% (MNIST)"``), so the two
+    never read as one column of accuracies; None if absent."""
     entries = list(getattr(card, "reported", None) or ())
 
     def field(e: Any, key: str) -> Any:
@@ -400,9 +401,9 @@ def reference_top1(card: Any) -> str | None:
             shown = f"{100 * value:.1f}" if 0 < value <= 1 and "error" not in metric.lower() else f"{value:.3g}"
         else:
             shown = str(value)
-        if "error" in metric.lower():
-            return f"{shown} {metric} ({ds})"  # as written: '4.51 test error % (CIFAR-10)'
-        return f"{shown} ({ds})"
+        if "error" in metric.lower():  # '4.51 test error % (CIFAR-10)' in the card
+            return f"{metric.replace('%', '').strip()} {shown}% ({ds})"
+        return f"top-1 {shown}% ({ds})"
 
     def is_top1(e: Any) -> bool:
         m = str(field(e, "metric") or "").lower().replace("-", "").replace(" ", "")

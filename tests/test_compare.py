@@ -26,7 +26,7 @@ def test_linear_flops_count_a_multiply_add_as_two():
 
 def test_lenet5_flops_match_the_hand_formula():
     model = zoo.create("lenet5")
-    conv1, conv2 = model.features[0], model.features[3]
+    conv1, conv2 = model.conv1, model.conv2
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
 
     def conv_flops(conv: nn.Conv2d, out_hw: int) -> int:
@@ -45,13 +45,13 @@ def test_lenet5_flops_match_the_hand_formula():
 def test_summary_layers_shapes_and_activation_memory():
     s = zoo.summary("lenet5", depth=2)
     by_name = {layer.name: layer for layer in s.layers}
-    assert by_name["features.0"].output_shape == (1, 6, 28, 28)
-    assert by_name["features"].output_shape == (1, 16, 5, 5)
-    assert by_name["fc"].params == 84 * 10 + 10
-    assert max(layer.depth for layer in s.layers) == 2
+    assert by_name["conv1"].output_shape == (1, 6, 28, 28)
+    assert by_name["act2"].output_shape == (1, 16, 5, 5)
+    assert by_name["fc3"].params == 84 * 10 + 10
+    assert max(layer.depth for layer in s.layers) == 1  # the tutorial's flat layers: conv1 ... fc3
     assert s.activation_bytes >= 4 * (6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 10)
     text = str(s)
-    assert "features" in text and "61,706" in text and "FLOPs" in text and "MACs" not in text
+    assert "conv1" in text and "61,706" in text and "FLOPs" in text and "MACs" not in text
     d = s.to_dict()
     assert json.loads(json.dumps(d))["flops"] == s.flops
 

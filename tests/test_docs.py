@@ -1,11 +1,16 @@
 """Every Python example in README.md and docs/ runs, and the docs site builds strictly.
 
 Each markdown file's ```python blocks are executed in order in one namespace (a fresh one per file), in a
-temporary working directory. A block right after an ``<!-- skip -->`` comment is shown but not run.
+temporary working directory. A block right after an ``<!-- skip -->`` comment is shown but not run. A block followed
+by an ``<!-- output -->`` comment and a ```text block must print that text (doctest's rules: ``...`` matches
+anything, runs of whitespace and line breaks are equal, so long lines may be wrapped on the page).
 """
 
 from __future__ import annotations
 
+import contextlib
+import doctest
+import io
 import os
 import re
 import shutil
@@ -17,21 +22,40 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
-FENCE = re.compile(r"(?P<skip><!--\s*skip\s*-->\s*\n)?^```python[^\n]*\n(?P<code>.*?)^```", re.M | re.S)
+FENCE = re.compile(
+    r"(?P<skip><!--\s*skip\s*-->\s*\n)?^```python[^\n]*\n(?P<code>.*?)^```[ \t]*\n"
+    r"(?:\s*<!--\s*output\s*-->\s*\n```text[^\n]*\n(?P<want>.*?)^```)?",
+    re.M | re.S,
+)
+CHECKER, OPTIONS = doctest.OutputChecker(), doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-def python_blocks(text: str) -> list[tuple[int, str, bool]]:
-    """``(line number, code, skipped)`` of every ```python block."""
+def python_blocks(text: str) -> list[tuple[int, str, bool, str | None]]:
+    """``(line number, code, skipped, shown output or None)`` of every ```python block."""
     return [
-        (text.count("\n", 0, m.start("code")) + 1, m.group("code"), bool(m.group("skip"))) for m in FENCE.finditer(text)
+        (text.count("\n", 0, m.start("code")) + 1, m.group("code"), bool(m.group("skip")), m.group("want"))
+        for m in FENCE.finditer(text + "\n")
     ]
 
 
 def test_block_collection():
     text = "intro\n```python\na = 1\n```\n<!-- skip -->\n```python\nraise SystemExit\n```\n```bash\nls\n```\n"
+    text += "```python\nprint(a)\n```\n\n<!-- output -->\n```text\n1\n```\n"
     blocks = python_blocks(text)
-    assert [(code, skipped) for _, code, skipped in blocks] == [("a = 1\n", False), ("raise SystemExit\n", True)]
+    assert [(code, skipped, want) for _, code, skipped, want in blocks] == [
+        ("a = 1\n", False, None),
+        ("raise SystemExit\n", True, None),
+        ("print(a)\n", False, "1\n"),
+    ]
     assert blocks[0][0] == 3
+
+
+def test_shown_output_is_compared_with_ellipsis_and_wrapping():
+    got = "weights do not fit 'lenet5': size mismatch for fc3.weight: 20x84 in the weights\n"
+    assert CHECKER.check_output(
+        "weights do not fit 'lenet5': size mismatch\nfor ...: 20x84 in the weights\n", got, OPTIONS
+    )
+    assert not CHECKER.check_output("weights fit\n", got, OPTIONS)
 
 
 def _ids(path: Path) -> str:
@@ -55,13 +79,19 @@ def test_examples_run(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_PROGRESS", "0")
     namespace: dict = {"__name__": f"docs_{path.stem}"}
-    for line, code, skipped in python_blocks(path.read_text()):
+    for line, code, skipped, want in python_blocks(path.read_text()):
         if skipped:
             continue
+        printed = io.StringIO()
         try:
-            exec(compile(code, f"{_ids(path)}:{line}", "exec"), namespace)
+            with contextlib.redirect_stdout(printed) if want is not None else contextlib.nullcontext():
+                exec(compile(code, f"{_ids(path)}:{line}", "exec"), namespace)
         except Exception as exc:
             raise AssertionError(f"{_ids(path)}, block at line {line} failed: {type(exc).__name__}: {exc}") from exc
+        if want is not None and not CHECKER.check_output(want, printed.getvalue(), OPTIONS):
+            raise AssertionError(
+                f"{_ids(path)}, block at line {line} printed\n{printed.getvalue()}\nthe page shows\n{want}"
+            )
 
 
 @pytest.mark.slow

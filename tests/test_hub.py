@@ -165,8 +165,8 @@ def test_hf_hub_with_num_classes_trains_a_new_head(trained, hub_cache, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tuned = zoo.create("hf-hub:me/lenet", num_classes=7)
-    assert tuned.fc.weight.shape == (7, 84)
-    assert torch.equal(tuned.features[0].weight, model.features[0].weight)
+    assert tuned.fc3.weight.shape == (7, 84)
+    assert torch.equal(tuned.conv1.weight, model.conv1.weight)
     assert tuned.zoo_config["kwargs"] == {"num_classes": 7, "img_size": 28}
 
 
@@ -193,7 +193,7 @@ def test_the_card_of_a_fine_tuned_model_says_what_is_new(tmp_path):
         warnings.simplefilter("ignore")
         tuned = zoo.create("lenet5", weights=source, num_classes=3)
     folder = zoo.save_pretrained(tuned, tmp_path / "tuned")
-    assert "newly initialised: fc.weight, fc.bias" in (folder / "README.md").read_text()
+    assert "newly initialised: fc3.weight, fc3.bias" in (folder / "README.md").read_text()
     assert zoo.load(folder).zoo_config["name"] == "lenet5"
 
 

@@ -49,8 +49,8 @@ def test_plan_trains_everything_caps_or_calls_a_model_too_slow(lb):
 def test_reference_top1_reads_entries_as_objects_or_dicts(lb):
     entry = types.SimpleNamespace(dataset="ImageNet-1k", metric="acc@1", value=77.692, source="torchvision")
     mnist = {"dataset": "MNIST", "metric": "test error %", "value": 0.95, "source": "LeCun et al. 1998"}
-    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "77.7 (ImageNet-1k)"
-    assert lb.reference_top1(types.SimpleNamespace(reported=[mnist])) == "0.95 test error % (MNIST)"
+    assert lb.reference_top1(types.SimpleNamespace(reported=(mnist, entry))) == "top-1 77.7% (ImageNet-1k)"
+    assert lb.reference_top1(types.SimpleNamespace(reported=[mnist])) == "test error 0.95% (MNIST)"
     assert lb.reference_top1(types.SimpleNamespace()) is None
 
 
@@ -112,7 +112,7 @@ def test_leaderboard_records_failures_resumes_and_renders_without_training(
     doc.write_text("# Leaderboard\n\nintro\n\n<!-- leaderboard:run -->\nold\n<!-- /leaderboard:run -->\n\noutro\n")
     written = render_page([run], doc, tmp_path / "docs" / "img")
     text = doc.read_text()
-    assert "intro" in text and "outro" in text and "old" not in text and "`lb --x`" in text
+    assert "intro" in text and "outro" in text and "\nold\n" not in text and "`lb --x`" in text
     assert "| 1 | `lenet5`" in text and "still broken" in text and "±" in text
     assert all(p.exists() for p in written) and len(written) == 5
 
@@ -170,12 +170,12 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     assert (
         lenet["weights"] == weights.name and lenet["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     )
-    assert sorted(lenet["transfer"]["fresh"]) == ["fc.bias", "fc.weight"] and lenet["transfer"]["stem"]
+    assert sorted(lenet["transfer"]["fresh"]) == ["fc3.bias", "fc3.weight"] and lenet["transfer"]["stem"]
     start, n_trained, options = seen["lenet5"]
     for key, tensor in source.items():  # the backbone is the file's; the stem is its channel sum (timm's rule)
-        if key == "features.0.weight":
+        if key == "conv1.weight":
             assert torch.allclose(start[key], tensor.sum(1, keepdim=True))
-        elif not key.startswith("fc."):
+        elif not key.startswith("fc3."):
             assert torch.equal(start[key], tensor), key
     assert options["freeze"] == "backbone" and options["unfreeze_at"] == 2 and options["lr"] == 3e-3
     assert lenet["status"] == "capped" and 50 <= lenet["images"] < 300 and n_trained == lenet["images"]
@@ -202,8 +202,10 @@ def test_pretrained_board_starts_from_the_weights_applies_the_plan_and_keeps_its
     render_page([run], doc, tmp_path / "img")
     text = doc.read_text()
     assert "fine-tuned from pretrained weights" in text and re.search(r"\| fine-tuned from +\|", text)
-    assert f"`{weights.name}` (file, sha256 {lenet['weights_sha256'][:12]}); new head, stem 3→1 channels" in text
-    assert "freeze='backbone'" in text and lt.NOT_CACHED in text and "2 without usable weights" in text
+    assert f"`{weights.name}` (sha256 {lenet['weights_sha256'][:8]})" in text  # the table's cell; under the tables:
+    assert "- `lenet5`: weights adapted (new head, stem 3→1 channels)." in text
+    assert "freeze='backbone'" in text and "2 without usable weights" in text
+    assert "| weights not cached" in text and "`download=True` fetches them): `mobilenet_v3_small.tv_in1k`" in text
 
 
 def test_the_default_weights_are_a_transfer_and_a_named_tag_is_used_as_asked(lt):

@@ -53,7 +53,7 @@ def test_pooling_before_relu_gives_the_textbook_outputs_and_gradients():
     model = zoo.create("lenet5", img_size=28)
     ref = reference_lenet()
     copy_into_reference(model, ref)
-    assert isinstance(model.features[1], nn.MaxPool2d)  # pooled first: the ReLU sees a quarter of the values
+    assert isinstance(model.feature_stages()[0][1], nn.MaxPool2d)  # pooled first: the ReLU sees a quarter of the values
     x = torch.randn(8, 1, 28, 28)
     y = torch.randint(0, 10, (8,))
     F.cross_entropy(model(x), y).backward()
@@ -66,7 +66,7 @@ def test_pooling_before_relu_gives_the_textbook_outputs_and_gradients():
 
 def test_the_papers_tanh_and_average_pooling_keep_the_activation_before_the_pool():
     model = zoo.create("lenet5", activation="tanh", pool="avg")
-    assert [type(m) for m in model.features[:3]] == [nn.Conv2d, nn.Tanh, nn.AvgPool2d]
+    assert [type(m) for m in model.feature_stages()[0]] == [nn.Conv2d, nn.Tanh, nn.AvgPool2d]
 
 
 def test_pad_input_false_keeps_the_smaller_maps():
@@ -86,3 +86,56 @@ def test_non_square_inputs(img_size, pad_input):
     out = model(torch.randn(2, 3, *img_size))
     assert out.shape == (2, 10)
     out.sum().backward()
+
+
+class BlitzNet(nn.Module):
+    """The convnet of PyTorch's "Deep Learning with PyTorch: A 60 Minute Blitz" (neural_networks_tutorial)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def test_the_tutorials_layer_names_and_its_autograd_lesson():
+    """The blitz's state dict loads as it is, the logits are equal, and ``net.conv1.bias.grad`` is there."""
+    torch.manual_seed(0)
+    blitz, net = BlitzNet(), zoo.create("lenet5")
+    assert net.state_dict().keys() == blitz.state_dict().keys()
+    net.load_state_dict(blitz.state_dict())
+    x = torch.randn(1, 1, 32, 32)
+    torch.testing.assert_close(net(x), blitz(x), rtol=0, atol=1e-6)
+    net.zero_grad()
+    net(x).backward(torch.randn(1, 10))
+    assert net.conv1.bias.grad.shape == (6,)
+
+
+def test_checkpoints_with_the_old_key_names_still_load():
+    """zoo wrote ``features.0`` / ``features.3`` / ``head.1`` / ``head.4`` / ``fc`` before the rename."""
+    torch.manual_seed(0)
+    net = zoo.create("lenet5", img_size=28)
+    old_names = {"conv1": "features.0", "conv2": "features.3", "fc1": "head.1", "fc2": "head.4", "fc3": "fc"}
+    old = {}
+    for key, value in net.state_dict().items():
+        layer, param = key.split(".")
+        old[f"{old_names[layer]}.{param}"] = value.clone()
+    fresh = zoo.create("lenet5", img_size=28)
+    fresh.load_state_dict(old)  # strict: every old key found its layer
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)
+    wrapped = nn.Sequential(zoo.create("lenet5", img_size=28))  # under a prefix too
+    wrapped.load_state_dict({f"0.{k}": v for k, v in old.items()})
+    torch.testing.assert_close(wrapped(x), net(x), rtol=0, atol=0)
+    built = zoo.create("lenet5", img_size=28, weights=old)  # and through the family's convert_weights
+    torch.testing.assert_close(built(x), net(x), rtol=0, atol=0)

@@ -239,7 +239,7 @@ def test_in_memory_weights_that_are_not_a_state_dict(reg):
             zoo.create("lenet5", weights=weights)
         one_line(err.value)
     wrong = zoo.create("lenet5", num_classes=5).state_dict()
-    with pytest.raises(ValueError, match="weights do not fit 'lenet5': size mismatch for fc.weight") as err:
+    with pytest.raises(ValueError, match="weights do not fit 'lenet5': size mismatch for fc3.weight") as err:
         zoo.create("lenet5", weights=wrong)
     one_line(err.value)
 

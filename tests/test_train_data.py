@@ -39,7 +39,7 @@ def test_the_mlp_notebook_trains_like_its_hand_loop():
         epochs=50, **FAST,
     )  # fmt: skip
     ref = nn.Sequential(nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 1), nn.Sigmoid())
-    ref.load_state_dict({k.replace("features.1", "0").replace("fc", "2"): v for k, v in init.items()})
+    ref.load_state_dict({k.replace("fc1", "0").replace("fc2", "2"): v for k, v in init.items()})
     opt, criterion, losses = torch.optim.SGD(ref.parameters(), lr=0.01), nn.MSELoss(), []
     for _ in range(50):
         opt.zero_grad()

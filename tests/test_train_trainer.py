@@ -160,7 +160,7 @@ def test_fp16_gradient_scaler_path_scales_skips_checkpoints_and_resumes(
             return torch.full_like(grad, float("inf"))
         return grad
 
-    handle = straight.fc.weight.register_hook(inf_once)
+    handle = straight.fc3.weight.register_hook(inf_once)
     history = zoo.fit(straight, data, **opts)
     handle.remove()
     assert history.precision == "fp16" and poisoned["left"] == 0

@@ -53,7 +53,7 @@ def test_new_head_and_grey_stem_keep_every_backbone_tensor(tmp_path):
     torch.manual_seed(1)
     model, notes = _create("lenet5", weights=tmp_path / "lenet.safetensors", num_classes=10, in_chans=1)
     got = model.state_dict()
-    stem, head = "features.0.weight", ("fc.weight", "fc.bias")
+    stem, head = "conv1.weight", ("fc3.weight", "fc3.bias")
     for key, value in got.items():
         if key in head:
             assert value.shape == fresh.state_dict()[key].shape and torch.equal(value, fresh.state_dict()[key]), key
@@ -61,9 +61,9 @@ def test_new_head_and_grey_stem_keep_every_backbone_tensor(tmp_path):
             assert torch.equal(value, source[stem].sum(dim=1, keepdim=True))
         else:
             assert torch.equal(value, source[key]), key
-    assert got["fc.weight"].shape == (10, 84)
-    assert len(notes) == 1 and "fc.weight" in notes[0] and "from 3 to 1 input channels" in notes[0]
-    assert sorted(model.zoo_config["transfer"]["dropped"]) == ["fc.bias", "fc.weight"]
+    assert got["fc3.weight"].shape == (10, 84)
+    assert len(notes) == 1 and "fc3.weight" in notes[0] and "from 3 to 1 input channels" in notes[0]
+    assert sorted(model.zoo_config["transfer"]["dropped"]) == ["fc3.bias", "fc3.weight"]
     assert model.zoo_config["transfer"]["stem"] == [stem, 3, 1]
 
 
@@ -71,13 +71,13 @@ def test_the_transferred_model_trains(tmp_path):
     torch.manual_seed(0)
     source = zoo.create("lenet5", num_classes=5, in_chans=3).state_dict()
     model, _ = _create("lenet5", weights=source, num_classes=4, in_chans=1)
-    backbone = model.features[0].weight.detach().clone()
+    backbone = model.conv1.weight.detach().clone()
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 32, 32, generator=g), torch.randint(0, 4, (64,), generator=g)
     history = zoo.fit(model, (x, y), epochs=3, batch_size=16, lr=1e-2, progress=False, device="cpu")
     losses = history["loss"]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
-    assert not torch.equal(model.features[0].weight.detach(), backbone)  # fine-tuned, not frozen
+    assert not torch.equal(model.conv1.weight.detach(), backbone)  # fine-tuned, not frozen
 
 
 def test_torchvision_twin_weights_into_a_new_head_and_one_channel():
@@ -109,9 +109,9 @@ def test_the_stem_follows_timms_channel_rule(source_chans, in_chans):
     torch.manual_seed(0)
     source = zoo.create("lenet5", in_chans=source_chans).state_dict()
     model, _ = _create("lenet5", weights=source, in_chans=in_chans)
-    base = source["features.0.weight"]
+    base = source["conv1.weight"]
     expected = timm.models.adapt_input_conv(in_chans, base.clone(), base_chans=source_chans)
-    assert torch.equal(model.features[0].weight.detach(), expected)
+    assert torch.equal(model.conv1.weight.detach(), expected)
 
 
 def test_a_grey_image_repeated_over_the_channels_gives_the_same_output():
@@ -149,10 +149,10 @@ def test_vit_position_embeddings_are_interpolated_on_the_grid(img_size, grid):
 
 def test_lenets_size_dependent_head_layer_is_new_with_a_new_head():
     torch.manual_seed(0)
-    source = zoo.create("lenet5", num_classes=5).state_dict()  # 32 px: head.1 is 400 -> 120
+    source = zoo.create("lenet5", num_classes=5).state_dict()  # 32 px: fc1 is 400 -> 120
     model, notes = _create("lenet5", weights=source, img_size=64, num_classes=7)
     fresh = set(model.zoo_config["transfer"]["fresh"])
-    assert fresh == {"head.1.weight", "head.1.bias", "fc.weight", "fc.bias"}
+    assert fresh == {"fc1.weight", "fc1.bias", "fc3.weight", "fc3.bias"}
     for key, value in model.state_dict().items():
         if key not in fresh:
             assert torch.equal(value, source[key]), key
@@ -164,7 +164,7 @@ def test_no_head_at_all_drops_the_classifier():
     source = zoo.create("lenet5").state_dict()
     model, _ = _create("lenet5", weights=source, num_classes=0)
     assert model.eval()(torch.randn(1, 1, 32, 32)).shape == (1, 84)
-    assert sorted(model.zoo_config["transfer"]["dropped"]) == ["fc.bias", "fc.weight"]
+    assert sorted(model.zoo_config["transfer"]["dropped"]) == ["fc3.bias", "fc3.weight"]
 
 
 def test_weights_that_fit_are_loaded_as_they_are_without_a_note():
@@ -182,18 +182,18 @@ def test_weights_that_fit_are_loaded_as_they_are_without_a_note():
     ("source_kwargs", "kwargs", "message"),
     [
         # no num_classes: the classifier is not silently dropped
-        ({"num_classes": 5}, {}, r"size mismatch for fc.weight: 5x84 in the weights, 10x84 here; .*num_classes=5"),
+        ({"num_classes": 5}, {}, r"size mismatch for fc3.weight: 5x84 in the weights, 10x84 here; .*num_classes=5"),
         # no in_chans: the stem is not silently adapted
         (
             {"in_chans": 3},
             {},
-            r"size mismatch for features.0.weight: 6x3x5x5 in the weights, 6x1x5x5 here; .*in_chans=3",
+            r"size mismatch for conv1.weight: 6x3x5x5 in the weights, 6x1x5x5 here; .*in_chans=3",
         ),
         # the head's input changed with the image size, the head kept: pass num_classes or the weights' size
         (
             {},
             {"img_size": 64},
-            r"size mismatch for head.1.weight: 120x400 in the weights, 120x2704 here; .*num_classes=.*img_size",
+            r"size mismatch for fc1.weight: 120x400 in the weights, 120x2704 here; .*num_classes=.*img_size",
         ),
     ],
 )
@@ -229,8 +229,8 @@ def test_adapt_state_dict_reports_and_leaves_its_input_alone():
     state = zoo.create("lenet5").state_dict()
     before = {k: v.clone() for k, v in state.items()}
     adapted, report = adapt_state_dict(model, state, adapt={"num_classes", "in_chans"})
-    assert report.fresh == ["fc.weight", "fc.bias"] and report.stem == ["features.0.weight", 1, 2]
-    assert "fc.weight" not in adapted and adapted["features.0.weight"].shape == (6, 2, 5, 5)
+    assert report.fresh == ["fc3.weight", "fc3.bias"] and report.stem == ["conv1.weight", 1, 2]
+    assert "fc3.weight" not in adapted and adapted["conv1.weight"].shape == (6, 2, 5, 5)
     assert all(torch.equal(v, before[k]) for k, v in state.items())  # the caller's dict is not changed
     with pytest.raises(ValueError, match="pass in_chans=1"):
         adapt_state_dict(model, state, adapt={"num_classes"})

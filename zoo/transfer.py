@@ -151,6 +151,12 @@ def _under(key: str, names: list[str] | tuple[str, ...]) -> bool:
     return any(key == n or key.startswith(n + ".") for n in names)
 
 
+def _in_head(key: str, model: nn.Module, names: tuple[str, ...] = ()) -> bool:
+    """Whether ``key`` belongs to a classification head: ``HEAD_NAMES``, ``names``, or the model's own
+    ``head_modules`` (LeNet-5's fully connected ``fc1``/``fc2``/``fc3``, named as in the tutorials)."""
+    return _under(key, (*names, *HEAD_NAMES, *getattr(model, "head_modules", ())))
+
+
 def _grid_of(model: nn.Module) -> tuple[int, int] | None:
     grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     return (int(grid[0]), int(grid[1])) if grid is not None and len(grid) == 2 else None
@@ -213,9 +219,8 @@ def _head(model, state, own, adapt, report) -> None:
             )
         )
     # head layers whose shape changed with the classes (LeNet's first fully connected layer): new, whole
-    heads = (names[0].split(".")[0], *HEAD_NAMES)
     changed_layers = [k.rsplit(".", 1)[0] for k in own if k in state and state[k].shape != own[k].shape]
-    layers = [*names, *(n for n in changed_layers if _under(n, heads))]
+    layers = [*names, *(n for n in changed_layers if _in_head(n, model, (names[0].split(".")[0],)))]
     report.fresh.extend(k for k in own if _under(k, layers))
     for key in list(state):
         if key in report.fresh or _under(key, names):
@@ -310,7 +315,7 @@ def adapt_state_dict(
 
 
 def _other_hint(key: str, model: nn.Module, report: TransferReport) -> str:
-    if _under(key, HEAD_NAMES) and not report.fresh:
+    if _in_head(key, model) and not report.fresh:
         return (
             "the head's input depends on the image size: pass num_classes= to train a new head, "
             "or the weights' img_size"

@@ -1,6 +1,6 @@
 """The ``zoo`` command: a thin layer over the public functions.
 
-    zoo list [PATTERN] [--family F] [--tag T] [--source zoo|timm|torchvision|all] [--json]
+    zoo list [PATTERN] [--family F] [--tag T] [--source zoo|timm|torchvision|all] [--datasets] [--json]
     zoo info NAME [--json]
     zoo summary NAME [--input 3x32x32] [--json]
     zoo train NAME --dataset D [--root DIR] [--limit N] [--epochs N] [--out DIR] [--plot FILE] [fit options]
@@ -50,17 +50,22 @@ __all__ = ["main", "build_parser", "parse_input", "fit_options", "UsageError"]
 def build_parser() -> argparse.ArgumentParser:
     from zoo.version import __version__
 
-    parser = Parser(prog="zoo", description="A plugin-based model zoo for PyTorch.")
+    parser = Parser(
+        prog="zoo",
+        description="A plugin-based model zoo for PyTorch.",
+        epilog="'zoo COMMAND --help' shows a command's options; 'zoo list --datasets' the datasets.",
+    )
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    p = sub.add_parser("list", help="list the registered models")
+    p = sub.add_parser("list", help="list the registered models (--datasets: the datasets)")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style wildcard, e.g. 'efficientnet*'")
     p.add_argument("--family", "-f", default=None, help="keep one family, e.g. densenet")
     p.add_argument("--tag", "-t", default=None, help="keep models with this tag")
     p.add_argument("--source", "-s", default=None, help="zoo, timm, torchvision or all (default: zoo's catalogue)")
     p.add_argument("--names-only", "-1", action="store_true", help="one name per line")
     p.add_argument("--pretrained", action="store_true", help="list the weights (name.tag), not the models")
+    p.add_argument("--datasets", action="store_true", help="list the datasets (zoo.list_datasets()), not the models")
     p.add_argument(
         "--long", "-l", action="store_true", help="add parameters, FLOPs at the card's input and reference top-1"
     )

@@ -6,15 +6,35 @@ import argparse
 import sys
 from typing import Any
 
-from zoo.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, parse_input, print_json, style, table
+from zoo.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    check_source,
+    family_hint,
+    parse_input,
+    print_json,
+    shell_expanded_hint,
+    style,
+    table,
+)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from zoo import registry
 
+    check_source(args.source)
+    if getattr(args, "datasets", False):
+        return _list_datasets(args)
     if getattr(args, "pretrained", False):
         return _list_pretrained(args)
     names = registry.list_models(args.pattern, family=args.family, tag=args.tag, source=args.source)
+    if not names:  # say why nothing matched, when the reason is knowable
+        if args.pattern and shell_expanded_hint([args.pattern]):
+            print(f"zoo: no model matches '{args.pattern}'{shell_expanded_hint([args.pattern])}", file=sys.stderr)
+        elif args.family and not registry.list_models(family=args.family):
+            print(f"zoo: no model of family '{args.family}' in zoo's catalogue{family_hint(args.family)}",
+                  file=sys.stderr)  # fmt: skip
     rows = []
     for name in names:
         spec = None if "/" in name else registry.get_spec(name)  # source models are described only on demand
@@ -61,6 +81,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 LIST_SORT_KEYS = ("name", "family", "year", "params", "flops", "top1")
+
+
+def _list_datasets(args: argparse.Namespace) -> int:
+    """``zoo list --datasets``: the registered datasets (a pattern filters them) with what each holds."""
+    from zoo import registry
+
+    rows = []
+    for name in registry.list_datasets(args.pattern):
+        spec = registry.get_dataset_spec(name)
+        size = "x".join(map(str, spec.input_size)) if spec.input_size else None
+        rows.append({"name": name, "num_classes": spec.num_classes, "input_size": size,
+                     "description": spec.description, "plugin": spec.plugin})  # fmt: skip
+    if args.json:
+        print_json(rows)
+    elif args.names_only:
+        print("\n".join(r["name"] for r in rows))
+    else:
+        body = [(r["name"], r["num_classes"] or "", r["input_size"] or "", (r["description"] or "")[:60])
+                for r in rows]  # fmt: skip
+        print(table(("dataset", "classes", "input", "about"), body))
+        print(f"{len(rows)} dataset{'s' if len(rows) != 1 else ''}; zoo train NAME --dataset DATASET uses one")
+    return EXIT_OK
 
 
 def _list_pretrained(args: argparse.Namespace) -> int:

@@ -20,10 +20,34 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) instead of the usage block."""
+    """argparse with one-line errors (exit 2) instead of the usage block, pointing to the subcommand's own help;
+    a file name where a model name or pattern was expected gets the hint to quote the pattern."""
 
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse reports a subcommand's unknown arguments from the top parser ("see 'zoo --help'"): here they
+        # name the subcommand's help, with the quoting hint when they are files the shell expanded
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            hint = shell_expanded_hint(extra)
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}{hint} (see '{prog} --help')")
+        return parsed
+
+
+def shell_expanded_hint(words: Sequence[str]) -> str:
+    """``"; ... quote the pattern"`` when ``words`` are files here: the shell expanded an unquoted wildcard
+    (``zoo list lenet*`` in a folder holding ``lenet5.py``) before zoo saw it; else ``""``."""
+    files = [w for w in words if not w.startswith("-") and os.path.exists(w)]
+    if not files:
+        return ""
+    return (
+        f"; '{files[0]}' is a file here: the shell expanded an unquoted pattern into file names, so quote it "
+        f"(zoo list 'lenet*')"
+    )
 
 
 def parse_input(text: str) -> tuple[int, int, int]:
@@ -73,7 +97,11 @@ def load_data(args: argparse.Namespace):
     from zoo.data import load_dataset
 
     options = {"img_size": args.img_size} if args.img_size else {}
-    return load_dataset(args.dataset, root=args.root, limit=args.limit, **options)
+    data = load_dataset(args.dataset, root=args.root, limit=args.limit, **options)
+    warning = limit_warning(args.limit, data.num_classes, len(data.test))
+    if warning:
+        print(f"zoo: warning: {warning}", file=sys.stderr)
+    return data
 
 
 def check_dataset(name: str) -> None:
@@ -105,12 +133,68 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f.name, None)
         if value is not None:
             options[f.name] = None if isinstance(value, str) and value.lower() in NONE_WORDS else value
+    check_fit_options(options, getattr(args, "epochs", None))
     return options
 
 
 def check_limit(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: expected a positive number of images per split")
+
+
+def limit_warning(limit: int | None, num_classes: int, test_images: int) -> str | None:
+    """The warning for a ``--limit`` below the number of classes: some classes have no image at all, and a test
+    top-1 on a handful of images says next to nothing (3 images: 0, 33, 67 or 100%)."""
+    if limit is None or limit >= num_classes:
+        return None
+    return (
+        f"--limit {limit} is below the dataset's {num_classes} classes: some classes have no image, and the test "
+        f"top-1 on {test_images} image{'s' if test_images != 1 else ''} moves in steps of "
+        f"{100 / max(test_images, 1):.0f} points; use --limit {num_classes * 10} or more for a meaningful figure"
+    )
+
+
+# families that zoo itself does not hold but a plugin in zoo's repository provides (plugins/<name>)
+PLUGIN_FAMILIES = {"resnet": "zoo-resnet"}
+
+
+def family_hint(family: str) -> str:
+    """Where the models of a family zoo's catalogue lacks can be found: the plugin that provides it, and the
+    bridges' catalogues (``timm/resnet18``, ``torchvision/resnet18``)."""
+    hint = ""
+    plugin = PLUGIN_FAMILIES.get(family.lower())
+    if plugin:
+        hint += f"; the {plugin} plugin provides it: pip install ./plugins/{plugin} (in zoo's repository)"
+    return hint + f"; other libraries' models: zoo list '*{family}*' --source all"
+
+
+def check_source(source: str | None) -> None:
+    """``--source``: zoo, all or a registered source's prefix; else a usage error with the nearest one."""
+    if source is None:
+        return
+    from zoo import registry
+    from zoo.suggest import suggest
+
+    valid = ["zoo", "all", *registry.list_sources()]
+    if source not in valid:
+        raise UsageError(f"unknown --source '{source}'; accepted: {', '.join(valid)}{suggest(source, valid)}")
+
+
+def check_fit_options(options: dict[str, Any], epochs: int | None = None) -> None:
+    """The fit options' names given on the command line, checked before anything loads: a misspelt optimizer or
+    scheduler is a usage error (exit 2) with the nearest valid name."""
+    import torch
+
+    from zoo.train.config import config_from_options
+    from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer
+
+    try:  # the values (lr > 0, ...) are check_fit_flags' to check, naming the flag
+        cfg = config_from_options({**options, **({"epochs": epochs} if epochs is not None else {})}, "zoo")
+        if isinstance(cfg.optimizer, str) and cfg.optimizer.lower() not in OPTIMIZERS:
+            make_optimizer(cfg.optimizer, torch.nn.Linear(1, 1), 0.0, 0.0)  # raises, naming the valid ones
+        check_scheduler(cfg.scheduler)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(first_line(str(exc))) from None
 
 
 def check_plot_arg(plot: str | None) -> None:

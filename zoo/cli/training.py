@@ -15,13 +15,16 @@ from zoo.cli.common import (
     check_dataset,
     check_limit,
     check_plot_arg,
+    family_hint,
     fit_options,
     load_data,
     print_json,
+    shell_expanded_hint,
     style,
     table,
     warnings_to_stderr,
 )
+from zoo.messages import first_line
 
 
 def add_logging(p: argparse.ArgumentParser) -> None:
@@ -92,8 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{getattr(history, 'precision', '?')}); test {_test_figure(test)}"
     )
     print(f"model: {ckpt}\nhistory: {history_path}")
-    if args.plot:
-        print(f"plot: {history.plot(args.plot)}")
+    if args.plot:  # the title names what was trained on what (History knows neither)
+        n = len(history.epochs)
+        title = f"{args.name} on {args.dataset}: {n} epoch{'' if n == 1 else 's'}"
+        title += f" ({history.device}, {history.precision})"
+        print(f"plot: {history.plot(args.plot, title=title)}")
     return EXIT_OK
 
 
@@ -175,9 +181,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from zoo.train.evaluate import evaluate
 
     device = resolve_device(args.device or "auto")  # before any loading: a missing GPU is the first thing said
-    model = load(args.checkpoint)
-    data = load_data(args)
-    metrics = evaluate(model, data, batch_size=args.batch_size, device=device)
+    with warnings_to_stderr():  # a resize to the model's recorded size, another normalisation: one line each
+        model = load(args.checkpoint)
+        data = load_data(args)
+        metrics = evaluate(model, data, batch_size=args.batch_size, device=device)
     result = {k: metrics[k] for k in ("loss", "top1", "top5") if metrics.get(k) is not None}
     if args.json:
         print_json(result)
@@ -231,8 +238,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         try:  # exact names, wildcards ('efficientnet_b*') and --family, expanded before anything trains
             names = select_models(args.names, family=args.family)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        except (ValueError, LookupError) as exc:  # a name that is a file here: the shell expanded a wildcard
+            hint = shell_expanded_hint(args.names) or (family_hint(args.family[0]) if args.family else "")
+            raise UsageError(f"{first_line(str(exc))}{hint}") from None
     if not names:
         raise UsageError("name the models to compare: NAME..., a wildcard like 'efficientnet_b*', --family F or --all")
     args.names = names

@@ -136,6 +136,56 @@ def family_colors(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {f: ("tab:blue" if not f and len(families) == 1 else cmap(i % cmap.N)) for i, f in enumerate(families)}
 
 
+def fewer_images(rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """For each row, whether it trained on fewer images than the others: the leaderboard's ``"capped"`` status,
+    or an ``images`` count below the largest among the rows. Such a model is drawn hollow (and its curve dashed):
+    its accuracy says what its share of the data bought, not what the architecture reaches on all of it."""
+    counts = [r["images"] if isinstance(r.get("images"), int | float) else None for r in rows]
+    most = max((n for n in counts if n is not None), default=None)
+    return [r.get("status") == "capped" or (n is not None and n < most) for r, n in zip(rows, counts, strict=True)]
+
+
+def point_label(row: dict[str, Any], capped: bool) -> str:
+    """The model's name, with the images it trained on when it had fewer than the others."""
+    return f"{row['model']} ({row['images']:,} img)" if capped and row.get("images") else row["model"]
+
+
+def percent_axis(ax: Any, metric: str) -> None:
+    """An accuracy axis from 0 to 100 with ticks every 10: the whole scale, so that a two-point gap looks like two
+    points (an axis zoomed to the data's range makes it look like half the plot), and nothing past 100."""
+    ax.set_ylim(0.0, 100.0)
+    ax.set_yticks(range(0, 101, 10))
+    ax.set_ylabel(f"{METRICS.get(metric, metric)}, full scale")
+
+
+def legend_handles(ax: Any, capped: bool, curves: bool = False) -> list[Any]:
+    """The axes' own legend entries (families), plus the marker that means "trained on fewer images"."""
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    if capped:
+        handles.append(Line2D([], [], color="0.3", marker="o", mfc="none", ls="--" if curves else "none",
+                              label="trained on fewer images\n(capped: count in the label)"))  # fmt: skip
+    return handles
+
+
+def log_axis(ax: Any) -> None:
+    """A log x axis labelled at its decades only: over less than a decade matplotlib labels the minor ticks too,
+    and their labels ran into each other."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def fitted_title(fig: Any, title: str) -> str:
+    """``title`` wrapped to the figure's width (about 11 characters an inch at the title's size), so that a long
+    one is not cut at the edges."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, max(30, int(fig.get_figwidth() * 11))))
+
+
 def _freeze_layout(fig: Any) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -171,41 +221,48 @@ def plot_accuracy(
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     colors = family_colors(rows)
     has_family = any(r.get("family") for r in rows)
-    ys_all = [100 * r[metric] for r in rows]
+    capped = dict(zip(map(id, rows), fewer_images(rows), strict=True))
     placements = []
     for ax, key in zip(axes, keys, strict=True):
         pts = [r for r in rows if r.get(key)]
         xlabel, log = AXES[key]
         for fam, color in colors.items():
-            sel = [r for r in pts if (r.get("family") or "") == fam]
-            if not sel:
-                continue
-            xs, ys = [r[key] for r in sel], [100 * r[metric] for r in sel]
-            err = [100 * (r.get(f"{metric}_spread") or 0.0) for r in sel]
-            ax.errorbar(xs, ys, yerr=err if any(err) else None, fmt="o", ms=6, color=color, ecolor=color,
-                        elinewidth=1, capsize=2, zorder=3, label=fam or None)  # fmt: skip
+            named = False  # the family's legend entry, on its first group drawn
+            for hollow in (False, True):
+                sel = [r for r in pts if (r.get("family") or "") == fam and capped[id(r)] == hollow]
+                if not sel:
+                    continue
+                xs, ys = [r[key] for r in sel], [100 * r[metric] for r in sel]
+                err = [100 * (r.get(f"{metric}_spread") or 0.0) for r in sel]
+                ax.errorbar(xs, ys, yerr=err if any(err) else None, fmt="o", ms=6, color=color, ecolor=color,
+                            mfc="none" if hollow else color, mew=1.3, elinewidth=1, capsize=2, zorder=3,
+                            clip_on=False, label=None if named or not fam else fam)  # fmt: skip
+                named = True
         if log:
-            ax.set_xscale("log")
+            log_axis(ax)
         if pts:
             xs = [r[key] for r in pts]
             lo, hi = min(xs), max(xs)
             ax.set_xlim(lo / 2.5, hi * 2.5) if log else ax.set_xlim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
         ax.set_xlabel(f"{xlabel} (log scale)" if log else xlabel)
-        ax.set_ylabel(METRICS.get(metric, metric))
-        ax.set_ylim(max(0.0, min(ys_all) - 6), min(100.0, max(ys_all) + 3) + 1)
+        percent_axis(ax, metric)
         ax.grid(True, which="major", alpha=0.35)
         ax.grid(True, which="minor", alpha=0.12)
-        if has_family and len(colors) > 1:
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, title="family", title_fontsize=7)
+        any_capped = any(capped[id(r)] for r in pts)
+        if (has_family and len(colors) > 1) or any_capped:
+            handles = legend_handles(ax, any_capped)
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                      title="family" if has_family and len(colors) > 1 else None, title_fontsize=7)  # fmt: skip
         placements.append((ax, pts, key))
-    fig.suptitle(title or _default_title(rows, "accuracy vs " + " and ".join(AXES[k][0].split(" (")[0] for k in keys)))
+    fig.suptitle(fitted_title(fig, title or _default_title(rows, "accuracy vs " + " and ".join(
+        AXES[k][0].split(" (")[0] for k in keys))))  # fmt: skip
     _freeze_layout(fig)
     for ax, pts, key in placements:
         legend = ax.get_legend()
         avoid = _legend_corners(ax, legend)
         place_labels(
-            ax, [r[key] for r in pts], [100 * r[metric] for r in pts], [r["model"] for r in pts],
-            fontsize=7.5 if many else 8.5, avoid=avoid,
+            ax, [r[key] for r in pts], [100 * r[metric] for r in pts],
+            [point_label(r, capped[id(r)]) for r in pts], fontsize=7.5 if many else 8.5, avoid=avoid,
         )  # fmt: skip
     return save_figure(fig, path)
 
@@ -251,29 +308,30 @@ def plot_curves(
     fig = new_figure("Results.plot_curves()", figsize=(11, 6.5) if many else (7, 4.5))
     ax = fig.subplots()
     colors = family_colors([r for r, _ in curves])
+    capped = fewer_images([r for r, _ in curves])
     seen: set[str] = set()
     ends = []
-    for r, c in curves:
+    for (r, c), hollow in zip(curves, capped, strict=True):
         fam = r.get("family") or ""
         xs, ys = [e[x] for e in c], [100 * e[metric] for e in c]
         label = fam if fam and fam not in seen else None
         seen.add(fam)
-        ax.plot(xs, ys, "-o", ms=3, lw=1.2, color=colors[fam], alpha=0.9, label=label)
-        ends.append((xs[-1], ys[-1], r["model"], colors[fam], list(zip(xs[:-1], ys[:-1], strict=True))))
+        ax.plot(xs, ys, "--o" if hollow else "-o", ms=3.5, lw=1.2, color=colors[fam], alpha=0.9, label=label,
+                mfc="none" if hollow else colors[fam], clip_on=False)  # fmt: skip
+        ends.append((xs[-1], ys[-1], point_label(r, hollow), colors[fam], list(zip(xs[:-1], ys[:-1], strict=True))))
     label, log = AXES[x]
     if log:
-        ax.set_xscale("log")
+        log_axis(ax)
         all_x = [e[0] for e in ends] + [p[0] for e in ends for p in e[4]]
         ax.set_xlim(min(all_x) / 1.6, max(all_x) * 3)
     ax.set_xlabel(f"{label} (log scale)" if log else label)
-    ax.set_ylabel(METRICS.get(metric, metric))
-    all_y = [e[1] for e in ends] + [p[1] for e in ends for p in e[4]]
-    ax.set_ylim(max(0.0, min(all_y) - 4), min(100.0, max(all_y) + 3) + 1)
+    percent_axis(ax, metric)
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", alpha=0.12)
-    if len(colors) > 1 and any(colors):
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, title="family", title_fontsize=7)
-    fig.suptitle(title or _default_title([r for r, _ in curves], "training curves"))
+    if (len(colors) > 1 and any(colors)) or any(capped):
+        ax.legend(handles=legend_handles(ax, any(capped), curves=True), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize=7, title="family" if len(colors) > 1 else None, title_fontsize=7)  # fmt: skip
+    fig.suptitle(fitted_title(fig, title or _default_title([r for r, _ in curves], "training curves")))
     _freeze_layout(fig)
     avoid = [p for e in ends for p in e[4]] + _legend_corners(ax, ax.get_legend())
     place_labels(ax, [e[0] for e in ends], [e[1] for e in ends], [e[2] for e in ends],
@@ -282,9 +340,15 @@ def plot_curves(
 
 
 def _default_title(rows: Sequence[dict[str, Any]], what: str) -> str:
+    """``what`` of the models (named when there are up to four) on the dataset, with the epochs."""
     ds = {r.get("dataset") for r in rows} - {None}
     ep = {r.get("epochs") for r in rows} - {None}
+    names = [r["model"] for r in rows if r.get("model")]
     title = what
+    if 0 < len(names) <= 4:
+        title += " of " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+    elif names:
+        title += f" of {len(names)} models"
     if len(ds) == 1:
         title += f" on {ds.pop()}"
     if len(ep) == 1:

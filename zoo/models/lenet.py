@@ -27,12 +27,43 @@ FIELD = 32  # the paper's input field: 28x28 digits centred in 32x32
 _MONOTONIC = {"relu", "relu6", "tanh", "sigmoid", "hardsigmoid", "identity"}
 
 
-class LeNet5(StagedFeatures, nn.Module):
-    """LeNet-5: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> fc 120 -> fc 84 -> fc num_classes.
+# zoo's key names before the layers took the tutorial's names (zoo 0.x wrote these into checkpoints)
+OLD_KEYS = {"features.0.": "conv1.", "features.3.": "conv2.", "head.1.": "fc1.", "head.4.": "fc2.", "fc.": "fc3."}
 
-    61,706 parameters at 1x32x32 (and at 1x28x28, padded) and 10 classes. Inputs smaller than the paper's 32x32
-    field are zero-padded up to it by the first convolution, as the paper did for 28x28 MNIST; ``pad_input=False``
-    keeps them unpadded (a 16*4*4 flatten and 44,426 parameters at 28 px).
+
+def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict in zoo's old key names (``features.0.weight``, ``head.1.bias``, ``fc.weight``) in today's
+    (``conv1.weight``, ``fc1.bias``, ``fc3.weight``); keys already in today's names pass unchanged."""
+    return {rename_key(key): value for key, value in state_dict.items()}
+
+
+def rename_key(key: str, prefix: str = "") -> str:
+    """``key`` (under ``prefix``) in today's names when it is in the old ones, else unchanged."""
+    if not key.startswith(prefix):
+        return key
+    rest = key[len(prefix) :]
+    for old, new in OLD_KEYS.items():
+        if rest.startswith(old):
+            return prefix + new + rest[len(old) :]
+    return key
+
+
+def _load_old_keys(module, state_dict, prefix, *args) -> None:
+    """load_state_dict pre-hook: old checkpoints (``features.0.weight``...) load into the renamed layers."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        renamed = rename_key(key, prefix)
+        if renamed != key and renamed not in state_dict:
+            state_dict[renamed] = state_dict.pop(key)
+
+
+class LeNet5(StagedFeatures, nn.Module):
+    """LeNet-5: conv1 (6, 5x5) -> pool -> conv2 (16, 5x5) -> pool -> fc1 120 -> fc2 84 -> fc3 num_classes.
+
+    The layers have the names of PyTorch's 60-minute blitz convnet (``conv1``, ``conv2``, ``fc1``, ``fc2``,
+    ``fc3``), so ``net.conv1.bias.grad`` works as in the tutorial; checkpoints with zoo's older names
+    (``features.0.weight``...) still load. 61,706 parameters at 1x32x32 (and at 1x28x28, padded) and 10 classes.
+    Inputs smaller than the paper's 32x32 field are zero-padded up to it by the first convolution, as the paper did
+    for 28x28 MNIST; ``pad_input=False`` keeps them unpadded (a 16*4*4 flatten and 44,426 parameters at 28 px).
     """
 
     def __init__(
@@ -48,63 +79,69 @@ class LeNet5(StagedFeatures, nn.Module):
     ) -> None:
         super().__init__()
         check_img_size("lenet5", img_size, 16)
+        self.head_modules = ("fc1", "fc2", "fc3")  # the classifier head (zoo.transfer: fc1's input follows the size)
         if pool not in ("max", "avg"):
             raise ValueError(f"lenet5: pool must be 'max' or 'avg', got {pool!r}")
         # Deliberate deviation: the paper used scaled tanh and trainable average subsampling; ReLU and max
         # pooling train faster and are what most courses use. activation="tanh", pool="avg" gives the original.
-        pool_first = pool == "max" and isinstance(activation, str) and activation.lower() in _MONOTONIC
-
-        def stage(conv: nn.Conv2d) -> list[nn.Module]:
-            act, sub = get_act(activation), (nn.MaxPool2d if pool == "max" else nn.AvgPool2d)(2)
-            return [conv, sub, act] if pool_first else [conv, act, sub]
+        self.pool_first = pool == "max" and isinstance(activation, str) and activation.lower() in _MONOTONIC
+        subsample = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
 
         h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
         # pad what is missing to the 32x32 field, rounded up to keep the padding symmetric (28 px -> 2 a side)
         pad = ((max(FIELD - h, 0) + 1) // 2, (max(FIELD - w, 0) + 1) // 2) if pad_input else (0, 0)
         self.num_classes = num_classes
-        self.features = nn.Sequential(
-            *stage(nn.Conv2d(in_chans, 6, 5, padding=pad)),  # N x 6 x (S-4)/2 x (S-4)/2, S = padded size
-            *stage(nn.Conv2d(6, 16, 5)),  # N x 16 x F x F; F = 5 at 32 px and at 28 px padded, 4 unpadded
-        )
+        self.conv1 = nn.Conv2d(in_chans, 6, 5, padding=pad)  # N x 6 x S-4 x S-4, S = padded size
+        self.act1, self.pool1 = get_act(activation), subsample(2)  # N x 6 x (S-4)/2 x (S-4)/2
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.act2, self.pool2 = get_act(activation), subsample(2)  # N x 16 x F x F; F = 5 at 32 px and 28 padded
         # the two conv-subsampling stages are the feature stages (each halves the size; the 5x5 convs trim 4 px)
+        last1, last2 = ("act1", "act2") if self.pool_first else ("pool1", "pool2")
         self.feature_info = [
-            dict(num_chs=6, reduction=2, module="features.2"),
-            dict(num_chs=16, reduction=4, module="features.5"),
+            dict(num_chs=6, reduction=2, module=last1),
+            dict(num_chs=16, reduction=4, module=last2),
         ]
         fh, fw = (((size + 2 * p - 4) // 2 - 4) // 2 for size, p in zip((h, w), pad, strict=True))
         self.flat_features = 16 * fh * fw
-        self.head = nn.Sequential(
-            nn.Flatten(),  # N x 16*F*F
-            nn.Linear(self.flat_features, 120),
-            get_act(activation),
-            nn.Dropout(drop_rate),
-            nn.Linear(120, 84),
-            get_act(activation),
-            nn.Dropout(drop_rate),
-        )
+        self.flatten = nn.Flatten()  # N x 16*F*F
+        self.fc1 = nn.Linear(self.flat_features, 120)
+        self.act3, self.drop1 = get_act(activation), nn.Dropout(drop_rate)
+        self.fc2 = nn.Linear(120, 84)  # N x 84
+        self.act4, self.drop2 = get_act(activation), nn.Dropout(drop_rate)
         self.num_features = 84
-        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()  # 0: no head (timm)
+        self.fc3 = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()  # 0: no head (timm)
+        self.register_load_state_dict_pre_hook(_load_old_keys)
+
+    def feature_stages(self) -> list[list[nn.Module]]:
+        # max pooling commutes with a non-decreasing activation: pooled first, the activation sees a quarter
+        if self.pool_first:
+            return [[self.conv1, self.pool1, self.act1], [self.conv2, self.pool2, self.act2]]
+        return [[self.conv1, self.act1, self.pool1], [self.conv2, self.act2, self.pool2]]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        for stage in self.feature_stages():
+            for layer in stage:
+                x = layer(x)
+        return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head(x)  # N x 84
-        return x if pre_logits else self.fc(x)
+        x = self.drop1(self.act3(self.fc1(self.flatten(x))))  # N x 120
+        x = self.drop2(self.act4(self.fc2(x)))  # N x 84
+        return x if pre_logits else self.fc3(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        return self.fc
+        return self.fc3
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc3 = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
 
     def group_matcher(self, coarse: bool = False) -> dict:
         """timm's parameter groups: the first conv, the second, then each hidden Linear, the classifier last."""
-        return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)\.", pre_logits=r"^head\.(\d+)\.")
+        return dict(stem=r"^conv1\.", blocks=[(r"^conv2\.", (0,)), (r"^fc1\.", (1,)), (r"^fc2\.", (2,))])
 
     def no_weight_decay(self) -> set[str]:
         return set()
@@ -119,6 +156,7 @@ FAMILY = Family(
     input_size=(1, 32, 32),
     num_classes=10,
     tags=("cnn", "classic", "small"),
+    convert_weights=convert_weights,
 )
 
 

@@ -12,6 +12,7 @@ flattened to ``in_chans * img_size * img_size`` features; plain feature vectors 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -36,11 +37,52 @@ def check_num_features(x: torch.Tensor, in_features: int) -> torch.Tensor:
     return x
 
 
-class MLP(StagedFeatures, nn.Module):
-    """Flatten -> (Linear -> [BatchNorm1d] -> activation -> [Dropout]) per hidden size -> Linear -> [out act].
+def convert_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict in zoo's old key names (``features.1.weight``... in one ``nn.Sequential``, the classifier
+    ``fc``) in today's (``fc1.weight``, ``bn1.running_mean``, ..., the classifier ``fc{N+1}``); today's keys pass."""
+    return rename_old_keys(state_dict)
 
-    Each hidden layer is a feature stage (``forward_intermediates``, ``features_only``): an ``N x width`` vector,
-    with the whole image as its one position (``reduction`` the image side; 1 with ``in_features=``).
+
+def rename_old_keys(state_dict: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Rename the old keys under ``prefix``: a ``features`` index with a 2-d weight starts hidden layer ``i``
+    (``fc{i}``), one with running statistics is its BatchNorm (``bn{i}``); ``fc`` becomes ``fc{N+1}``."""
+    old = re.compile(re.escape(prefix) + r"features\.(\d+)\.(.+)")
+    found = {k: old.fullmatch(k) for k in state_dict}
+    indices = sorted({int(m.group(1)) for m in found.values() if m})
+    names, layer = {}, 0
+    for j in indices:
+        weight = state_dict.get(f"{prefix}features.{j}.weight")
+        if weight is not None and weight.ndim == 2:
+            layer += 1
+            names[j] = f"fc{layer}"
+        else:  # BatchNorm1d: 1-d weight, running statistics
+            names[j] = f"bn{layer}"
+    renamed = {}
+    for key, value in state_dict.items():
+        m = found[key]
+        if m:
+            key = f"{prefix}{names[int(m.group(1))]}.{m.group(2)}"
+        elif key.startswith(prefix + "fc."):  # no module is named "fc" today
+            key = f"{prefix}fc{layer + 1}.{key[len(prefix) + 3 :]}"
+        renamed[key] = value
+    return renamed
+
+
+def _load_old_keys(module, state_dict, prefix, *args) -> None:
+    """load_state_dict pre-hook: old checkpoints (``features.1.weight``, ``fc.weight``) load into the named layers."""
+    if any(k.startswith((prefix + "features.", prefix + "fc.")) for k in state_dict):
+        renamed = rename_old_keys(state_dict, prefix)
+        state_dict.clear()
+        state_dict.update(renamed)
+
+
+class MLP(StagedFeatures, nn.Module):
+    """Flatten -> (fc{i} -> [bn{i}] -> act{i} -> [drop{i}]) per hidden size -> fc{N+1} -> [out act].
+
+    The layers are named as in the course notebooks (``fc1``, ``fc2``, ... the classifier last), so
+    ``net.fc1.weight.grad`` works; checkpoints with zoo's older names (``features.1.weight``, ``fc.weight``) still
+    load. Each hidden layer is a feature stage (``forward_intermediates``, ``features_only``): an ``N x width``
+    vector, with the whole image as its one position (``reduction`` the image side; 1 with ``in_features=``).
 
     Args:
         hidden_sizes: widths of the hidden layers; ``()`` gives a linear (softmax regression) classifier.
@@ -82,55 +124,61 @@ class MLP(StagedFeatures, nn.Module):
         self.num_classes = num_classes
         reduction = max(h, w) if from_image else 1  # the whole image is one position
         self.feature_info: list[dict] = []
-        self.layer_modules: list[list[int]] = []  # the indices in ``features`` of each hidden layer's modules
+        self.layer_names: list[list[str]] = []  # each hidden layer's modules, by attribute name
 
-        layers: list[nn.Module] = [nn.Flatten()]  # N x in_features
+        self.flatten = nn.Flatten()  # N x in_features
         width = in_features
-        for hidden in hidden_sizes:
-            first = len(layers)
-            layers.append(nn.Linear(width, hidden, bias=not batch_norm))  # N x hidden
+        for i, hidden in enumerate(hidden_sizes, start=1):
+            layer = {f"fc{i}": nn.Linear(width, hidden, bias=not batch_norm)}  # N x hidden
             if batch_norm:
-                layers.append(nn.BatchNorm1d(hidden))
-            layers.append(get_act(activation))
+                layer[f"bn{i}"] = nn.BatchNorm1d(hidden)
+            layer[f"act{i}"] = get_act(activation)
             if drop_rate > 0:
-                layers.append(nn.Dropout(drop_rate))
+                layer[f"drop{i}"] = nn.Dropout(drop_rate)
+            for name, module in layer.items():
+                self.add_module(name, module)
             width = hidden
-            self.layer_modules.append(list(range(first, len(layers))))
-            self.feature_info.append(dict(num_chs=hidden, reduction=reduction, module=f"features.{len(layers) - 1}"))
-        self.features = nn.Sequential(*layers)
+            self.layer_names.append(list(layer))
+            self.feature_info.append(dict(num_chs=hidden, reduction=reduction, module=list(layer)[-1]))
         self.num_features = width
-        self.fc = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_name = f"fc{len(hidden_sizes) + 1}"  # the classifier: fc3 after two hidden layers
+        self.reset_classifier(num_classes)
         self.out_act = get_act(out_activation)
+        self.register_load_state_dict_pre_hook(_load_old_keys)
 
     def check_input(self, x: torch.Tensor) -> torch.Tensor:
         return check_num_features(x, self.in_features)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(self.check_input(x))  # N x hidden_sizes[-1]
-
     def feature_stages(self) -> list:
-        stages = [[self.features[j] for j in idx] for idx in self.layer_modules]
+        stages = [[getattr(self, name) for name in names] for names in self.layer_names]
         if stages:
-            stages[0] = [self.check_input, self.features[0], *stages[0]]  # the input check and the Flatten
+            stages[0] = [self.check_input, self.flatten, *stages[0]]  # the input check and the Flatten
         return stages
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.check_input(x))
+        for names in self.layer_names:
+            for name in names:
+                x = getattr(self, name)(x)
+        return x  # N x hidden_sizes[-1]
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.out_act(self.fc(x))  # N x num_classes
+        return x if pre_logits else self.out_act(self.get_classifier()(x))  # N x num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
-        return self.fc
+        return getattr(self, self.head_name)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.add_module(self.head_name, head)
 
     def group_matcher(self, coarse: bool = False) -> dict:
         """timm's parameter groups: one per hidden layer (its Linear and BatchNorm together), the head last."""
-        layers = [(rf"^features\.(?:{'|'.join(map(str, idx))})\.", (i,)) for i, idx in enumerate(self.layer_modules)]
-        return dict(blocks=layers)
+        return dict(blocks=[(rf"^(?:fc|bn){i}\.", (i,)) for i in range(1, len(self.layer_names) + 1)])
 
     def no_weight_decay(self) -> set[str]:
         return set()
@@ -145,6 +193,7 @@ FAMILY = Family(
     input_size=(1, 28, 28),
     num_classes=10,
     tags=("mlp", "classic", "small"),
+    convert_weights=convert_weights,
 )
 
 

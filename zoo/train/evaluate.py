@@ -30,7 +30,7 @@ from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_de
 from zoo.train.metrics import StatefulMetrics, check_metric_kinds, check_metrics, is_stateful
 from zoo.train.tasks import Meter, Task, logits_of, resolve_task
 
-__all__ = ["evaluate", "run_eval", "check_model_fits", "check_labels"]
+__all__ = ["evaluate", "run_eval", "check_model_fits", "check_labels", "resize_to_record"]
 
 
 def check_model_fits(model: nn.Module, batches: Batches, what: str = "fit") -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +135,7 @@ def evaluate(
     check_metric_kinds(metrics or {})
     record = InputRecord.of(model, guess=False) or InputRecord()
     source = as_source(data.test if is_dataset(data) else data, "evaluate")
-    mean, std = _normalisation(source, data, record)
+    mean, std = _normalisation(source, data, record, warn=False)
     if device is None:
         p = next(model.parameters(), None)
         dev = p.device if p is not None else resolve_device("auto")
@@ -151,7 +151,15 @@ def evaluate(
             dist_info = DistInfo(dist.get_rank(), dist.get_world_size())
     options = BatchOptions(device=dev, mean=mean, std=std, rank=dist_info.rank, world_size=dist_info.world_size)
     batches = make_batches(source, batch_size, options)
-    out, y = check_model_fits(model, batches, "evaluate")
+    try:
+        out, y = check_model_fits(model, batches, "evaluate")
+        _normalisation(source, data, record)  # warns when the data's own statistics differ from the model's
+    except ValueError:  # images of another size than the model takes: resized to its recorded size, if known
+        resized = resize_to_record(source, record, "evaluate")
+        if resized is source:
+            raise
+        batches = make_batches(resized, batch_size, options)
+        out, y = check_model_fits(model, batches, "evaluate")
     # the record holds the loss's name when fit was given one (a function cannot be recorded)
     task = resolve_task(loss if loss is not None else record.loss, 0.0, out, y, "evaluate")
     if task.kind == "classification":
@@ -163,14 +171,44 @@ def evaluate(
         return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
 
 
-def _normalisation(source: Any, data: Any, record: InputRecord) -> tuple[Any, Any]:
+def resize_to_record(source: Any, record: InputRecord, what: str) -> Any:
+    """``source`` with its uint8 images resized to the size the model was trained at (its input record), as
+    ``predict`` resizes new images, and a warning saying so; unchanged when the sizes agree or are not known (a
+    model without a record, channels that differ: ``check_model_fits`` names those). ``evaluate`` calls it only
+    for a model that cannot take the data's size (a model with global pooling is scored at the data's size)."""
+    images = getattr(source, "images", None)
+    size = tuple(record.input_size or ())
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 or len(size) != 3:
+        return source
+    (c, h, w), (n, dc, dh, dw) = size, images.shape
+    if dc != c or (dh, dw) == (h, w):
+        return source
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    resized = torch.empty((n, c, h, w), dtype=torch.uint8)
+    for i in range(0, n, 1024):  # bilinear, antialiased when shrinking: as load_dataset(img_size=) resizes
+        x = F.interpolate(images[i : i + 1024].float(), size=(h, w), mode="bilinear", align_corners=False,
+                          antialias=h < dh or w < dw)  # fmt: skip
+        resized[i : i + 1024] = x.round_().clamp_(0, 255).to(torch.uint8)
+    warnings.warn(
+        f"{what}: the data's images are {dh}x{dw} and the model was trained on {h}x{w} (its input record): resized "
+        f"to {h}x{w}, as predict does; load the data at img_size={h} to skip this",
+        UserWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(source, images=resized)
+
+
+def _normalisation(source: Any, data: Any, record: InputRecord, warn: bool = True) -> tuple[Any, Any]:
     """The mean/std for uint8 images: the model's recorded ones (warning when the data's own differ), else the
     data's (a zoo Dataset's statistics, a Split's), else None (the loader's default)."""
     own_mean = getattr(data, "mean", None) if is_dataset(data) else getattr(source, "mean", None)
     own_std = getattr(data, "std", None) if is_dataset(data) else getattr(source, "std", None)
     if record.input_dtype == "uint8" and record.mean and record.std:
         mean, std = record.mean, record.std
-        if own_mean and own_std and (_differs(own_mean, mean) or _differs(own_std, std)):
+        if warn and own_mean and own_std and (_differs(own_mean, mean) or _differs(own_std, std)):
             warnings.warn(
                 f"evaluate: the data's normalisation (mean {_fmt(own_mean)}, std {_fmt(own_std)}) differs from the "
                 f"one the model was trained with (mean {_fmt(mean)}, std {_fmt(std)}); using the model's",

@@ -6,20 +6,24 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["Progress", "progress_enabled"]
+__all__ = ["Progress", "model_name", "progress_enabled"]
 
 
 class Progress:
     """One epoch's tqdm bar: updated every few steps (never per step: reading the metrics synchronises the device),
     filled to 100% when the epoch's batches are done, and closed with the epoch's validation figures."""
 
-    def __init__(self, enabled: bool, total: int | None, epoch: int, epochs: int, done: int = 0) -> None:
+    def __init__(
+        self, enabled: bool, total: int | None, epoch: int, epochs: int, done: int = 0, name: str | None = None
+    ) -> None:
+        """``name``: the model's, shown before the epoch (``zoo compare`` trains several, one bar each)."""
         self.bar = None
         self.postfix: dict[str, Any] = {}
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True, dynamic_ncols=True)
+            desc = f"{name + ' ' if name else ''}epoch {epoch}/{epochs}"
+            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
             self.bar.update(done)  # a resumed epoch starts where it stopped
 
     def update(self, done: int, **postfix: Any) -> None:
@@ -44,6 +48,12 @@ class Progress:
             self.bar.set_postfix({**self.postfix, **postfix})
             self.bar.close()
             self.bar = None
+
+
+def model_name(model: Any) -> str | None:
+    """The zoo name of ``model`` (``"lenet5"``), through a DDP or ``torch.compile`` wrapper; None if it has none."""
+    config = getattr(getattr(model, "module", model), "zoo_config", None)
+    return config.get("name") if isinstance(config, dict) else None
 
 
 def progress_enabled(progress: bool | None, rank: int) -> bool:

@@ -37,7 +37,7 @@ from zoo.train.evaluate import run_eval
 from zoo.train.optim import OPTIMIZERS, check_scheduler, make_optimizer
 from zoo.train.precise_bn import batch_norms, recompute, young
 from zoo.train.preemption import SignalWatch, Stopped, skip
-from zoo.train.progress import Progress, progress_enabled
+from zoo.train.progress import Progress, model_name, progress_enabled
 from zoo.train.resume import EpochSums, TrainState, new_state, resume, set_rng_state
 from zoo.train.setup import Run, prepare, wrap
 from zoo.train.tasks import logits_of
@@ -277,7 +277,7 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
     for m in run.freezer.held_norms(state.model):
         m.eval()
     show = progress_enabled(run.cfg.progress, run.dist.rank)
-    bar = Progress(show, n_batches, epoch, run.cfg.epochs, done=sums.batch)
+    bar = Progress(show, n_batches, epoch, run.cfg.epochs, done=sums.batch, name=model_name(state.model))
     sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches or 1 << 30)
     t0, seen0 = time.perf_counter(), sum(sums.sizes)
     state.optimizer.zero_grad(set_to_none=True)

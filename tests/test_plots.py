@@ -1,0 +1,81 @@
+"""Plots of comparisons (zoo/comparison/plots.py) are honest: the accuracy axis is the whole 0-100 scale, models
+trained on fewer images are drawn apart and say so, and titles name the models and the dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+import zoo.plotting
+from zoo.comparison import plots
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions save, kept for inspection."""
+    kept = []
+    real = zoo.plotting.save_figure
+
+    def keep(fig, path, dpi=110):
+        kept.append(fig)
+        return real(fig, path, dpi=dpi)
+
+    monkeypatch.setattr(zoo.plotting, "save_figure", keep)
+    return kept
+
+
+def _rows():
+    # a two-point gap at the top (68-80%): the old axis zoomed to 62-84 and ran past 100 for a 100% point
+    curve = [{"epoch": 1, "seconds": 2.0, "val_accuracy": 0.6}, {"epoch": 2, "seconds": 4.0, "val_accuracy": 0.8}]
+    return [
+        dict(model="mlp", family="mlp", params=5e5, flops=1e6, train_s=5.0, top1=0.80, images=6000, status="full",
+             dataset="fashion-mnist", epochs=2, curve=curve),
+        dict(model="lenet5", family="lenet", params=6e4, flops=8e5, train_s=7.0, top1=0.78, images=6000,
+             status="full", dataset="fashion-mnist", epochs=2, curve=curve),
+        dict(model="alexnet", family="alexnet", params=5.7e7, flops=4.4e8, train_s=120.0, top1=0.68, images=1950,
+             status="capped", dataset="fashion-mnist", epochs=2, curve=curve),
+    ]  # fmt: skip
+
+
+def _hollow(artist) -> bool:
+    face = artist.get_markerfacecolor()
+    return isinstance(face, str) and face == "none"
+
+
+def test_accuracy_axes_span_0_to_100_and_capped_models_are_hollow(tmp_path, figures):
+    plots.plot_accuracy(_rows(), tmp_path / "acc.png", x=("params", "train_s"))
+    (fig,) = figures
+    for ax in fig.axes[:2]:
+        assert ax.get_ylim() == (0.0, 100.0)
+        lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        hollow = [line for line in lines if _hollow(line)]
+        assert [tuple(line.get_xdata()) for line in hollow] in ([(5.7e7,)], [(120.0,)])  # alexnet only
+        texts = [t.get_text() for t in ax.texts]
+        assert "alexnet (1,950 img)" in texts and "mlp" in texts and "lenet5" in texts
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith("trained on fewer images") for t in legend) and "alexnet" in legend
+    assert fig._suptitle.get_text().startswith("accuracy vs parameters and training time of mlp, lenet5 and alexnet")
+    assert "fashion-mnist" in fig._suptitle.get_text()
+
+
+def test_without_capped_models_there_is_no_capped_legend_entry(tmp_path, figures):
+    rows = [r for r in _rows() if r["status"] == "full"]
+    plots.plot_accuracy(rows, tmp_path / "acc.png", x="params")
+    legend = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert legend == ["mlp", "lenet"]
+
+
+def test_curves_span_0_to_100_dash_capped_models_and_name_them(tmp_path, figures):
+    plots.plot_curves(_rows()[::-1], tmp_path / "curves.png")
+    (fig,) = figures
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (0.0, 100.0)
+    styles = {line.get_label(): (line.get_linestyle(), _hollow(line)) for line in ax.get_lines()}
+    assert styles["alexnet"] == ("--", True) and styles["mlp"] == ("-", False)
+    assert fig._suptitle.get_text() == "training curves of alexnet, lenet5 and mlp on fashion-mnist, 2 epochs"
+
+
+def test_fewer_images_reads_the_status_or_the_counts():
+    rows = [{"images": 100}, {"images": 50}, {"status": "capped"}, {}]
+    assert plots.fewer_images(rows) == [False, True, True, False]
