@@ -185,12 +185,8 @@ class ImageBatches(IndexedBatches):
             return False
 
         def read() -> None:
-            # one intra-op thread here: this thread's parallel regions get their own OpenMP team, which on a
-            # small machine fought the training thread's for the cores (the per-image crops ran 5-10x slower
-            # with two threads on 2 busy cores). It sets only this thread's count (and the default of threads
-            # started meanwhile), restored at the end.
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
+            # (its thread count is left alone: torch.set_num_threads(1) here, tried so that its crops would not
+            # fight the training thread's team, made training on 2 busy cores 2x slower, not faster)
             try:
                 for k, g in enumerate(groups):
                     x = self.split.read(g)
@@ -199,8 +195,6 @@ class ImageBatches(IndexedBatches):
                         return
             except BaseException as exc:  # handed to the consumer, which raises it
                 offer(exc)
-            finally:
-                torch.set_num_threads(threads)
 
         thread = threading.Thread(target=read, name="zoo-cache-reader", daemon=True)
         thread.start()
