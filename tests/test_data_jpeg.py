@@ -91,12 +91,16 @@ def planar_crops(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, 
     return torch.stack(out)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("channels", [3, 1])
-def test_cpu_crops_equal_the_planar_resize(channels):
+def test_cpu_crops_equal_the_planar_resize_in_either_layout(channels, channels_last):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (6, channels, 40, 40), dtype=torch.uint8, generator=g)
     boxes = random_boxes(6, 40, g)
     flip = torch.rand(6, generator=g) < 0.5
     ref = planar_crops(images, boxes, flip, 35)
-    assert torch.equal(resized_crops(images, boxes, flip, 35), ref)
-    assert torch.equal(torch.stack([resized_crop(im, b, f, 35) for im, b, f in zip(images, boxes, flip)]), ref)
+    out = resized_crops(images, boxes, flip, 35, channels_last)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    one = [resized_crop(im, b, f, 35, channels_last) for im, b, f in zip(images, boxes, flip)]
+    assert torch.equal(torch.stack(one), ref)
