@@ -3,9 +3,10 @@
 Each epoch's order is the one ``BatchLoader`` uses (``shard_order``: seeded with ``(seed, epoch)``, sharded per
 rank). The uint8 squares of a batch come from the memory-mapped cache (read in a background thread, only this
 rank's rows) or from DataLoader workers decoding the files (streaming); either way they then go through one
-per-batch pipeline on the device: a random resized crop and a flip for training (the crop boxes and flips drawn
-for the whole epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation. The same
-seed gives the same batches from the cache and from the files.
+per-batch pipeline: a random resized crop and a flip for training (the crop boxes and flips drawn for the whole
+epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation on the device. Streamed to
+a CPU, the workers cut the crops as they decode (``_CroppedFiles``), with the same function. The same seed gives
+the same batches from the cache and from the files.
 """
 
 from __future__ import annotations
