@@ -94,7 +94,7 @@ class _CroppedFiles(torch.utils.data.Dataset):
     """A streamed split's decoder with the crop done in the DataLoader worker that decodes (CPU training): item
     ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts it, item
     ``(row,)`` its centre crop. The workers run one thread each; cropping in the main process instead ran its
-    threads against them (on 2 cores, 5-8x slower at 224 px)."""
+    threads against them (on 2 busy cores, 4-6x slower at 224 px)."""
 
     def __init__(self, files: torch.utils.data.Dataset, size: int) -> None:
         self.files, self.size = files, int(size)
