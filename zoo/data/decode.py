@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from zoo.data.images import as_mode, bounded_box, read_image
 from zoo.data.types import DatasetOptionError
 from zoo.inputs import MAX_IMAGE_SIDE
+from zoo.data.jpeg import read_scaled
 
 __all__ = [
     "MODES",
@@ -137,7 +138,8 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return fit_square(read_image_file(self.paths[i], self.channels), self.size), self.labels[i]
+        image = read_scaled(self.paths[i], self.channels, self.size, read_image_file)  # JPEGs: DCT-scaled
+        return fit_square(image, self.size), self.labels[i]
 
 
 class SquareImages(torch.utils.data.Dataset):

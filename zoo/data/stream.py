@@ -3,9 +3,10 @@
 Each epoch's order is the one ``BatchLoader`` uses (``shard_order``: seeded with ``(seed, epoch)``, sharded per
 rank). The uint8 squares of a batch come from the memory-mapped cache (read in a background thread, only this
 rank's rows) or from DataLoader workers decoding the files (streaming); either way they then go through one
-per-batch pipeline on the device: a random resized crop and a flip for training (the crop boxes and flips drawn
-for the whole epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation. The same
-seed gives the same batches from the cache and from the files.
+per-batch pipeline: a random resized crop and a flip for training (the crop boxes and flips drawn for the whole
+epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation on the device. Streamed to
+a CPU, the workers cut the crops as they decode (``_CroppedFiles``), with the same function. The same seed gives
+the same batches from the cache and from the files.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from zoo.data.batching import BatchOptions, IndexedBatches
 from zoo.data.imagesplit import ImageSplit, center_crop
 from zoo.data.torchloader import default_workers
 
-__all__ = ["ImageBatches", "random_boxes", "resized_crops"]
+__all__ = ["ImageBatches", "random_boxes", "resized_crop", "resized_crops"]
 
 CROP_SCALE = (0.25, 1.0)  # area of a training crop, as a fraction of the stored square
 CROP_RATIO = (3 / 4, 4 / 3)  # its aspect ratio (width / height), drawn log-uniformly, as torchvision's
@@ -45,11 +46,31 @@ def random_boxes(
     return torch.stack([top, left, h, w], 1).long()
 
 
-def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
+def resized_crop(
+    image: torch.Tensor, box: Sequence[int], flip: bool, size: int, channels_last: bool = False
+) -> torch.Tensor:
+    """One uint8 C x S x S image cropped to ``box`` (top, left, height, width), resized to ``size`` (bilinear,
+    antialiased) and mirrored if ``flip``: the CPU crop, the same in the main process and in a DataLoader worker.
+    ``channels_last``: resize (and return) in that layout, the same pixels; torch's uint8 resize has a vectorised
+    kernel for 3 channels there, worth it only when the batch is wanted channels_last."""
+    t, left, h, w = (int(v) for v in box)
+    crop = image[None, :, t : t + h, left : left + w]
+    if h != size or w != size:
+        if channels_last:
+            crop = crop.contiguous(memory_format=torch.channels_last)
+        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return crop[0].flip(-1) if flip else crop[0]
+
+
+def resized_crops(
+    images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, channels_last: bool = False
+) -> torch.Tensor:
     """Crop each image to its box, resize it to ``size`` (bilinear) and mirror it where ``flip``.
 
     On a GPU one ``grid_sample`` does the whole batch (float out); on the CPU each crop goes through torch's uint8
-    antialiased resize, several times faster there than any batched float resampling (uint8 out).
+    antialiased resize (``resized_crop``), several times faster there than any batched float resampling (uint8
+    out, in the layout asked: measured at 224 px, a planar batch made channels_last afterwards cost 1.5x, and
+    channels_last crops copied into a planar batch 1.7x, what the matching layout costs).
     """
     b, c, s, _ = images.shape
     if images.device.type != "cpu":
@@ -62,13 +83,30 @@ def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor,
         theta[:, 1, 2] = (2 * top + h) / s - 1
         grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
         return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    out = torch.empty((b, c, size, size), dtype=images.dtype)
-    for i, ((t, left, h, w), f) in enumerate(zip(boxes.tolist(), flip.tolist())):
-        crop = images[i : i + 1, :, t : t + h, left : left + w]
-        if h != size or w != size:
-            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out[i] = crop[0].flip(-1) if f else crop[0]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((b, c, size, size), dtype=images.dtype, memory_format=fmt)
+    for i, (box, f) in enumerate(zip(boxes.tolist(), flip.tolist())):
+        out[i] = resized_crop(images[i], box, f, size, channels_last)
     return out
+
+
+class _CroppedFiles(torch.utils.data.Dataset):
+    """A streamed split's decoder with the crop done in the DataLoader worker that decodes (CPU training): item
+    ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts it, item
+    ``(row,)`` its centre crop. The workers run one thread each; cropping in the main process instead ran its
+    threads against them (on 2 busy cores, 4-6x slower at 224 px)."""
+
+    def __init__(self, files: torch.utils.data.Dataset, size: int) -> None:
+        self.files, self.size = files, int(size)
+
+    def __len__(self) -> int:
+        return len(self.files)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+        square, label = self.files[key[0]]
+        if len(key) == 1:
+            return center_crop(square, self.size).contiguous(), label
+        return resized_crop(square, key[1:5], bool(key[5]), self.size), label
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -123,12 +161,15 @@ class ImageBatches(IndexedBatches):
         x = x.float().mul_(self._scale).add_(self._shift)  # (x / 255 - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
-    def _streamed(self, groups: list[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """uint8 batches decoded by DataLoader workers (kept alive between epochs)."""
-        self._sampler.batches = [self.split.base_index(g).tolist() for g in groups]
+    def _streamed(self, keys: list[list]) -> Iterator[torch.Tensor]:
+        """uint8 batches decoded by DataLoader workers (kept alive between epochs): ``keys`` are store rows, or
+        on the CPU ``_CroppedFiles`` keys (the workers crop too)."""
+        self._sampler.batches = keys
         if self._loader is None:
+            on_cpu = self.device.type == "cpu"
+            files = _CroppedFiles(self.split.files, self.split.img_size) if on_cpu else self.split.files
             self._loader = torch.utils.data.DataLoader(
-                self.split.files, batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
+                files, batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
                 persistent_workers=self.workers > 0,
             )  # fmt: skip
         for x, _ in self._loader:
@@ -150,6 +191,8 @@ class ImageBatches(IndexedBatches):
             return False
 
         def read() -> None:
+            # (its thread count is left alone: torch.set_num_threads(1) here, tried so that its crops would not
+            # fight the training thread's team, made training on 2 busy cores 2x slower, not faster)
             try:
                 for k, g in enumerate(groups):
                     x = self.split.read(g)
@@ -182,18 +225,34 @@ class ImageBatches(IndexedBatches):
             x = x.to(self.device, non_blocking=non_blocking)
             if boxes is not None:
                 sl = slice(starts[k], starts[k + 1])
-                return self._prepare(resized_crops(x, boxes[sl], flips[sl], self.split.img_size))
+                crops = resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last)
+                return self._prepare(crops)
             return self._prepare(center_crop(x, self.split.img_size))
 
         on_cpu = self.device.type == "cpu"
         if self.split.cached:
             raw = self._mapped(groups, prepare if on_cpu else None)
+        elif on_cpu:  # the workers crop as they decode: the batches come ready for _prepare
+            raw = map(self._prepare, self._streamed(self._crop_keys(groups, boxes, flips)))
         else:
-            raw = self._streamed(groups)
+            raw = self._streamed([self.split.base_index(g).tolist() for g in groups])
         for k, x in enumerate(raw):
-            if not (on_cpu and self.split.cached):
+            if not on_cpu:
                 x = prepare(k, x)
             yield x, self.labels.index_select(0, groups[k].to(self.device))
+
+    def _crop_keys(self, groups: list[torch.Tensor], boxes: torch.Tensor | None, flips: torch.Tensor | None) -> list:
+        """The ``_CroppedFiles`` keys of each batch: (row, top, left, height, width, flip), or (row,) for the centre."""
+        keys, start = [], 0
+        for g in groups:
+            rows = self.split.base_index(g).tolist()
+            if boxes is None:
+                keys.append([(r,) for r in rows])
+            else:
+                sl = slice(start, start + len(rows))
+                keys.append([(r, *b, f) for r, b, f in zip(rows, boxes[sl].tolist(), flips[sl].tolist())])
+            start += len(rows)
+        return keys
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.arange(min(2, len(self.split)))

@@ -96,7 +96,7 @@ class TrainConfig:
         "recompute BatchNorm statistics with the current weights before evaluating; None -> only while the running "
         "averages are young for their momentum (a short run), True -> always, False -> never",
     )
-    channels_last: bool | None = option(None, "NHWC memory format; None -> True on CPU (measured faster for convnets)")
+    channels_last: bool | None = option(None, "NHWC memory format; None -> per model on CPU (zoo.train.layout)")
     compile: bool = option(False, "torch.compile the model (slow first step; pays off on long GPU runs)")
     seed: int | None = option(
         None, "seeds torch, python and the data order; None -> a random seed, recorded in history", cli=int

@@ -31,6 +31,7 @@ from zoo.train.fingerprint import data_fingerprint
 from zoo.train.inputs import fit_parts, record_data
 from zoo.train.metrics import check_metrics
 from zoo.train.mixing import make_mixer
+from zoo.train.layout import default_channels_last
 from zoo.train.preemption import SignalWatch
 from zoo.train.tasks import MONITOR, check_loss, resolve_task
 from zoo.weights import CheckpointError, read_checkpoint
@@ -147,7 +148,7 @@ def _resolved(cfg: TrainConfig, model: nn.Module, source: Any, dist: Any, device
     base_lr = 1e-3 if cfg.scheduler is None else 1e-2
     # a model may ask for less (class attribute ``default_lr``), as AlexNet and ViT do; never for more
     lr = cfg.lr if cfg.lr is not None else min(base_lr, getattr(model, "default_lr", base_lr))
-    channels_last = (device.type == "cpu") if cfg.channels_last is None else bool(cfg.channels_last)
+    channels_last = default_channels_last(model, device) if cfg.channels_last is None else bool(cfg.channels_last)
     return dataclasses.replace(cfg, batch_size=bs, seed=seed, lr=lr, channels_last=channels_last)
 
 
