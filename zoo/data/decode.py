@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data.images import as_mode, bounded_box, read_image
+from zoo.data.jpeg import read_scaled
 from zoo.data.types import DatasetOptionError
 from zoo.inputs import MAX_IMAGE_SIDE
-from zoo.data.jpeg import read_scaled
 
 __all__ = [
     "MODES",

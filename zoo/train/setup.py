@@ -29,9 +29,9 @@ from zoo.train.evaluate import check_labels, check_model_fits
 from zoo.train.finetune import Freezer
 from zoo.train.fingerprint import data_fingerprint
 from zoo.train.inputs import fit_parts, record_data
+from zoo.train.layout import default_channels_last
 from zoo.train.metrics import check_metrics
 from zoo.train.mixing import make_mixer
-from zoo.train.layout import default_channels_last
 from zoo.train.preemption import SignalWatch
 from zoo.train.tasks import MONITOR, check_loss, resolve_task
 from zoo.weights import CheckpointError, read_checkpoint
