@@ -11,6 +11,7 @@
     zoo bench NAME... [--input 3x224x224] [--batch 8]
     zoo plugins [--json]
     zoo cache DIR [--img-size N] [--resize N] [--in-chans C] [--to DIR] [--workers N] [--rebuild] [--json]
+    zoo export NAME|CHECKPOINT --format onnx|pt2|torchscript [--dynamic-batch] [--check] [--out FILE] [--img-size N]
 
 The fit options (``--batch-size``, ``--lr``, ``--optimizer``, ``--scheduler``, ``--loss``, ...) are made from
 ``zoo.train.config.cli_fields()``: each ``TrainConfig`` field declared with a flag type, with its help text.
@@ -40,6 +41,7 @@ from zoo.cli.common import (
     fit_options,
     parse_input,
 )
+from zoo.cli.export import add_export_parser
 from zoo.cli.training import cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
 from zoo.messages import first_line
 
@@ -149,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_cache)
+
+    add_export_parser(sub)
     return parser
 
 
