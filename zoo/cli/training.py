@@ -27,7 +27,12 @@ from zoo.cli.common import (
 
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo import registry
+    from zoo.cli.runconfig import merge, print_config, run_fit_fields
 
+    options = merge(args, run_fit_fields())  # --config's values, the flags given over them
+    if args.print_config:
+        print_config(args, options)
+        return EXIT_OK
     registry.get_spec(args.name)
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
@@ -52,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_dir=args.out,
         resume=args.resume,
         progress=args.progress,
-        **fit_options(args),
+        **options,
     )
     history_path = os.path.join(args.out, "history.json")
     history.to_json(history_path)

@@ -1,0 +1,116 @@
+"""Checkpoints from other libraries: a Lightning ``.ckpt`` (trained by Lightning's own Trainer when lightning is
+installed, else written by hand in the same layout) and a Hugging Face folder given by its ``model.safetensors``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import zoo
+from zoo.foreign import strip_owner_prefix
+from zoo.weights import CheckpointError
+
+X = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+def _lightning_ckpt(tmp_path):
+    """A zoo LeNet-5 trained 2 steps inside a LightningModule (as ``self.net``, beside a weighted loss)."""
+    L = pytest.importorskip("lightning")
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr: float = 0.05):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = zoo.create("lenet5", num_classes=3)
+            self.loss = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]))  # a buffer beside the net
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return self.loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    data = torch.utils.data.TensorDataset(torch.randn(16, 1, 32, 32), torch.randint(0, 3, (16,)))
+    module = Lit()
+    before = {k: v.clone() for k, v in module.net.state_dict().items()}
+    trainer = L.Trainer(
+        max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8))
+    path = tmp_path / "lit.ckpt"
+    trainer.save_checkpoint(path)
+    net = module.net.eval()
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())  # it trained
+    return path, net
+
+
+def test_a_lightning_checkpoint_loads_into_zoo_load_and_create(tmp_path):
+    path, net = _lightning_ckpt(tmp_path)
+    raw = torch.load(path, weights_only=True)  # Lightning's layout, readable without unpickling code
+    assert "pytorch-lightning_version" in raw and "loss.weight" in raw["state_dict"]
+    expected = net(X)
+    loaded = zoo.load(path, model=zoo.create("lenet5", num_classes=3))
+    assert torch.equal(loaded(X), expected)
+    created = zoo.create("lenet5", num_classes=3, weights=path).eval()
+    assert torch.equal(created(X), expected)
+
+
+def test_a_lightning_checkpoint_without_model_says_what_to_do(tmp_path):
+    path = tmp_path / "hand.ckpt"  # the same layout, written by hand (no lightning needed)
+    net = zoo.create("lenet5", num_classes=3).eval()
+    state = {f"model.{k}": v for k, v in net.state_dict().items()}
+    ckpt = {"epoch": 1, "global_step": 2, "pytorch-lightning_version": "2.6.0", "state_dict": state}
+    torch.save({**ckpt, "optimizer_states": [], "hyper_parameters": {"lr": 0.1}}, path)
+    with pytest.raises(CheckpointError, match="does not say which model it holds.*zoo.load\\(path, model=model\\)"):
+        zoo.load(path)
+    assert torch.equal(zoo.load(path, model=zoo.create("lenet5", num_classes=3))(X), net(X))
+
+
+def test_the_owner_prefix_is_the_one_that_fits_exactly():
+    own = {"fc.weight", "fc.bias"}
+    state = {"model.fc.weight": 1, "model.fc.bias": 2, "ema.model.fc.weight": 3, "ema.model.fc.bias": 4, "w": 5}
+    assert strip_owner_prefix(state, own) == {"fc.weight": 1, "fc.bias": 2}  # the outermost fitting prefix
+    assert strip_owner_prefix({"fc.weight": 1, "fc.bias": 2}, own) == {"fc.weight": 1, "fc.bias": 2}
+    partial = {"model.fc.weight": 1}  # no prefix gives every key: left as is, for the caller's one-line error
+    assert strip_owner_prefix(partial, own) is partial
+
+
+def test_a_foreign_checkpoint_that_does_not_fit_is_one_line(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"epoch": 0, "state_dict": {"net.conv.weight": torch.zeros(2, 1, 3, 3)}}, path)
+    with pytest.raises(CheckpointError, match="do not fit this model"):
+        zoo.load(path, model=zoo.create("lenet5"))
+    with pytest.raises(ValueError, match="weights do not fit 'lenet5'"):
+        zoo.create("lenet5", weights=path)
+
+
+def test_a_folders_model_safetensors_loads_without_model(tmp_path):
+    model = zoo.create("lenet5", num_classes=3).eval()
+    zoo.save_pretrained(model, tmp_path / "hf")
+    weights = tmp_path / "hf" / "model.safetensors"
+    # the weights file alone, its zoo metadata gone (as another library writes it): config.json says which model
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(weights)), str(weights))
+    loaded = zoo.load(weights)
+    assert loaded.zoo_config["name"] == "lenet5" and torch.equal(loaded(X), model(X))
+
+
+def test_a_timm_folder_loads_without_model(tmp_path):
+    timm = pytest.importorskip("timm")
+    from timm.models import save_for_hf
+
+    model = timm.create_model("resnet18", num_classes=5, pretrained=False).eval()
+    save_for_hf(model, str(tmp_path / "r18"), safe_serialization=True)
+    config = json.loads((tmp_path / "r18" / "config.json").read_text())
+    assert config["architecture"] == "resnet18" and "pretrained_cfg" in config  # timm's own layout
+    x = torch.randn(2, 3, 64, 64)
+    loaded = zoo.load(tmp_path / "r18")
+    assert torch.equal(loaded(x), model(x))
