@@ -139,6 +139,12 @@ def test_cli_exports_a_checkpoint_at_its_recorded_input(tmp_path, capsys, monkey
     assert program(torch.randn(2, 1, 20, 20)).shape == (2, 3)
 
 
+def test_the_command_offers_the_formats_zoo_export_has():
+    from zoo.cli import export as cli_export
+
+    assert cli_export.FORMATS == FORMATS
+
+
 def test_cli_refuses_bad_flags_in_one_line(capsys):
     assert main(["export", "lenet5", "--format", "tflite"]) == 2
     assert "invalid choice: 'tflite'" in capsys.readouterr().err

@@ -14,11 +14,10 @@ import os
 from zoo.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, print_json
 
 DEFAULT_TOLERANCE = 1e-4
+FORMATS = ("onnx", "pt2", "torchscript")  # zoo.export.FORMATS, written out: `zoo --help` imports no torch
 
 
 def add_export_parser(sub) -> None:
-    from zoo.export import FORMATS
-
     p = sub.add_parser("export", help="export a model to ONNX, torch.export (.pt2) or TorchScript, and check it")
     p.add_argument("target", metavar="NAME|CHECKPOINT", help="a model name, or a checkpoint file or folder")
     p.add_argument("--format", "-f", default="onnx", choices=FORMATS, help="the file format (default onnx)")
