@@ -66,7 +66,7 @@ def main() -> None:
     import fvcore
 
     rows = [measure(n) for n in args.models]
-    print(f"| model | zoo GFLOPs | fvcore GMACs | 2 x fvcore / zoo | fvcore counts beyond matmul/conv (GMACs) |")
+    print("| model | zoo GFLOPs | fvcore GMACs | 2 x fvcore / zoo | fvcore counts beyond matmul/conv (GMACs) |")
     print("|---|---:|---:|---:|---|")
     for r in rows:
         beyond = ", ".join(f"{op} {n / 1e9:.3f}" for op, n in sorted(r["fvcore_beyond_matmul"].items())) or "-"
@@ -74,7 +74,7 @@ def main() -> None:
             f"| `{r['model']}` | {r['zoo_flops'] / 1e9:.3f} | {r['fvcore_macs'] / 1e9:.3f} | "
             f"{r['ratio_2x_fvcore_over_zoo']:.3f} | {beyond} |"
         )
-    meta = {"torch": torch.__version__, "fvcore": getattr(fvcore, "__version__", "?"), "python": platform.python_version()}
+    meta = {"torch": torch.__version__, "fvcore": fvcore.__version__, "python": platform.python_version()}
     print(json.dumps(meta))
     if args.out:
         with open(args.out, "w") as f:
