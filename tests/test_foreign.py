@@ -114,3 +114,69 @@ def test_a_timm_folder_loads_without_model(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     loaded = zoo.load(tmp_path / "r18")
     assert torch.equal(loaded(x), model(x))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# timm's pretrained tags, offline first (nothing is downloaded here: the download functions refuse to run)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """Empty Hugging Face and torch hub caches in ``tmp_path``; any download attempt fails the test."""
+    hf = pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    real = hf.snapshot_download
+
+    def local_only(*args, **kwargs):
+        assert kwargs.get("local_files_only"), "a download was attempted"
+        return real(*args, **kwargs)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(hf, "snapshot_download", local_only)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    return tmp_path / "hf"
+
+
+def _put_in_hf_cache(cache, repo_id: str, state: dict) -> None:
+    """``state`` as ``model.safetensors`` where huggingface_hub keeps ``repo_id``'s main revision."""
+    from safetensors.torch import save_file
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / commit / "model.safetensors"))
+
+
+def test_timm_tags_resolve_offline_first(offline_caches):
+    timm = pytest.importorskip("timm")
+    with pytest.raises(FileNotFoundError, match=r"timm weights resnet18.a1_in1k are not in any cache.*download=True"):
+        zoo.create("timm/resnet18", weights="a1_in1k")
+    source = timm.create_model("resnet18", pretrained=False).eval()
+    _put_in_hf_cache(offline_caches, "timm/resnet18.a1_in1k", source.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    model = zoo.create("timm/resnet18", weights="a1_in1k").eval()
+    assert torch.equal(model(x), source(x))
+    expected = timm.models.get_pretrained_cfg("resnet18.a1_in1k")  # timm's preprocessing for these weights
+    assert model.pretrained_cfg["crop_pct"] == expected.crop_pct and model.pretrained_cfg["mean"] == expected.mean
+    assert model.zoo_config["weights"] == "timm/resnet18.a1_in1k"
+    tagged = zoo.create("timm/resnet18.a1_in1k", weights="DEFAULT").eval()  # the tag in the name
+    assert torch.equal(tagged(x), source(x))
+    with pytest.warns(UserWarning, match="new head: fc.weight, fc.bias"):  # a new head, the same trunk
+        head5 = zoo.create("timm/resnet18", weights="a1_in1k", num_classes=5).eval()
+    assert torch.equal(head5.forward_features(x), source.forward_features(x))
+
+
+def test_an_unknown_timm_tag_lists_the_tags(offline_caches):
+    pytest.importorskip("timm")
+    with pytest.raises(
+        ValueError, match=r"timm/resnet18 has no pretrained weights tagged 'a9_in1k'; its tags: .*a1_in1k"
+    ):
+        zoo.create("timm/resnet18", weights="a9_in1k")
+    with pytest.raises(FileNotFoundError, match="weights file 'nothing/here.pt' does not exist"):
+        zoo.create("timm/resnet18", weights="nothing/here.pt")  # a path stays a path

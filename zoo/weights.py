@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from zoo.foreign import is_training_checkpoint, strip_owner_prefix
+from zoo.foreign import is_timm_tag, is_training_checkpoint, strip_owner_prefix, timm_weights
 from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
 from zoo.transfer import classifier_name
@@ -373,6 +373,8 @@ def resolve_weights(
     weights read from the hub cache (``FileNotFoundError`` saying where zoo looked, unless ``download``); the
     latter imply their twin's keywords (GoogLeNet's ``transform_input=True``) and their input size.
     """
+    if spec.source == "timm" and is_timm_tag(weights):
+        return timm_weights(spec.name.split("/", 1)[1], weights, download)  # a tag of timm's, offline first
     member = torchvision_weights(weights, spec)
     if member is not None:
         twin = twin_of(spec)
