@@ -73,6 +73,16 @@ def test_a_lightning_checkpoint_without_model_says_what_to_do(tmp_path):
     assert torch.equal(zoo.load(path, model=zoo.create("lenet5", num_classes=3))(X), net(X))
 
 
+def test_a_checkpoint_holding_pickled_objects_is_refused_saying_which(tmp_path):
+    import argparse
+
+    path = tmp_path / "args.ckpt"  # timm's train.py and some LightningModules keep an argparse.Namespace
+    state = {f"net.{k}": v for k, v in zoo.create("lenet5").state_dict().items()}
+    torch.save({"epoch": 1, "state_dict": state, "hyper_parameters": {"args": argparse.Namespace(lr=0.1)}}, path)
+    with pytest.raises(CheckpointError, match="holds a pickled argparse.Namespace.*pickled code never runs"):
+        zoo.load(path, model=zoo.create("lenet5"))
+
+
 def test_the_owner_prefix_is_the_one_that_fits_exactly():
     own = {"fc.weight", "fc.bias"}
     state = {"model.fc.weight": 1, "model.fc.bias": 2, "ema.model.fc.weight": 3, "ema.model.fc.bias": 4, "w": 5}
