@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doc", default=str(ROOT / "docs" / "leaderboard.md"), help="the page to write")
     p.add_argument("--img-dir", default=str(ROOT / "docs" / "img"), help="where the plots go")
     args = p.parse_args(argv)
+    with warnings.catch_warnings():  # one line each: a skipped row of rows.jsonl says its line and field
+        warnings.showwarning = _one_line_warning
+        return _run(args, argv)
 
-    from leaderboard_run import run_leaderboard
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"leaderboard: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
+          file=sys.stderr)  # fmt: skip
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    from leaderboard_run import Budget, run_leaderboard
     from leaderboard_transfer import FineTune
 
     import zoo

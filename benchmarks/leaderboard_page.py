@@ -13,13 +13,14 @@ from typing import Any
 from leaderboard_run import Budget, leaderboard_results, read_rows
 from leaderboard_transfer import FineTune
 
+from zoo.comparison.markdown import markdown_code, markdown_text
 from zoo.comparison.results import Results
 from zoo.comparison.tables import format_number, render_table
 from zoo.files import atomic_write
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)  # rows are read from a file: a name may hold markdown or HTML
 
 
 def _note(row: dict[str, Any]) -> str:
@@ -37,7 +38,7 @@ def _source(row: dict[str, Any]) -> str:
     """The "fine-tuned from" cell: the weights' name and the data they were trained on."""
     if not row.get("weights"):
         return "—"
-    shown = f"`{_md(row['weights'])}`"
+    shown = markdown_code(row["weights"])
     if row.get("weights_dataset"):
         shown += f" ({_md(row['weights_dataset'])})"
     elif row.get("weights_sha256"):
@@ -74,7 +75,8 @@ def markdown_table(results: Results, pretrained: bool = False) -> str:
         trained = r.get("train_s") is not None
         body.append([
             str(i) if r.get("top1") is not None else "",
-            f"`{r['model']}`", r.get("family") or "", str(r.get("year") or ""), format_number(r.get("params")),
+            markdown_code(r["model"]), _md(r.get("family") or ""), str(r.get("year") or ""),
+            format_number(r.get("params")),
             format_number(r.get("flops")), f"{int(0.9 * r['images']):,}" if trained and r.get("images") else "—",
             top1, _md(r.get("ref_top1") or "—"), f"{r['train_s']:.1f}" if trained else "—", speed,
             f"{r.get('wall_s') or 0:.0f}", _note(r),

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from leaderboard_transfer import FineTune, NoWeights, choose_weights, create_pretrained
 
-from zoo.comparison.results import Results
-from zoo.comparison.rowsfile import append_row, read_row_lines
+from zoo.comparison.results import ROW_FIELDS as RESULT_FIELDS, Results
+from zoo.comparison.rowsfile import append_row, read_config, read_row_lines
 from zoo.comparison.run import measure_model, prepare_run_dir
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import median_time, train_step_fn
@@ -44,6 +44,24 @@ from zoo.train.callbacks import Callback
 from zoo.transfer import TransferWarning
 
 ROWS_FILE = "rows.jsonl"
+
+
+def _transfer_problem(value: Any) -> str | None:
+    """A row's ``transfer`` record (``zoo.transfer.TransferReport.to_dict``): the page shows its stem's channels."""
+    stem = value.get("stem") if isinstance(value, dict) else ()
+    if stem is not None and not (isinstance(stem, list) and len(stem) == 3 and all(type(c) is int for c in stem[1:])):
+        return "a transfer record (stem: [key, channels, channels])"
+    return None
+
+
+STATUSES = ("full", "capped", "stopped", "too slow", "error", "no weights")
+# What each field of a saved row may hold (zoo.comparison.rowsfile): a forged or damaged row is skipped, not shown.
+ROW_FIELDS = RESULT_FIELDS | {
+    "seed": "count", "status": STATUSES, "images": "count", "estimate_s": "amount", "wall_s": "amount",
+    "probe_train_img_s": "amount", "probe_infer_img_s": "amount", "slowdown": "amount", "epochs_done": "count",
+    "year": "count", "plugin": "text", "weights": "text", "weights_dataset": "text", "weights_sha256": "hex",
+    "transfer": _transfer_problem,
+}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -166,7 +184,7 @@ def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / ROWS_FILE
     if not path.exists():
         return []
-    return read_row_lines(path, lambda r: (r["model"], int(r.get("seed", 0))), "leaderboard")
+    return read_row_lines(path, lambda r: (r["model"], int(r.get("seed", 0))), "leaderboard", fields=ROW_FIELDS)
 
 
 def _card_fields(name: str) -> dict[str, Any]:
@@ -328,7 +346,7 @@ def check_run_kind(run_dir: str | Path, finetune: FineTune | None) -> None:
     config_path = Path(run_dir) / "config.json"
     if not config_path.exists():
         return
-    pretrained = "pretrained" in json.loads(config_path.read_text())
+    pretrained = "pretrained" in read_config(config_path, "leaderboard's budget")
     if pretrained != (finetune is not None):
         held, wanted = ("pretrained", "a from-scratch run") if pretrained else ("from-scratch", "a --pretrained run")
         raise ValueError(f"run directory '{run_dir}' holds a {held} leaderboard; {wanted} needs another --run-dir")
@@ -429,7 +447,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def leaderboard_results(run_dir: str | Path) -> Results:
     """The run directory's rows, one per model (``aggregate``), as ``Results``: tables, exports and plots."""
     config_path = Path(run_dir) / "config.json"
-    meta = json.loads(config_path.read_text()) if config_path.exists() else {}
+    meta = read_config(config_path, "leaderboard's budget") if config_path.exists() else {}
     rows = read_rows(run_dir)
     if not rows:
         raise FileNotFoundError(f"no leaderboard rows in '{run_dir}': {ROWS_FILE} not found or empty")

@@ -244,3 +244,11 @@ def test_a_new_family_file_registers_with_no_other_edit(fresh_registry, tmp_path
     assert zoo.info("tinynet_test").plugin == "zoo.models.tinynet_from_test"
     assert zoo.create("tinynet_test", num_classes=3)(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
     sys.modules.pop("zoo.models.tinynet_from_test", None)
+
+
+@pytest.mark.slow
+def test_zoo_load_plugins_naming_no_installed_plugin_says_so(installed_plugin):
+    proc = run_python("import zoo; print(len(zoo.list_models('resnet*')))", installed_plugin, load_plugins="zoo_resnt")
+    assert proc.returncode == 0 and proc.stdout.strip() == "0"
+    assert "ZOO_LOAD_PLUGINS names 'zoo_resnt': no installed zoo plugin has that name" in proc.stderr
+    assert "did you mean 'zoo_resnet'" in proc.stderr

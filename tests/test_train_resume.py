@@ -107,10 +107,15 @@ def test_ctrl_c_stops_at_a_step_and_resumes_a_user_dataloader_bit_equal(tmp_path
 
 
 def test_checkpoint_every_writes_mid_epoch_and_orphans_are_cleaned(data, tmp_path):
-    orphan = tmp_path / ".last.pt.abc123.tmp"
-    orphan.write_bytes(b"x" * 1000)  # what a kill during a save leaves
+    orphans = [tmp_path / ".last.pt.zoo-abc123.tmp", tmp_path / ".best.pt.k2j4_9xq.tmp"]  # today's, and older zoo's
+    for orphan in orphans:
+        orphan.write_bytes(b"x" * 1000)  # what a kill during a save leaves
+    mine = [tmp_path / ".notes.tmp", tmp_path / ".last.pt.mine.tmp"]  # the user's own: not zoo's naming pattern
+    for p in mine:
+        p.write_text("keep me")
     zoo.fit(tiny(), data, epochs=1, checkpoint_every=4, checkpoint_dir=tmp_path, **FAST)
-    assert not orphan.exists()
+    assert not any(orphan.exists() for orphan in orphans)
+    assert all(p.read_text() == "keep me" for p in mine)
     # the epoch ended, so last.pt holds it complete; a run stopped in epoch 1 after step 4 or 8 would hold that
     assert torch.load(tmp_path / "last.pt", weights_only=True)["partial"] is None
 

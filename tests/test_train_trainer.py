@@ -191,3 +191,19 @@ def test_after_fit_timm_resolves_the_training_data(data, tiny):
     resolved = timm.data.resolve_data_config({}, model=model)
     assert tuple(resolved["input_size"]) == (1, 16, 16)
     assert resolved["mean"] == pytest.approx(tuple(data.mean)) and resolved["std"] == pytest.approx(tuple(data.std))
+
+
+def test_history_config_records_the_options_the_run_used(tiny, data):
+    """A user's SGD(lr=0.01) and loss='mse' used neither zoo's default lr, its weight decay nor label smoothing:
+    history.config says what was used; zoo's own optimizer and cross-entropy keep the options as given."""
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(64, 1, 16, 16)
+    y = torch.randn(64, 10)
+    history = zoo.fit(model, (x, y), epochs=1, optimizer=opt, loss="mse", seed=0, progress=False)
+    assert history.config["lr"] == 0.01
+    assert history.config["weight_decay"] == 0
+    assert history.config["label_smoothing"] is None
+    own = zoo.fit(tiny(), (x[:32], torch.arange(32) % 10), epochs=1, seed=0, progress=False)
+    assert own.config["optimizer"] == "adamw" and own.config["label_smoothing"] == 0.1
+    assert own.config["weight_decay"] == zoo.train.config.TrainConfig().weight_decay

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from zoo.deadline import Abandoned
 from zoo.messages import exception_line
 
 __all__ = ["Contained", "OverBudget", "PluginError", "call_plugin", "run_plugin", "describe"]
@@ -86,7 +87,7 @@ def call_plugin(who: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) 
     with watch:
         try:
             result = fn(*args, **kwargs)
-        except OverBudget:
+        except (OverBudget, Abandoned):  # zoo's own stops (a size bound, a time bound): not the plugin's failure
             raise
         except BaseException as exc:
             if watch.delivered and not isinstance(exc, Exception):  # what the SIGINT handler raised: let it go on

@@ -46,7 +46,8 @@ WEIGHTS_NAME, CONFIG_NAME, README_NAME = "model.safetensors", "config.json", "RE
 MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few kB; a larger one is not read
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # TrainConfig fields that say where and how visibly a run went, not how the model was trained
-_NOT_RECIPE = ("callbacks", "progress", "resume", "checkpoint_dir", "checkpoint_every", "num_workers", "pin_memory")
+_NOT_RECIPE = ("callbacks", "progress", "resume", "checkpoint_dir", "checkpoint_every", "num_workers", "pin_memory",
+               "overwrite", "resume_new_data")  # fmt: skip
 _LAYOUT_KEYS = ("architecture", "library_name", "zoo_version", "num_classes", "model_args")
 
 

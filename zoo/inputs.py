@@ -14,20 +14,65 @@ cover ``input_size`` and centre-cropped (as zoo's image folders are read).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["InputRecord", "read_zoo_config", "crop_pct"]
+__all__ = ["InputRecord", "read_zoo_config", "crop_pct", "MAX_IMAGE_SIDE", "MAX_FEATURES", "MIN_STD"]
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+MAX_IMAGE_SIDE = 8192  # px: one 3 x 8192 x 8192 float image is 800 MB; a record asking for more is refused
+MAX_FEATURES = 1 << 24  # a table's features per sample
+MIN_STD = 1e-4  # in [0, 1] units: below, normalising multiplies by over 40,000 (zoo's statistics floor at 1e-3)
 
 
-def _ints(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(int(v) for v in value)
+def _ints(value: Any, name: str = "a size") -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        values = tuple(value)
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() for v in values):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise _bad(name, value, "whole numbers") from None
+    return tuple(int(v) for v in values)
 
 
-def _floats(value: Any) -> tuple[float, ...] | None:
-    return None if value is None else tuple(float(v) for v in value)
+def _floats(value: Any, name: str = "a value") -> tuple[float, ...] | None:
+    try:
+        return None if value is None else tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise _bad(name, value, "numbers, one per channel") from None
+
+
+def _bad(name: str, value: Any, accepted: str) -> ValueError:
+    text = repr(value)
+    return ValueError(
+        f"input record: {name}={text if len(text) <= 80 else text[:77] + '...'} is refused; accepted: {accepted}"
+    )
+
+
+def _sizes(name: str, value: Any, most: int, accepted: str) -> None:
+    if value is not None and not all(1 <= v <= most for v in value):
+        raise _bad(name, list(value), accepted)
+
+
+def _check(record: InputRecord) -> None:
+    """Values a model's record may hold: what ``predict`` and ``evaluate`` allocate and divide by comes from it."""
+    size = record.input_size
+    if size is not None:
+        what = f"(C, H, W) with H, W in 1..{MAX_IMAGE_SIDE}, or (F,) with F in 1..{MAX_FEATURES}"
+        _sizes("input_size", size, MAX_FEATURES, what)
+        if len(size) == 3 and not all(1 <= v <= MAX_IMAGE_SIDE for v in size[1:]):
+            raise _bad("input_size", list(size), what)
+    _sizes("crop_size", record.crop_size, MAX_IMAGE_SIDE, f"(H, W) in 1..{MAX_IMAGE_SIDE}")
+    resize = record.resize_size
+    _sizes("resize_size", (resize,) if isinstance(resize, int) else resize, MAX_IMAGE_SIDE, f"1..{MAX_IMAGE_SIDE}")
+    for name, values in (("mean", record.mean), ("std", record.std)):
+        if values is not None and not all(math.isfinite(v) for v in values):
+            raise _bad(name, list(values), "finite numbers, one per channel")
+    if record.std is not None and not all(v >= MIN_STD for v in record.std):
+        raise _bad("std", list(record.std), f"per-channel standard deviations >= {MIN_STD} (in [0, 1] units)")
 
 
 def crop_pct(crop: int, resize: int) -> float:
@@ -56,16 +101,18 @@ class InputRecord:
     hflip: bool = False  # whether horizontal flips are a valid augmentation of the data
 
     def __post_init__(self) -> None:
-        self.input_size = _ints(self.input_size)
-        self.mean, self.std = _floats(self.mean), _floats(self.std)
+        self.input_size = _ints(self.input_size, "input_size")
+        self.mean, self.std = _floats(self.mean, "mean"), _floats(self.std, "std")
         crop = self.crop_size
-        self.crop_size = (int(crop), int(crop)) if isinstance(crop, (int, float)) else _ints(crop)  # type: ignore
-        if isinstance(self.resize_size, (list, tuple)):
-            self.resize_size = int(self.resize_size[0]) if len(self.resize_size) == 1 else _ints(self.resize_size)
-        elif self.resize_size is not None:
-            self.resize_size = int(self.resize_size)
+        self.crop_size = _ints((crop, crop) if isinstance(crop, (int, float)) else crop, "crop_size")  # type: ignore
+        resize = self.resize_size
+        if isinstance(resize, (list, tuple)):
+            self.resize_size = _ints(resize, "resize_size")[0] if len(resize) == 1 else _ints(resize, "resize_size")
+        elif resize is not None:
+            self.resize_size = _ints((resize,), "resize_size")[0]  # type: ignore[index]
         self.classes = [str(c) for c in self.classes] if self.classes else None
         self.hflip = bool(self.hflip)
+        _check(self)
 
     # -- plain dicts ---------------------------------------------------------------------------------------------
 
@@ -82,7 +129,10 @@ class InputRecord:
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"a malformed input record ({str(exc).splitlines()[0][:120]}): {str(d)[:120]}") from None
+            text = str(exc).splitlines()[0][:200]
+            if text.startswith("input record:"):  # a refused value, named by __post_init__
+                raise ValueError(f"a malformed {text}") from None
+            raise ValueError(f"a malformed input record ({text}): {str(d)[:120]}") from None
 
     # -- timm's pretrained_cfg -----------------------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class Registry:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.extra_plugins: list[tuple[object, str]] = []  # registered by register_plugin() (tests, notebooks)
+        self.loading = False  # discovery is running, in the thread that holds the lock
         self.clear()
 
     def clear(self) -> None:
@@ -147,27 +148,45 @@ def _new_plugin_manager() -> pluggy.PluginManager:
 
 
 def ensure_loaded() -> Registry:
+    """The registry, discovering the plugins the first time.
+
+    Plugin code that uses the registry while it is being discovered (``zoo.list_models()`` in a ``register_models``
+    hook or at import) gets the tables as loaded so far: the lock is re-entrant and held by the discovering thread,
+    so ``loading`` seen under it means this very thread. Starting discovery over from inside would recurse until
+    the stack ran out, and the failure's clean-up would pull the plugin manager from under the outer discovery.
+    """
     if _REG.loaded:
         return _REG
     with _REG.lock:
-        if _REG.loaded:
+        if _REG.loaded or _REG.loading:
             return _REG
-        _REG.pm = _new_plugin_manager()
-        version = _zoo_version()
+        _REG.loading = True
         try:
-            for modname in builtin_plugins():
-                _load_plugin(lambda m=modname: importlib.import_module(m), modname, version, "builtin")
-            for ep in _entry_points():
-                _load_plugin(ep.load, ep.name, _ep_version(ep), "entry point")
-            for obj, name in _REG.extra_plugins:
-                _load_plugin(lambda o=obj: o, name, _plugin_attr(obj, "__version__"), "in-process")
-            for info in list(_REG.plugins.values()):  # weights after every model: a plugin may tag another's
-                _collect_weights(info)
-        except BaseException:  # the user's Ctrl-C: leave nothing half-discovered behind; the next use starts over
-            _REG.clear()
-            raise
+            _discover()
+        finally:
+            _REG.loading = False
         _REG.loaded = True
     return _REG
+
+
+def _discover() -> None:
+    """Load the built-ins, the entry points and the in-process plugins, then every plugin's weights (the caller
+    holds the lock)."""
+    _REG.pm = _new_plugin_manager()
+    version = _zoo_version()
+    try:
+        for modname in builtin_plugins():
+            _load_plugin(lambda m=modname: importlib.import_module(m), modname, version, "builtin")
+        for ep in _entry_points():
+            _load_plugin(ep.load, ep.name, _ep_version(ep), "entry point")
+        for obj, name in list(_REG.extra_plugins):  # a plugin may register_plugin() another while it loads
+            if name not in _REG.plugins:  # ... which is loaded already
+                _load_plugin(lambda o=obj: o, name, _plugin_attr(obj, "__version__"), "in-process")
+        for info in list(_REG.plugins.values()):  # weights after every model: a plugin may tag another's
+            _collect_weights(info)
+    except BaseException:  # the user's Ctrl-C: leave nothing half-discovered behind; the next use starts over
+        _REG.clear()
+        raise
 
 
 def _entry_points() -> list[importlib_metadata.EntryPoint]:
@@ -175,7 +194,17 @@ def _entry_points() -> list[importlib_metadata.EntryPoint]:
     wanted = os.environ.get(ENV_LOAD_PLUGINS)
     if wanted is not None:
         names = {n.strip() for n in wanted.split(",") if n.strip()}
-        eps = {n: ep for n, ep in eps.items() if n in names or (ep.dist is not None and ep.dist.name in names)}
+        dists = {n: ep.dist.name for n, ep in eps.items() if ep.dist is not None}
+        unknown = sorted(names - set(eps) - set(dists.values()))
+        if unknown:  # a typo would otherwise load nothing without a word
+            installed = ", ".join(sorted(eps)) or "none"
+            warnings.warn(
+                f"{ENV_LOAD_PLUGINS} names {', '.join(repr(n) for n in unknown)}: no installed zoo plugin has that "
+                f"name; installed: {installed}{suggest(unknown[0], [*eps, *dists.values()])}",
+                ZooPluginWarning,
+                stacklevel=2,
+            )
+        eps = {n: ep for n, ep in eps.items() if n in names or dists.get(n) in names}
     return [eps[n] for n in sorted(eps)]
 
 
@@ -470,6 +499,8 @@ def unregister_plugin(name: str) -> None:
 def reset() -> None:
     """Forget everything loaded; the next use of the registry discovers the plugins again."""
     with _REG.lock:
+        if _REG.loading:  # plugin code, during discovery: the discovery would go on with emptied tables
+            raise RuntimeError("zoo's registry cannot be reset while the plugins are being loaded")
         _REG.extra_plugins = []
         _REG.clear()
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from zoo import registry
+from zoo.deadline import DEFAULT_BUILD_TIMEOUT, BuildTimeout, call_within
 
 __all__ = ["CheckReport", "check_architecture", "smaller_size"]
 
@@ -79,15 +80,29 @@ def _fail(name: str, what: str) -> AssertionError:
     return AssertionError(f"{name}: {what}")
 
 
-def _create_default(name: str, meta: bool, **kwargs) -> object:
+def _within(seconds: float | None, name: str, fn, *args, **kwargs) -> object:
+    """``fn(*args, **kwargs)`` (a build) bounded in time: past ``seconds`` an ``AssertionError`` naming the model."""
+    try:
+        return call_within(seconds, f"{name}: the builder", fn, *args, **kwargs)
+    except BuildTimeout as exc:
+        raise _fail(name, f"the builder did not return within {seconds:g} s (build_timeout=)") from exc
+
+
+def _create(name: str, seconds: float | None, **kwargs) -> nn.Module:
+    return _within(seconds, name, registry.create, name, **kwargs)
+
+
+def _create_default(name: str, meta: bool, seconds: float | None = None, **kwargs) -> object:
     """The model built with ``kwargs``; on the meta device when ``meta`` and the builder allows it."""
     if meta:
         try:
             with torch.device("meta"):
-                return registry.create(name, **kwargs)
+                return _create(name, seconds, **kwargs)
+        except AssertionError:
+            raise
         except Exception:
             pass
-    return registry.create(name, **kwargs)
+    return _create(name, seconds, **kwargs)
 
 
 def check_architecture(
@@ -98,6 +113,7 @@ def check_architecture(
     check_img_size: bool = True,
     fast: bool = False,
     check_weights: bool = True,
+    build_timeout: float | None = DEFAULT_BUILD_TIMEOUT,
 ) -> CheckReport:
     """Run the standard checks on a registered architecture.
 
@@ -111,6 +127,10 @@ def check_architecture(
             the check cheap for large ImageNet models.
         check_weights: also load every weights tag registered for the model (``register_weights``): the file is
             found offline and matches its sha256, its keys and shapes fit, and the logits are finite.
+        build_timeout: seconds each build may take (``None``: no bound). A builder that does not return in time
+            fails the check with an ``AssertionError`` instead of hanging the test suite, and is stopped
+            (``zoo.deadline``: an exception raised in its thread; a daemon thread, which never keeps the process
+            alive).
 
     Checks: the model card is complete and the builder documented; the model builds with defaults and is an
     ``nn.Module``; the declared parameter count (if any) holds; forward at the declared input gives
@@ -128,14 +148,14 @@ def check_architecture(
         raise _fail(name, "the builder has no docstring (say which paper and year it follows)")
     report.passed.append("model card complete and builder documented")
 
-    model = _create_default(name, fast)
+    model = _create_default(name, fast, build_timeout)
     if not isinstance(model, nn.Module):
         raise _fail(name, f"builder returned {type(model).__name__}, not nn.Module")
     n_params = sum(p.numel() for p in model.parameters())
     report.num_params = n_params
     if spec.num_params is not None and spec.num_params != n_params:
         raise _fail(name, f"declared num_params={spec.num_params:,} but the model has {n_params:,}")
-    counted = registry.count_params(name)
+    counted = _within(build_timeout, name, registry.count_params, name)
     if counted is not None and counted != n_params:
         raise _fail(name, f"zoo.info reports {counted:,} parameters but the built model has {n_params:,}")
     report.passed.append(f"builds with defaults ({n_params:,} parameters)")
@@ -143,7 +163,7 @@ def check_architecture(
     c, h, w = input_size or spec.input_size
     classes = spec.num_classes
     if fast or (input_size is not None and tuple(input_size) != tuple(spec.input_size)):
-        model = registry.create(name, in_chans=c, img_size=h)
+        model = _create(name, build_timeout, in_chans=c, img_size=h)
     model.train()
     x = torch.randn(batch_size, c, h, w)
     raw = model(x)
@@ -162,7 +182,7 @@ def check_architecture(
     del model, out, raw
 
     other_classes = classes + 3
-    model = registry.create(name, num_classes=other_classes, in_chans=c, img_size=h).eval()
+    model = _create(name, build_timeout, num_classes=other_classes, in_chans=c, img_size=h).eval()
     with torch.no_grad():
         out = _forward(model, torch.randn(1, c, h, w), name)
     if out.shape[-1] != other_classes:
@@ -170,7 +190,7 @@ def check_architecture(
     report.passed.append("honours num_classes")
 
     other_chans = 1 if c == 3 else 3
-    model = registry.create(name, in_chans=other_chans, img_size=h).eval()
+    model = _create(name, build_timeout, in_chans=other_chans, img_size=h).eval()
     with torch.no_grad():
         out = _forward(model, torch.randn(1, other_chans, h, w), name)
     if out.shape[-1] != classes:
@@ -179,14 +199,14 @@ def check_architecture(
 
     if check_img_size:
         size = smaller_size(h)
-        model = registry.create(name, in_chans=c, img_size=size).eval()
+        model = _create(name, build_timeout, in_chans=c, img_size=size).eval()
         with torch.no_grad():
             out = _forward(model, torch.randn(1, c, size, size), name)
         if tuple(out.shape) != (1, classes):
             raise _fail(name, f"img_size={size} gives output {tuple(out.shape)}")
         report.passed.append(f"honours img_size ({size})")
 
-    model = _create_default(name, fast, drop_rate=0.1, in_chans=c, img_size=h)
+    model = _create_default(name, fast, build_timeout, drop_rate=0.1, in_chans=c, img_size=h)
     if not isinstance(model, nn.Module):
         raise _fail(name, "drop_rate=0.1 does not build")
     report.passed.append("accepts drop_rate")

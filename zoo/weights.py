@@ -19,7 +19,9 @@ code, anything that is not a dict of tensors is a one-line ``CheckpointError`` n
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import hashlib
 import os
 import re
 import stat
@@ -31,6 +33,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from zoo.files import atomic_write
 from zoo.foreign import is_timm_tag, is_training_checkpoint, strip_owner_prefix, timm_weights
 from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
@@ -52,6 +55,7 @@ __all__ = [
     "load_weights",
     "torchvision_weights",
     "hub_file",
+    "check_hub_hash",
     "twin_reported",
     "default_cfg",
     "weights_cfg",
@@ -275,6 +279,52 @@ def torchvision_weights(weights: Any, spec: ModelSpec) -> Any:
     return member
 
 
+_VERIFIED: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> the file matched its name's hash
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256ok")
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def check_hub_hash(path: Path) -> None:
+    """Refuse a hub-cache file whose sha256 does not start with the hash prefix in its name (torchvision's
+    ``resnet18-f37072fd.pth``): the file is hashed when first used, and the verdict kept, keyed by the file's path,
+    size and mtime, in this process and in a small sidecar next to it (``.<name>.sha256ok``), so that it is
+    hashed again only when it changes. A name without a prefix is not checked."""
+    digest = torch.hub.HASH_REGEX.search(path.name)
+    if digest is None:
+        return
+    check_file(path, "weights file")  # a FIFO would block the hash
+    stamp = _stamp(path)
+    sidecar = _sidecar(path)
+    if _VERIFIED.get(stamp):
+        return
+    try:
+        if sidecar.read_text().split() == [str(stamp[1]), str(stamp[2]), digest.group(1)]:
+            _VERIFIED[stamp] = True
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if not h.hexdigest().startswith(digest.group(1)):
+        raise CheckpointError(
+            f"'{path}' is refused: its sha256 starts {h.hexdigest()[: len(digest.group(1))]}, not "
+            f"{digest.group(1)} as its name says (a truncated, tampered or different file); delete it and download "
+            "it again (download=True)"
+        )
+    _VERIFIED[stamp] = True
+    with contextlib.suppress(OSError):  # a read-only cache: the verdict is kept in this process only
+        atomic_write(sidecar, f"{stamp[1]} {stamp[2]} {digest.group(1)}\n")
+
+
 def hub_file(member: Any) -> Path:
     """Where torch's hub cache keeps ``member``'s file: ``$TORCH_HOME/hub/checkpoints/<file name of its url>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(member.url).path)
@@ -293,6 +343,7 @@ def _read_torchvision(member: Any, spec: ModelSpec, download: bool) -> dict[str,
         path.parent.mkdir(parents=True, exist_ok=True)
         digest = torch.hub.HASH_REGEX.search(path.name)  # torchvision's file names end in the sha256 prefix
         torch.hub.download_url_to_file(member.url, str(path), hash_prefix=digest.group(1) if digest else None)
+    check_hub_hash(path)
     return read_state_dict(path)
 
 

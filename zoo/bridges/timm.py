@@ -87,10 +87,16 @@ def _build(
     if size is not None:
         kw["img_size"] = img_size if isinstance(img_size, int) else size
     took_size = size is not None
+    if kw.get("checkpoint_path"):
+        _check_checkpoint(full, kw["checkpoint_path"])
     while True:
         try:
             model = timm.create_model(name, pretrained=False, **kw)
             break
+        except RuntimeError as exc:
+            if kw.get("checkpoint_path") and "loading state_dict" in str(exc):
+                raise _misfit(full, kw["checkpoint_path"], exc) from None
+            raise
         except TypeError as exc:
             m = _UNEXPECTED.search(str(exc))
             unexpected = re.findall(r"'(\w+)'", m.group(1)) if m else []
@@ -114,6 +120,41 @@ def _build(
             what = "min_input_size" if cfg.get("min_input_size") else "pretrained input_size"
             check_forward(model, full, in_chans, size, f"timm's {what} is {ref[1]} px and the model has no img_size")
     return model
+
+
+_ACCEPTED = (
+    "accepted: a .safetensors file, or a torch.save file of tensors read with weights_only=True (pickled code never "
+    "runs; zoo does not load it unsafely), or timm's .npz"
+)
+
+
+def _check_checkpoint(full: str, path: Any) -> None:
+    """Read ``checkpoint_path=`` with zoo's own readers before timm does, so that a file timm's ``torch.load`` would
+    refuse is a one-line ``CheckpointError`` saying what is accepted, not torch's advice to load it unsafely."""
+    from pathlib import Path
+
+    from zoo.weights import CheckpointError, check_file, read_checkpoint, read_safetensors
+
+    file = Path(path)
+    try:
+        check_file(file, "file")
+        if file.suffix.lower() in (".npz", ".npy"):  # timm reads these with numpy, which unpickles nothing
+            return
+        state = read_safetensors(file)[0] if file.suffix == ".safetensors" else read_checkpoint(file)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{full}: checkpoint_path='{file}' does not exist") from None
+    except CheckpointError as exc:
+        reason = str(exc).split("; delete it")[0]  # zoo's reader's advice is for its own run folders
+        raise CheckpointError(f"{full}: checkpoint_path is not a safe checkpoint: {reason}; {_ACCEPTED}") from None
+    del state  # timm reads it again, the same way (weights_only=True), and loads it
+
+
+def _misfit(full: str, path: Any, exc: RuntimeError) -> Exception:
+    from zoo.weights import CheckpointError
+
+    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+    detail = "; ".join(lines)[:300] or str(exc).splitlines()[0]
+    return CheckpointError(f"{full}: checkpoint_path='{path}' does not fit the model: {detail}")
 
 
 def _make_builder(name: str) -> Callable[..., Any]:

@@ -41,10 +41,11 @@ from zoo.cli.common import (
     add_training,
     fit_options,
     parse_input,
+    tolerant_output,
 )
 from zoo.cli.export import add_export_parser
 from zoo.cli.runconfig import add_run_flags
-from zoo.cli.training import cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
+from zoo.cli.training import add_logging, cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
 from zoo.messages import first_line
 
 __all__ = ["main", "build_parser", "parse_input", "fit_options", "UsageError"]
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--plot", default=None, metavar="FILE", help="save the training curves (.png, .svg, .pdf)")
+    add_logging(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset's test split")
@@ -161,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoo`` command; returns the exit status."""
+    tolerant_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

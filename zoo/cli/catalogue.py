@@ -42,12 +42,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.long:
         from zoo.comparison import format_number
 
-        headers = ("name", "family", "year", "input", "params", "FLOPs", "top-1", "top-1 from")
+        headers = ("name", "family", "year", "input", "params", "FLOPs", "top-1", "top-1 from", "error")
         body = [
             (r["name"], r["family"] or "", r["year"] or "", r["_size"], format_number(r["params"]),
-             format_number(r["flops"]), f"{r['top1']['value']:.1f}" if r["top1"] else "", r["_top1_from"])
+             format_number(r["flops"]), f"{r['top1']['value']:.1f}" if r["top1"] else "", r["_top1_from"],
+             r.get("error", ""))
             for r in rows
         ]  # fmt: skip
+        if not any(r.get("error") for r in rows):  # the error column only when a row failed
+            headers, body = headers[:-1], [b[:-1] for b in body]
         print(table(headers, body))
         print("FLOPs: one image at the card's input size (a multiply-add counts 2); top-1: ImageNet-1k accuracy %")
     else:
@@ -101,17 +104,47 @@ def pretrained_model(name: str):
 
 def _add_long_columns(rows: list[dict[str, Any]]) -> None:
     """Parameters, FLOPs and the reference top-1 of each card (zoo's catalogue; source models are described only
-    on demand, so theirs stay blank)."""
+    on demand, so theirs stay blank). Each model is built within a time bound (``zoo.deadline``): a builder that
+    does not return leaves its row blank with an ``error``, and a warning, instead of hanging the listing."""
     from zoo import registry
-    from zoo.comparison import default_flops
+    from zoo.comparison import default_flops, one_line
+    from zoo.deadline import BuildTimeout, build_timeout, call_within
 
+    seconds = build_timeout()
+    if any("/" not in r["name"] for r in rows):
+        _warm_up()
     for r in rows:
-        card = None if "/" in r["name"] else registry.info(r["name"])
-        top1 = card.top1() if card else None
-        r["params"] = card.num_params if card else None
-        r["flops"] = default_flops(r["name"]) if card else None
+        r["params"] = r["flops"] = r["top1"] = None
+        r["_top1_from"] = ""
+        if "/" in r["name"]:
+            continue
+        what = f"{r['name']} (plugin '{r['plugin']}'): its builder"
+        try:
+            card, flops = call_within(seconds, what, lambda n=r["name"]: (registry.info(n), default_flops(n)))
+        except BuildTimeout as exc:
+            r["error"] = f"the builder did not return within {exc.seconds:g} s"
+            print(f"zoo: warning: {exc}; its row is left blank", file=sys.stderr)
+            continue
+        except Exception as exc:  # one broken plugin model must not take the listing down
+            r["error"] = one_line(exc)
+            continue
+        top1 = card.top1()
+        r["params"], r["flops"] = card.num_params, flops
         r["top1"] = top1.to_dict() if top1 else None
         r["_top1_from"] = ("torchvision" if top1.source.startswith("torchvision") else top1.source) if top1 else ""
+
+
+def _warm_up() -> None:
+    """Count the FLOPs of a tiny model on the meta device, here and unbounded: the first count imports torch's
+    meta kernels and FLOP counter (seconds on a busy machine), which must not count against a model's time bound."""
+    import torch
+    import torch.nn as nn
+
+    from zoo.comparison import count_flops
+
+    with torch.device("meta"):
+        tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval()
+        count_flops(tiny, torch.zeros(1, 1, 4, 4))
 
 
 def _sorted_rows(rows: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
@@ -157,6 +190,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from zoo import registry
     from zoo.comparison import bench_model, one_line
+    from zoo.deadline import build_timeout, call_within
 
     size = parse_input(args.input) if args.input else None
     for flag, value in (("--batch", args.batch), ("--runs", args.runs), ("--threads", args.threads)):
@@ -173,7 +207,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         c, h, w = size or spec.input_size or (3, 224, 224)
         row: dict[str, Any] = {"model": name, "input": f"{c}x{h}x{w}", "batch": args.batch}
         try:
-            model = registry.create(name, in_chans=c, img_size=h if h == w else (h, w))
+            kwargs = {"in_chans": c, "img_size": h if h == w else (h, w)}
+            model = call_within(build_timeout(), f"{name}: its builder", registry.create, name, **kwargs)
             row.update(bench_model(model, (c, h, w), args.batch, args.runs, device, threads=args.threads))
         except Exception as exc:
             row["error"] = one_line(exc)

@@ -39,7 +39,23 @@ def parse_input(text: str) -> tuple[int, int, int]:
 
 
 def style() -> str:
-    return "box" if sys.stdout.isatty() and os.environ.get("TERM") != "dumb" else "plain"
+    """``"box"`` on a terminal whose encoding has the box characters (not ``LANG=C``), else ``"plain"``."""
+    if not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
+        return "plain"
+    try:
+        "┌─┐│└┘".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "plain"
+    return "box"
+
+
+def tolerant_output() -> None:
+    """Let stdout and stderr replace what their encoding cannot show (a plugin's name or error in an ASCII locale)
+    instead of failing the command with ``UnicodeEncodeError``."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

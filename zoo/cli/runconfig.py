@@ -105,6 +105,8 @@ def merge(args: argparse.Namespace, fit_fields: list[str]) -> dict[str, Any]:
         args.progress = data.get("progress", True)
     if args.resume is False and data.get("resume"):
         args.resume = True
+    if not args.overwrite and data.get("overwrite"):
+        args.overwrite = True
     options = {k: v for k, v in data.items() if k in fit_fields}
     for name in fit_fields:
         value = getattr(args, name, None)
@@ -120,11 +122,11 @@ def effective_config(args: argparse.Namespace, options: dict[str, Any]) -> dict[
     """Every key of a run file, as this run would use it: the run's keys, then every ``TrainConfig`` option."""
     from zoo.train.config import config_from_options
 
-    skip = {"epochs", "checkpoint_dir", "resume", "progress"}
+    skip = {"epochs", "checkpoint_dir", "resume", "overwrite", "progress"}
     config = config_from_options(
         {**{k: v for k, v in options.items() if k not in skip}, "epochs": args.epochs}, "zoo train"
     ).to_dict()
-    config.update(checkpoint_dir=None, resume=bool(args.resume), progress=args.progress)
+    config.update(checkpoint_dir=None, resume=bool(args.resume), overwrite=bool(args.overwrite), progress=args.progress)
     run = {key: getattr(args, dest, None) for key, dest in RUN_KEYS.items()}
     return {**run, **config}
 
@@ -135,7 +137,7 @@ def print_config(args: argparse.Namespace, options: dict[str, Any]) -> None:
 
 def run_fit_fields() -> list[str]:
     """The ``TrainConfig`` options a file or a flag passes to ``fit`` as they are (``cmd_train`` sets the rest)."""
-    own = {"epochs", "checkpoint_dir", "resume", "progress", *FILE_REFUSED}
+    own = {"epochs", "checkpoint_dir", "resume", "overwrite", "progress", *FILE_REFUSED}
     return [name for name in train_options() if name not in own]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import Any
@@ -25,6 +24,24 @@ from zoo.cli.common import (
 )
 
 
+def add_logging(p: argparse.ArgumentParser) -> None:
+    """``zoo train``'s ``--logger`` and ``--log-dir`` (zoo.train.loggers)."""
+    p.add_argument(
+        "--logger", action="append", default=None, metavar="NAME",
+        help="also log to: csv (LOG_DIR/log.csv) or tensorboard (event files in LOG_DIR); repeatable",
+    )  # fmt: skip
+    p.add_argument("--log-dir", default=None, metavar="DIR", help="where --logger writes (default: --out)")
+
+
+def _loggers(args: argparse.Namespace) -> list[Any]:
+    from zoo.train.loggers import make_logger
+
+    try:
+        return [make_logger(name, args.log_dir or args.out) for name in args.logger or ()]
+    except ValueError as exc:
+        raise UsageError(f"--logger: {exc}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo import registry
     from zoo.cli.runconfig import merge, print_config, run_fit_fields
@@ -37,11 +54,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    check_fit_flags(args, options)
     from zoo.modelfile import save
     from zoo.train.evaluate import evaluate
     from zoo.train.trainer import fit
 
     _check_out(args)
+    callbacks = _loggers(args)
     data = load_data(args)
     model = registry.create(
         args.name,
@@ -56,7 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         checkpoint_dir=args.out,
         resume=args.resume,
+        overwrite=bool(args.overwrite),
         progress=args.progress,
+        **({"callbacks": callbacks} if callbacks else {}),
         **options,
     )
     history_path = os.path.join(args.out, "history.json")
@@ -81,6 +102,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_fit_flags(args: argparse.Namespace, options: dict[str, Any] | None = None) -> None:
+    """The fit flags' values (``options``: those with ``--config``'s), checked as ``fit`` checks its options but
+    before any data is read, as usage errors naming the flag (``--checkpoint-every -5``)."""
+    from zoo.train.config import check_config, config_from_options
+
+    options = {**(fit_options(args) if options is None else options), "epochs": args.epochs}
+    try:
+        check_config(config_from_options(options))
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        name = text.split(" ", 1)[0]
+        if name in options:
+            text = f"--{name.replace('_', '-')} {options[name]}: {text}"
+        raise UsageError(text) from None
+
+
 def _holds_run(folder: str) -> bool:
     return os.path.isdir(folder) and any(not name.startswith(".") for name in os.listdir(folder))
 
@@ -103,6 +140,8 @@ def _check_out(args: argparse.Namespace) -> None:
     if args.out is None:
         args.out = default_out(args.name, args.dataset, reuse=args.resume or args.overwrite)
     out = args.out
+    if not out.strip():
+        raise UsageError("--out '' names no folder; pass a folder path (or leave --out out for runs/train/...)")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out '{out}' is a file; it must be a folder (new, empty, or a run to --resume)")
     if args.resume and args.overwrite:
@@ -113,10 +152,8 @@ def _check_out(args: argparse.Namespace) -> None:
             f"--out '{out}' already holds a run; pass --resume to continue it, --overwrite to replace it, or "
             f"another --out"
         )
-    if used and args.overwrite:
-        for name in ("last.pt", "best.pt", "history.json", "model.safetensors"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(out, name))
+    # --overwrite: fit removes the old run's files once it holds the folder's lock (a run still training there
+    # keeps every file, and the lock is reported)
 
 
 def _test_figure(metrics: dict[str, Any]) -> str:
@@ -207,6 +244,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    check_fit_flags(args)
+    if args.throughput_batch < 1:
+        raise UsageError(f"--throughput-batch {args.throughput_batch}: expected a positive number of images")
     from zoo.comparison import compare
 
     dataset: Any = args.dataset

@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.comparison.rowsfile import read_row_lines
+from zoo.comparison.markdown import markdown_text
+from zoo.comparison.rowsfile import RowWarning, read_config, read_row_lines, row_problem
 from zoo.comparison.tables import format_number, render_table
 
 # ---------------------------------------------------------------------------------------------------------
@@ -32,6 +34,15 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "error": ("error", lambda v: v or ""),
 }
 FIELDS = [*COLUMNS, "dataset", "epochs", "img_size", "device", "precision", "threads", "batch_size", "throughput_batch"]
+# What each field of a saved row may hold (zoo.comparison.rowsfile.FIELD_KINDS): rows read back from a file are
+# checked against it, so that a forged or damaged row is skipped, never shown as measured.
+ROW_FIELDS: dict[str, str] = {
+    "model": "name", "params": "count", "flops": "amount", "train_s": "amount", "train_img_s": "amount",
+    "latency_ms": "amount", "throughput_img_s": "amount", "peak_mem_mb": "amount", "top1": "fraction",
+    "top5": "fraction", "error": "text", "family": "text", "curve": "records", "dataset": "text", "epochs": "count",
+    "img_size": "positive", "device": "text", "precision": "text", "threads": "positive", "batch_size": "positive",
+    "throughput_batch": "positive", "note": "text",
+}  # fmt: skip
 
 
 class Results:
@@ -85,8 +96,11 @@ class Results:
         return headers, body
 
     def table(self, style: str = "plain") -> str:
-        """The table as text: ``style`` is ``"plain"``, ``"box"`` (terminals) or ``"markdown"``."""
+        """The table as text: ``style`` is ``"plain"``, ``"box"`` (terminals) or ``"markdown"`` (every cell escaped:
+        a model named ``a|b`` or ``<script>`` shows as written, in its own cell)."""
         headers, body = self._formatted()
+        if style == "markdown":
+            body = [[markdown_text(cell) for cell in row] for row in body]
         return render_table(headers, body, style=style)
 
     def to_markdown(self) -> str:
@@ -132,21 +146,35 @@ class Results:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> Results:
-        """Read a file written by ``to_csv`` (numbers parsed back, empty cells as ``None``)."""
+        """Read a file written by ``to_csv`` (numbers parsed back, empty cells as ``None``); a row whose fields
+        hold what ``compare`` never writes is skipped with a ``RowWarning`` naming its line."""
         rows = []
         with open(path, newline="") as f:
-            for raw in csv.DictReader(f):
-                rows.append({k: _parse_cell(v) for k, v in raw.items()})
+            reader = csv.DictReader(f)
+            for raw in reader:
+                row = {k: _parse_cell(v, ROW_FIELDS.get(k)) for k, v in raw.items() if k is not None}
+                if _checked(row, f"{path}: line {reader.line_num}"):
+                    rows.append(row)
         return cls(rows)
 
     @classmethod
     def from_json(cls, path_or_text: str | os.PathLike) -> Results:
-        """Read what ``to_json`` wrote (a path, or the JSON text itself)."""
+        """Read what ``to_json`` wrote (a path, or the JSON text itself); a row whose fields hold what ``compare``
+        never writes is skipped with a ``RowWarning``, anything else than ``{"meta": {...}, "rows": [...]}`` is a
+        one-line ``ValueError``."""
         text = str(path_or_text)
+        where = "the JSON text"
         if not text.lstrip().startswith("{"):
+            where = str(path_or_text)
             text = Path(path_or_text).read_text()
-        data = json.loads(text)
-        return cls(data.get("rows", []), data.get("meta"))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not JSON ({exc.msg} at line {exc.lineno})") from None
+        rows, meta = (data.get("rows", []), data.get("meta")) if isinstance(data, dict) else (None, None)
+        if not isinstance(rows, list) or not isinstance(meta, dict | None):
+            raise ValueError(f'{where} is not a comparison: expected {{"meta": {{...}}, "rows": [...]}}')
+        return cls([r for i, r in enumerate(rows) if _checked(r, f"{where}: row {i + 1}")], meta)
 
     # -- run directories ---------------------------------------------------------------------------------
 
@@ -158,12 +186,9 @@ class Results:
             raise FileNotFoundError(
                 f"no comparison in '{run_dir}': {path.name} not found (written by compare(run_dir=))"
             )
-        rows = read_row_lines(path, lambda r: r["model"], "result", warn=True)
-        meta = {}
+        rows = read_row_lines(path, lambda r: r["model"], "result", warn=True, fields=ROW_FIELDS)
         config = Path(run_dir) / "config.json"
-        if config.exists():
-            meta = json.loads(config.read_text())
-        return cls(rows, meta)
+        return cls(rows, read_config(config, "comparison's settings") if config.exists() else {})
 
     def merge(self, other: Results) -> Results:
         """A new table with the rows of both; a model present in both keeps ``other``'s row."""
@@ -204,15 +229,25 @@ class Results:
         return plot_curves(self.rows, path, x=x, metric=metric, title=title)
 
 
+def _checked(row: Any, where: str) -> bool:
+    """Whether ``row`` holds what ``compare`` writes; if not, a ``RowWarning`` says where and why."""
+    problem = row_problem(row, ROW_FIELDS)
+    if problem:
+        warnings.warn(f"{where} skipped: {problem}", RowWarning, stacklevel=3)
+    return problem is None
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-def _parse_cell(value: str | None) -> Any:
+def _parse_cell(value: str | None, kind: str | None = None) -> Any:
     if value is None or value == "":
         return None
+    if kind in ("name", "text"):  # a model or dataset named "10" stays a name
+        return value
     if value[:1] in "[{":
         try:
             return json.loads(value)

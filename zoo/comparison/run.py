@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from zoo.comparison.results import COLUMNS, Results
-from zoo.comparison.rowsfile import append_row
+from zoo.comparison.rowsfile import append_row, read_config
 from zoo.comparison.summarize import summary
 from zoo.comparison.tables import one_line
 from zoo.comparison.timing import environment, model_device, time_forward
@@ -262,7 +262,7 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: dict[str, Any], what: st
     config_path = run_dir / "config.json"
     saved_config = json.loads(json.dumps(config, default=str))
     if config_path.exists():
-        old = json.loads(config_path.read_text())
+        old = read_config(config_path, f"{what}'s settings")
         diff = sorted(k for k in set(old) | set(saved_config) if old.get(k) != saved_config.get(k))
         if diff:
             raise ValueError(

@@ -32,7 +32,7 @@ import zoo.data.sources as sources
 from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_files, stats_rows
 from zoo.data.decode import ImageFiles, stored_size
 from zoo.data.folders import scan_folder, split_options
-from zoo.data.formats import DatasetFormatError, read_cifar_batch, read_cifar_meta, read_idx
+from zoo.data.formats import DatasetFormatError, check_idx_sizes, read_cifar_batch, read_cifar_meta, read_idx
 from zoo.data.images import channel_stats, convert_channels, image_mode, read_images, resize_images
 from zoo.data.imagesplit import ImageSplit
 from zoo.data.sources import FILE_DATASETS, FileSpec, image_cache_dir
@@ -190,6 +190,8 @@ def _load_file_dataset(spec: FileSpec, root: str | os.PathLike | None, options: 
             raise DatasetFormatError(
                 f"{where}: {part} label {int(split.labels[bad][0])} out of range 0..{spec.num_classes - 1}"
             )
+    if spec.kind == "idx":
+        check_idx_sizes(files, splits[0].images.shape[2:], splits[1].images.shape[2:], opts["img_size"])
     source = str(next(iter(files.values())).parent)
     return _finish(
         spec.name,
@@ -444,11 +446,28 @@ def load_dataset(
         data = load_image_folder(name, **options)
     else:
         spec = registry.get_dataset_spec(name)
+        who = f"dataset '{name}' (plugin '{spec.plugin}')"
         # a plugin's loader runs contained: whatever it raises (SystemExit too) comes back as one error naming it
-        data = run_plugin(f"dataset '{name}' (plugin '{spec.plugin}')", spec.loader, root=root, **options)
+        data = run_plugin(who, spec.loader, root=root, **options)
+        _check_loaded(who, data)
     if limit is not None:
         data.train, data.test = subset(data.train, limit), subset(data.test, limit)
     return data
+
+
+def _check_loaded(who: str, data: Any) -> None:
+    """A plugin's loader returned a ``Dataset`` of splits, or the plugin is at fault (not the user): ``PluginError``."""
+    from zoo.containment import PluginError
+
+    if not isinstance(data, Dataset):
+        raise PluginError(f"{who}: the loader returned {type(data).__name__}, not a zoo.data.Dataset (a plugin bug)")
+    for part in ("train", "test"):
+        split = getattr(data, part)
+        if not isinstance(split, Split | ImageSplit):
+            raise PluginError(
+                f"{who}: the loader's Dataset has a {part} split of type {type(split).__name__}, not a "
+                "zoo.data.Split (a plugin bug)"
+            )
 
 
 def subset(split: Split | ImageSplit, limit: int, seed: int = 0) -> Split | ImageSplit:

@@ -1,17 +1,15 @@
 """Decoding images into squares of one stored size: the preparation the image cache and the streaming loader share,
 so that both give the same pixels.
 
-Files are decoded with torchvision (libjpeg-turbo, libpng, libwebp; PIL only for the formats torchvision cannot
-read, such as BMP and TIFF); the short side is resized to the stored size (bilinear, antialiased, uint8 all the way)
-and the centre square is kept. ``ImageFiles`` and ``SquareImages`` are map-style Datasets of such squares, for
-DataLoader workers.
+Files are decoded by zoo's one decoder (``zoo.data.images.read_image``: PIL, the same pixels as an in-memory
+image folder and ``zoo.predict`` get); the short side is resized to the stored size (bilinear, antialiased, uint8 all
+the way) and the centre square is kept. ``ImageFiles`` and ``SquareImages`` are map-style Datasets of such squares,
+for DataLoader workers. A stored side is at most ``zoo.inputs.MAX_IMAGE_SIDE``.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data.images import bombs_refused, image_error
+from zoo.data.images import as_mode, bounded_box, read_image
+from zoo.data.types import DatasetOptionError
+from zoo.inputs import MAX_IMAGE_SIDE
 
-__all__ = ["MODES", "read_image_file", "fit_square", "to_uint8_image", "ImageFiles", "SquareImages", "stored_size"]
+__all__ = [
+    "MODES",
+    "read_image_file",
+    "fit_square",
+    "to_uint8_image",
+    "ImageFiles",
+    "SquareImages",
+    "stored_size",
+    "check_stored_size",
+]
 
 MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
 
@@ -33,9 +42,23 @@ def stored_size(img_size: int) -> int:
     return max(int(img_size), round(int(img_size) * 8 / 7))
 
 
+def check_stored_size(size: int, what: str = "cache") -> int:
+    """``size`` when it is a sane stored side (1..``MAX_IMAGE_SIDE``), else a one-line ``DatasetOptionError``: one
+    image of 12,000 px squared is 430 MB, and a batch of them exhausts memory."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIDE:
+        raise DatasetOptionError(
+            f"{what}: a stored image side of {size!r} px is outside 1..{MAX_IMAGE_SIDE} (zoo's limit; the stored side "
+            f"is resize=, or img_size x 8/7); pass a smaller img_size or resize="
+        )
+    return size
+
+
 def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 C x H x W -> uint8 C x size x size: the short side resized to ``size`` (bilinear, antialiased when
     shrinking; the long side as torchvision's ``Resize(size)`` computes it), then the centre square."""
+    box = bounded_box(image.shape[2], image.shape[1], 1, 1)  # an extreme strip: only its middle is resized
+    if box is not None:
+        image = image[:, box[1] : box[3], box[0] : box[2]]
     c, h, w = image.shape
     short, long = min(h, w), max(h, w)
     if short != size:
@@ -49,48 +72,19 @@ def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[:, top : top + size, left : left + size].contiguous()
 
 
-def _pil_pixels(data: bytes, path: Path, channels: int) -> torch.Tensor:
-    """PIL for what torchvision cannot decode, with Pillow's decompression-bomb limit enforced."""
-    from PIL import Image
-
-    with bombs_refused(), Image.open(io.BytesIO(data)) as im:
-        arr = np.array(im.convert(MODES[channels]), dtype=np.uint8)
-    return torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], channels)).permute(2, 0, 1)
-
-
-def _check_pixels(data: bytes, path: Path) -> None:
-    """Refuse an image over Pillow's ``MAX_IMAGE_PIXELS`` before decoding it (only the header is read)."""
-    from PIL import Image
-
-    with bombs_refused(), Image.open(io.BytesIO(data)) as im:
-        im.size  # noqa: B018  (opening parses the header, which raises for a bomb)
-
-
-def read_image_file(path: str | os.PathLike, channels: int) -> torch.Tensor:
-    """Decode an image file: uint8 ``channels`` x H x W. A broken file, or one over Pillow's decompression-bomb
-    limit, gives a one-line ``DatasetFormatError`` naming it."""
-    from torchvision.io import ImageReadMode, decode_image
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        _check_pixels(data, path)
-        mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
-        try:
-            with warnings.catch_warnings():  # torchvision 0.29 points to TorchCodec on every call; zoo knows
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-        except RuntimeError:  # a format torchvision does not decode (BMP, TIFF, PPM...)
-            return _pil_pixels(data, path, channels)
-    except Exception as exc:  # a broken file can make a decoder raise almost anything
-        raise image_error(path, exc) from None
+def read_image_file(path: str | os.PathLike | bytes, channels: int) -> torch.Tensor:
+    """Decode an image file (a path, or its bytes): uint8 ``channels`` x H x W (``zoo.data.images.read_image``). A
+    broken file, a non-regular one or one over Pillow's decompression-bomb limit gives a one-line
+    ``DatasetFormatError`` naming it."""
+    return read_image(path, channels)
 
 
 def to_uint8_image(item: Any, channels: int) -> torch.Tensor:
     """A PIL image, a uint8 or [0, 1] float tensor (C x H x W) or a uint8 H x W x C array as uint8 C x H x W with
-    ``channels`` channels (grey repeated, colour turned to luma as PIL's ``convert("L")``)."""
+    ``channels`` channels (grey repeated, colour turned to luma as PIL's ``convert("L")``; 16-bit scaled by its high
+    byte, as the decoder does)."""
     if hasattr(item, "convert") and hasattr(item, "size"):  # a PIL image
-        arr = np.array(item.convert(MODES[channels]), dtype=np.uint8)
+        arr = np.array(as_mode(item, channels), dtype=np.uint8)
         return torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], channels)).permute(2, 0, 1)
     if isinstance(item, np.ndarray):
         if item.ndim == 2:
@@ -102,6 +96,13 @@ def to_uint8_image(item: Any, channels: int) -> torch.Tensor:
             "float in [0, 1]) and H x W x C uint8 arrays"
         )
     x = item if item.ndim == 3 else item.unsqueeze(0)
+    if x.dtype == torch.uint16:  # 16-bit: the high byte, never wrapped modulo 256
+        x = (x.to(torch.int32) >> 8).to(torch.uint8)
+    elif not x.is_floating_point() and x.dtype != torch.uint8:
+        raise TypeError(
+            f"cannot cache a {str(x.dtype).replace('torch.', '')} image tensor; accepted: uint8, uint16 (scaled to 8 "
+            "bits) or float in [0, 1]"
+        )
     if x.is_floating_point():
         x = x.mul(255).round_().clamp_(0, 255)
     x = x.to(torch.uint8)
@@ -130,7 +131,7 @@ class ImageFiles(torch.utils.data.Dataset):
             raise ValueError(f"ImageFiles: {len(paths)} paths but {len(labels)} labels; give one label per file")
         self.paths = [Path(p) for p in paths]
         self.labels = [int(v) for v in labels]
-        self.size, self.channels = int(size), int(channels)
+        self.size, self.channels = check_stored_size(int(size)), int(channels)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -143,7 +144,18 @@ class SquareImages(torch.utils.data.Dataset):
     """Any map-style Dataset of ``(image, label)`` (PIL images, tensors, arrays) as uint8 squares of ``size``."""
 
     def __init__(self, dataset: Any, size: int, channels: int) -> None:
-        self.dataset, self.size, self.channels = dataset, int(size), int(channels)
+        self.dataset, self.size, self.channels = dataset, check_stored_size(int(size)), int(channels)
+
+    @property
+    def labels(self) -> list[int] | None:
+        """The class of every item when the Dataset lists them without decoding (``targets``, ``samples``)."""
+        targets = getattr(self.dataset, "targets", None)
+        if targets is None and isinstance(getattr(self.dataset, "samples", None), list):
+            targets = [s[1] for s in self.dataset.samples]
+        try:
+            return [int(t) for t in targets] if targets is not None and len(targets) == len(self) else None
+        except (TypeError, ValueError):
+            return None
 
     def __len__(self) -> int:
         return len(self.dataset)

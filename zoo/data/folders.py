@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from zoo.data.formats import DatasetFormatError
-from zoo.data.images import IMAGE_EXTENSIONS
+from zoo.data.images import IMAGE_EXTENSIONS, check_image_file
 from zoo.data.types import DatasetNotFoundError, DatasetOptionError
 
 __all__ = ["FolderLayout", "scan_folder", "split_options"]
@@ -45,13 +45,17 @@ def _list_images(directory: Path, classes: list[str]) -> tuple[list[Path], list[
 
     As torchvision's ImageFolder, which raises for a class without a valid file: an empty class folder is more
     often a copy that went wrong than a class meant to have no images. ``classes`` missing from ``directory`` are
-    skipped (a test split may lack a class).
+    skipped (a test split may lack a class). A file with an image's name that is not a regular file (a FIFO, a
+    device, a broken link) is refused in one line.
     """
     paths, labels = [], []
     for i, c in enumerate(classes):
         if not (directory / c).is_dir():
             continue
-        found = [p for p in sorted((directory / c).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        found = [p for p in sorted((directory / c).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        found = [p for p in found if not p.is_dir()]
+        for p in found:
+            check_image_file(p)  # a FIFO named x.png would block the decoder: refused here, never opened
         if not found:
             raise DatasetFormatError(
                 f"{directory / c}: class folder '{c}' holds no images ({_EXAMPLES}... files); every subfolder is a "

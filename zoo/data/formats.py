@@ -14,8 +14,9 @@ import gzip
 import math
 import os
 import pickle
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,7 +24,15 @@ import numpy as np
 
 from zoo.messages import exception_line
 
-__all__ = ["DatasetFormatError", "read_idx", "read_cifar_batch", "read_cifar_meta", "MAX_IDX_BYTES", "MAX_PICKLE_BYTES"]
+__all__ = [
+    "DatasetFormatError",
+    "read_idx",
+    "check_idx_sizes",
+    "read_cifar_batch",
+    "read_cifar_meta",
+    "MAX_IDX_BYTES",
+    "MAX_PICKLE_BYTES",
+]
 
 MAX_IDX_BYTES = 4 << 30  # the most data an IDX header may claim (as load_dataset's MAX_LOAD_BYTES)
 MAX_PICKLE_BYTES = 1 << 30  # the most a CIFAR pickle may take, inflated (the real ones: 31 MB and 155 MB)
@@ -159,6 +168,38 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape)).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=False)  # torch reads native byte order only
+
+
+def check_idx_sizes(
+    files: dict[str, Path], train_hw: Sequence[int], test_hw: Sequence[int], img_size: int | None
+) -> None:
+    """Train and test images of one size, square unless ``img_size`` asks to resize them (which stretches them: said
+    in a warning); ``DatasetFormatError`` naming the file otherwise. Without it a 28 x 10 set would be resized to
+    28 x 28 without a word.
+
+    Args:
+        files: the dataset's files (``train_images``, ``test_images``, ...).
+        train_hw, test_hw: ``(H, W)`` of the train and test images.
+        img_size: the size asked for on load, or ``None``.
+    """
+    (h, w), (th, tw) = tuple(train_hw), tuple(test_hw)
+    if (h, w) != (th, tw):
+        raise DatasetFormatError(
+            f"{files['test_images']}: test images are {th} x {tw} pixels but the train images "
+            f"({files['train_images'].name}) are {h} x {w}; both splits hold images of one size"
+        )
+    if h == w:
+        return
+    if img_size is None:
+        raise DatasetFormatError(
+            f"{files['train_images']}: images of {h} x {w} pixels (H x W) are not square; zoo's datasets hold square "
+            f"images: pass img_size=N to resize them to N x N (stretching them), e.g. img_size={max(h, w)}"
+        )
+    warnings.warn(
+        f"{files['train_images'].name}: images of {h} x {w} pixels are stretched to {img_size} x {img_size} "
+        "(img_size=); their aspect ratio changes",
+        stacklevel=4,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------

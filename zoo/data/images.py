@@ -4,20 +4,36 @@ and ``zoo.predict``, so that a new image is prepared exactly as the training ima
 Image files are resized to cover the target size with their aspect ratio kept, then centre-cropped to it
 (``resize_crop``), as torchvision's ``Resize`` + ``CenterCrop`` evaluation transform does: a 640 x 480 photo becomes
 a 32 x 32 crop of its middle, not a squashed whole.
+
+One decoder (``open_image``, ``read_image``) reads every image file zoo reads, in memory, in the cache, streaming
+and in ``predict``, with one behaviour (as torchvision's ``ImageFolder`` and timm's loaders, which ``convert`` with
+PIL): the first frame of an animated image; 16-bit samples scaled to 8 bits by their high byte (as Pillow does for
+16-bit colour and torchvision's ``to_dtype(..., scale=True)``), never clipped; palette, CMYK and other modes
+converted by PIL; an alpha channel dropped (not composited); the EXIF orientation *not* applied (the pixels as
+stored, as ``ImageFolder`` gives them). Bounds come before allocation: a non-regular file (a FIFO, a device) is
+refused before it is opened, the header is read before any pixel (Pillow's decompression-bomb limit), a file is
+never read whole to find out it is not an image, and a resize of an extreme aspect ratio keeps only the middle that
+its centre crop can use (``MAX_ASPECT``).
 """
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from zoo.data.formats import DatasetFormatError
+from zoo.data.types import DatasetOptionError
+from zoo.inputs import MAX_IMAGE_SIDE
 from zoo.messages import exception_line
 
 __all__ = [
@@ -32,9 +48,33 @@ __all__ = [
     "image_mode",
     "bombs_refused",
     "image_error",
+    "ImageFileError",
+    "MAX_ASPECT",
+    "check_image_file",
+    "as_mode",
+    "open_image",
+    "read_image",
+    "bounded_box",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+MAX_ASPECT = 16  # a resize keeps at most this many times the target's aspect ratio; beyond, only the middle
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit (and 32-bit integer) grey
+
+
+class ImageFileError(DatasetFormatError):
+    """An image file that cannot be read, in one line.
+
+    Raised in a DataLoader worker, torch re-raises it in the main process with its own message ("Caught
+    ImageFileError in DataLoader worker process 0. Original Traceback ..."): that is cut back to zoo's line."""
+
+    def __init__(self, message: Any = "") -> None:
+        text = str(message)
+        if text.startswith("Caught ") and "Original Traceback" in text:
+            last = [line for line in text.strip().splitlines() if line.strip()][-1]
+            name, sep, rest = last.partition(": ")
+            text = rest if sep and name.rsplit(".", 1)[-1] == type(self).__name__ else text
+        super().__init__(text)
 
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
@@ -93,16 +133,98 @@ def bombs_refused() -> Iterator[None]:
         yield
 
 
-def image_error(path: Path, exc: BaseException) -> DatasetFormatError:
+def image_error(path: Path | str, exc: BaseException) -> DatasetFormatError:
     """One line for an image file that cannot be read: a refused decompression bomb, or why decoding failed."""
     from PIL import Image
 
+    if isinstance(exc, ImageFileError):
+        return exc
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return DatasetFormatError(
+        return ImageFileError(
             f"{path}: refused as a possible decompression bomb ({str(exc).rstrip('.')}); images may have at most "
             f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS:,} pixels: shrink the image or leave it out"
         )
-    return DatasetFormatError(f"{path}: cannot read image ({exception_line(exc)})")
+    return ImageFileError(f"{path}: cannot read image ({exception_line(exc)})")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The one decoder
+
+
+def check_image_file(path: Path) -> None:
+    """Refuse, before opening it, what is not a regular file: a FIFO would block ``open`` forever, a device never
+    ends. ``FileNotFoundError`` for a missing file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such image file") from None
+    except OSError as exc:
+        raise ImageFileError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ImageFileError(f"{path}: not a regular file (it is {kind}); images are read from regular files only")
+
+
+def as_mode(im: Any, channels: int) -> Any:
+    """A PIL image as ``"L"`` (``channels`` 1) or ``"RGB"`` (3), with zoo's one behaviour: 16-bit grey scaled by
+    its high byte (``convert`` would clip it white), palette transparency and alpha dropped, CMYK and the other
+    modes converted by PIL. The first frame of an animated image is the one ``Image.open`` gives."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    if im.mode in _SIXTEEN_BIT:  # high byte, as Pillow reads 16-bit colour and torchvision's to_dtype scales
+        arr = np.asarray(im).astype(np.int64).clip(0, 65535) >> 8
+        im = Image.fromarray(arr.astype(np.uint8), "L")
+    elif im.mode == "P" and "transparency" in im.info:  # convert("RGB") warns for a palette's alpha: drop it
+        im = im.convert("RGBA")
+    return im if im.mode == mode else im.convert(mode)
+
+
+def open_image(source: str | os.PathLike | bytes, channels: int) -> Any:
+    """The decoded first frame of an image file (a path, or its bytes) as a PIL image in ``"L"`` or ``"RGB"``.
+
+    Only the header is read before the size is checked (Pillow's decompression-bomb limit, refused, never raised),
+    and Pillow reads what it decodes, so a large file that is not an image is not read whole. Any failure is a
+    one-line ``ImageFileError`` naming the file; a missing file is a ``FileNotFoundError``."""
+    from PIL import Image
+
+    name = "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
+    if name == "<bytes>":
+        fp: Any = io.BytesIO(source)  # type: ignore[arg-type]
+    else:
+        fp = Path(source)  # type: ignore[arg-type]
+        check_image_file(fp)
+    try:
+        with bombs_refused(), Image.open(fp) as im:
+            out = as_mode(im, channels)
+            out.load()  # decoded before the file closes
+            return out
+    except Exception as exc:  # a broken file can make a Pillow plugin raise almost anything
+        raise image_error(name, exc) from None
+
+
+def read_image(source: str | os.PathLike | bytes, channels: int) -> torch.Tensor:
+    """``open_image`` as a uint8 ``channels`` x H x W tensor: the entry point of every image file zoo decodes."""
+    arr = np.asarray(open_image(source, channels), dtype=np.uint8)
+    return torch.from_numpy(arr.reshape(arr.shape[0], arr.shape[1], channels).copy()).permute(2, 0, 1)
+
+
+def bounded_box(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int, int, int] | None:
+    """The middle of a ``width`` x ``height`` image that a resize covering ``target_w`` x ``target_h`` and its
+    centre crop can use, when the image's aspect ratio is over ``MAX_ASPECT`` times the target's; else ``None``.
+
+    A 1 x 3,000,000 px strip resized to cover 32 x 32 would be 32 x 96,000,000 px (GBs) for a 32 x 32 crop: its
+    middle ``MAX_ASPECT`` times the target's aspect ratio is resized instead (the crop differs from the exact one
+    by the resize's rounding only)."""
+    if width * target_h > MAX_ASPECT * height * target_w:  # too wide
+        keep = min(width, -(-MAX_ASPECT * height * target_w // target_h))
+        left = (width - keep) // 2
+        return left, 0, left + keep, height
+    if height * target_w > MAX_ASPECT * width * target_h:  # too tall
+        keep = min(height, -(-MAX_ASPECT * width * target_h // target_w))
+        top = (height - keep) // 2
+        return 0, top, width, top + keep
+    return None
 
 
 def resize_crop(im, size: tuple[int, int], resample: int | None = None):
@@ -113,6 +235,8 @@ def resize_crop(im, size: tuple[int, int], resample: int | None = None):
     from PIL import Image
 
     h, w = size
+    box = bounded_box(*im.size, w, h)
+    im = im.crop(box) if box is not None else im
     width, height = im.size
     if width * h <= height * w:  # relatively taller than the target: the width fits, the height is cropped
         new_w, new_h = w, max(h, int(w * height / width))
@@ -126,6 +250,8 @@ def resize_crop(im, size: tuple[int, int], resample: int | None = None):
 
 def resize_short(im, size: int | tuple[int, int], resample: int):
     """torchvision's ``Resize(size)`` on a PIL image: an int sets the shorter side (aspect kept), a pair (H, W)."""
+    if isinstance(size, int) and (box := bounded_box(*im.size, 1, 1)) is not None:
+        im = im.crop(box)
     w, h = im.size
     if isinstance(size, int):
         short, long = (w, h) if w <= h else (h, w)
@@ -156,25 +282,22 @@ def center_crop_image(im, size: tuple[int, int]):
 
 
 def read_images(paths: list[Path], size: int, mode: str) -> torch.Tensor:
-    """Decode, convert to ``mode`` ("L" or "RGB"), resize and centre-crop image files (``resize_crop``): uint8
-    N x C x size x size.
+    """Decode (``open_image``), resize and centre-crop image files (``resize_crop``): uint8 N x C x size x size in
+    ``mode`` ("L" or "RGB").
 
-    A file that is not an image, is broken, or is over Pillow's decompression-bomb limit gives a one-line
-    ``DatasetFormatError`` naming it.
+    A file that is not an image, is broken, is not a regular file or is over Pillow's decompression-bomb limit gives
+    a one-line ``DatasetFormatError`` naming it.
     """
-    from PIL import Image
-
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIDE:
+        raise DatasetOptionError(
+            f"image folder: img_size={size!r} is outside 1..{MAX_IMAGE_SIDE} px (zoo's limit: one 3 x {MAX_IMAGE_SIDE} "
+            f"px square is {3 * MAX_IMAGE_SIDE**2 / 2**20:,.0f} MiB); pass a smaller img_size"
+        )
     c = 1 if mode == "L" else 3
     out = torch.empty((len(paths), c, size, size), dtype=torch.uint8)
-    with bombs_refused():
-        for i, p in enumerate(paths):
-            try:
-                with Image.open(p) as im:
-                    im = resize_crop(im.convert(mode), (size, size))
-                    arr = np.array(im, dtype=np.uint8)  # a writable copy
-            except Exception as exc:  # a broken file can make a Pillow plugin raise almost anything
-                raise image_error(p, exc) from None
-            out[i] = torch.from_numpy(arr.reshape(size, size, c)).permute(2, 0, 1)
+    for i, p in enumerate(paths):
+        im = resize_crop(open_image(p, c), (size, size))
+        out[i] = torch.from_numpy(np.array(im, dtype=np.uint8).reshape(size, size, c)).permute(2, 0, 1)
     return out
 
 
@@ -190,11 +313,12 @@ def image_mode(paths: list[Path]) -> str:
     with bombs_refused():
         for p in paths[::step]:
             try:
+                check_image_file(p)  # a FIFO would block Image.open
                 with Image.open(p) as im:
-                    if im.mode not in ("L", "1", "I", "I;16", "LA"):
+                    if im.mode not in ("L", "1", "LA", *_SIXTEEN_BIT):
                         return "RGB"
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise image_error(p, exc) from None
-            except Exception:
+            except Exception:  # ImageFileError too: read_images names the file
                 continue
     return "L"

@@ -6,19 +6,80 @@ RAM, and data larger than RAM is read from disk a batch at a time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from zoo.data.cachefile import cache_file_name, cached_split, fingerprint_dataset
+from zoo.data.cachefile import CacheError, cache_file_name, cached_split, fingerprint_files, read_cache
 from zoo.data.datasets import load_image_folder
 from zoo.data.decode import SquareImages, stored_size, to_uint8_image
 from zoo.data.sources import image_cache_dir
 from zoo.data.types import Dataset, DatasetOptionError
 
-__all__ = ["cache"]
+__all__ = ["cache", "fingerprint_dataset"]
+
+
+def _content_hash(dataset: Any) -> str | None:
+    """A hash of every item of a Dataset that holds its content in arrays (torchvision's MNIST and CIFAR: ``data`` and
+    ``targets``; ``TensorDataset``: ``tensors``), or lists its files (``samples``), or is a ``Subset`` of one, read
+    without decoding anything; None for any other Dataset."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        inner = _content_hash(dataset.dataset)
+        indices = np.asarray([int(i) for i in dataset.indices], dtype=np.int64)
+        return None if inner is None else hashlib.blake2b(indices.data, key=inner.encode()[:64]).hexdigest()
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
+        return fingerprint_files([s[0] for s in samples], [s[1] for s in samples])
+    arrays = getattr(dataset, "tensors", None)
+    if not isinstance(arrays, (tuple, list)):
+        arrays = [getattr(dataset, "data", None), getattr(dataset, "targets", None)]
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().numpy()
+        elif isinstance(a, list) and all(isinstance(v, int) for v in a):
+            a = np.asarray(a, dtype=np.int64)
+        if not isinstance(a, np.ndarray) or a.dtype == object:
+            return None
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def fingerprint_dataset(dataset: Any, squares: torch.utils.data.Dataset, key: str | None, **settings: Any) -> str:
+    """A map-style Dataset's fingerprint, covering every item: its files when it lists them (torchvision's
+    ``ImageFolder``: ``samples``), else the arrays that hold its content (``data``/``targets``, ``tensors``; or a
+    ``Subset`` of such a Dataset), else the ``key`` that names its content (with its type, length and three of its
+    images).
+
+    Raises:
+        DatasetOptionError: a Dataset of none of these kinds and no ``key``: zoo cannot tell when its content
+            changes, so it will not cache it under a name that might serve stale images.
+    """
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
+        return fingerprint_files([s[0] for s in samples], [s[1] for s in samples], key=key, **settings)
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    n = len(dataset)
+    h.update(f"{type(dataset).__module__}.{type(dataset).__qualname__}\0{n}\0{key}".encode())
+    content = _content_hash(dataset)
+    if content is None and key is None:
+        raise DatasetOptionError(
+            f"cache: zoo cannot tell when a {type(dataset).__name__}'s content changes (it lists no files and holds "
+            "no data arrays); pass key= naming its content (a new key, or rebuild=True, when the content changes)"
+        )
+    h.update(str(content).encode())
+    for i in sorted({0, n // 2, n - 1} if n else set()):
+        x, y = squares[i]
+        h.update(x.numpy().tobytes())
+        h.update(str(int(y)).encode())
+    return h.hexdigest()
 
 
 def cache(
@@ -32,6 +93,7 @@ def cache(
     workers: int | None = None,
     key: str | None = None,
     progress: bool | None = None,
+    verify: bool = False,
     **options: Any,
 ) -> Dataset | Any:
     """Cache an image folder or a map-style Dataset of images as uint8 squares on disk, or reopen its cache.
@@ -48,8 +110,11 @@ def cache(
         to: the directory the cache files go in (default: ``zoo.data.image_cache_dir()``).
         rebuild: build anew even when a current cache exists.
         workers: DataLoader workers decoding (default: every core).
-        key: for a Dataset that does not list its files, a name for its content (part of its fingerprint).
+        key: for a Dataset that does not list its files or hold its content in arrays (``data``/``targets``,
+            ``tensors``), a name for its content (part of its fingerprint); such a Dataset is not cached without one.
         progress: a progress bar while building (default: on a terminal).
+        verify: check the hash of every image of an existing cache (it reads the whole file), not only a sample
+            of them; a cache that fails is rebuilt, with a warning.
         **options: a folder's other ``load_dataset`` options (``test_fraction``, ``seed``, ``hflip``).
 
     Returns:
@@ -63,8 +128,22 @@ def cache(
             )
         opts = {"img_size": img_size, "resize": resize, "in_chans": in_chans, "workers": workers, **options}
         opts["progress"] = progress
-        return load_image_folder(source, cache=Path(to) if to is not None else True, rebuild=rebuild, **opts)
-    return _cache_dataset(source, img_size, resize, in_chans, to, rebuild, workers, key, progress)
+        where = Path(to) if to is not None else True
+        data = load_image_folder(source, cache=where, rebuild=rebuild, **opts)
+        if verify and not rebuild and not all(_verified(split.path) for split in (data.train, data.test)):
+            data = load_image_folder(source, cache=where, rebuild=True, **opts)
+        return data
+    return _cache_dataset(source, img_size, resize, in_chans, to, rebuild, workers, key, progress, verify)
+
+
+def _verified(path: str) -> bool:
+    """Whether every image of the cache at ``path`` has the hash it was written with (a warning when not)."""
+    try:
+        read_cache(path, verify=True)
+    except CacheError as exc:
+        warnings.warn(f"{exc}; rebuilding it", UserWarning, stacklevel=3)
+        return False
+    return True
 
 
 def _first_channels(first: Any) -> int:
@@ -75,7 +154,7 @@ def _first_channels(first: Any) -> int:
 
 def _cache_dataset(
     source: Any, img_size: int | None, resize: int | None, in_chans: int | None, to: Any, rebuild: bool,
-    workers: int | None, key: str | None, progress: bool | None,
+    workers: int | None, key: str | None, progress: bool | None, verify: bool = False,
 ) -> Any:  # fmt: skip
     """``cache`` of a map-style Dataset: an ``ImageSplit``."""
     if not isinstance(source, torch.utils.data.Dataset) or isinstance(source, torch.utils.data.IterableDataset):
@@ -103,5 +182,5 @@ def _cache_dataset(
     file = Path(to or image_cache_dir()).expanduser() / cache_file_name(name, "data", stored, in_chans, where)
     return cached_split(
         squares, file, fingerprint=fingerprint, img_size=img_size, classes=classes, hflip=True, rebuild=rebuild,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, verify=verify,
     )  # fmt: skip

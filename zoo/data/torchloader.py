@@ -22,6 +22,11 @@ def _floats(value: Any) -> tuple[float, ...]:
 def pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         x, y = batch
+        if isinstance(y, (list, tuple)) and y and isinstance(y[0], (str, bytes)):  # collated string labels
+            raise TypeError(
+                f"the targets are strings ({y[0]!r}, ...); zoo trains on numbers: map each class name to an index "
+                "in the Dataset (e.g. target = classes.index(name))"
+            )
         if not isinstance(y, torch.Tensor):
             y = torch.as_tensor(y)
         if isinstance(x, torch.Tensor):

@@ -1,7 +1,8 @@
 """What ``fit`` reports and the hooks into it: ``History``, ``Metrics`` and the callbacks.
 
 ``History`` is what ``fit`` returns and what every callback receives, as in Keras; a callback is any object with
-some of the four ``on_*`` methods (``Callback`` documents them and does nothing). ``EarlyStopping`` and
+the epoch-level ``on_*`` methods, and per-step ones when it needs them (``Callback`` documents them all and does
+nothing). ``EarlyStopping`` and
 ``CSVLogger`` are the two every run needs; both act on rank 0 only under ``torchrun``.
 """
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 from zoo.suggest import suggest
 
-__all__ = ["EPOCH_FIELDS", "History", "Metrics", "Callback", "EarlyStopping", "CSVLogger"]
+__all__ = ["EPOCH_FIELDS", "History", "Metrics", "Callback", "EarlyStopping", "CSVLogger", "step_callbacks"]
 
 
 EPOCH_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s")
@@ -239,6 +240,25 @@ class Callback:
 
     def on_fit_end(self, history: History) -> None:
         """After the last epoch, an early stop or an interruption."""
+
+    def on_train_batch_start(self, history: History, batch: dict[str, Any]) -> None:
+        """Before each training batch: ``batch`` holds ``epoch``, ``batch`` (0-based, in the epoch) and ``step``
+        (optimizer steps taken). Called only when overridden."""
+
+    def on_train_batch_end(self, history: History, batch: dict[str, Any]) -> None:
+        """After each training batch and its optimizer step: ``batch`` holds ``epoch``, ``batch``, ``step``,
+        ``loss`` (a tensor on the device: ``float()`` reads it, at the cost of a synchronisation), ``lr`` (the first
+        parameter group's, after the step) and ``stepped`` (False for a micro-batch of ``grad_accum``). Called only
+        when overridden, so that a run without per-step callbacks pays nothing per step."""
+
+
+def step_callbacks(callbacks: Any, which: str) -> list[Any]:
+    """The callbacks with their own ``on_train_batch_<which>`` (``"start"`` or ``"end"``): overridden in a
+    ``Callback`` subclass, set on the instance, or defined by a duck-typed callback; ``Callback``'s no-op is not."""
+    name = f"on_train_batch_{which}"
+    base = getattr(Callback, name)
+    hooks = [(cb, getattr(cb, name, None)) for cb in callbacks]
+    return [cb for cb, fn in hooks if callable(fn) and getattr(fn, "__func__", fn) is not base]
 
 
 class EarlyStopping(Callback):

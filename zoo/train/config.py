@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,9 @@ class TrainConfig:
         cli=str,
     )
     metrics: dict[str, Any] = option(
-        {}, "extra metrics {name: function (output, target) -> number}, averaged over samples, reported as val_<name>"
+        {},
+        "extra metrics reported as val_<name>: {name: function (output, target) -> number} (averaged over samples) "
+        "or an object with update/compute/reset such as a torchmetrics.Metric (computed over the whole split)",
     )
     label_smoothing: float = option(0.1, "cross-entropy label smoothing, in [0, 1)", cli=float)
     val_fraction: float | None = option(
@@ -155,7 +158,35 @@ class TrainConfig:
         "groups below the head (timm's layer_decay, e.g. 0.75); None -> one lr",
         cli=float,
     )
-    callbacks: Sequence[Any] = option((), "Callback objects, called at fit start, each epoch's end, and fit end")
+    callbacks: Sequence[Any] = option(
+        (), "Callback objects, called at fit start, each epoch's start and end, fit end, and per step when they ask"
+    )
+    # -- run folders, streams, resume (helper "runs") --
+    overwrite: bool = option(
+        False,
+        "replace the run already in checkpoint_dir (its last.pt, best.pt, history.json, model.safetensors, removed "
+        "under the folder's lock); without it (or resume=True) a folder holding another run is refused",
+    )
+    steps_per_epoch: int | None = option(
+        None,
+        "optimizer steps per epoch: an epoch ends after this many (an IterableDataset that never ends needs it; "
+        "each epoch iterates the data afresh); None -> one pass over the data",
+        cli=int,
+    )
+    resume_new_data: bool = option(
+        False,
+        "resume=True even though the training data differs from the run's (last.pt records a fingerprint of it: "
+        "its size, labels and a few samples); without it such a resume is refused",
+    )
+    # -- MixUp / CutMix (zoo.train.mixing; the flags are timm's) --
+    mixup: float | None = option(
+        None, "MixUp: alpha of the Beta distribution of the mixing weight (e.g. 0.2 or 0.8); None -> off", cli=float
+    )
+    cutmix: float | None = option(None, "CutMix: alpha of the Beta distribution (e.g. 1.0); None -> off", cli=float)
+    mixup_prob: float = option(1.0, "probability that a training batch is mixed when mixup or cutmix is on", cli=float)
+    mixup_switch_prob: float = option(
+        0.5, "with mixup and cutmix both on, the probability that a mixed batch uses CutMix", cli=float
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON- and ``weights_only``-safe dict: objects and functions become their ``repr``."""
@@ -238,8 +269,9 @@ def check_config(cfg: TrainConfig) -> None:
         isinstance(cfg.val_fraction, (int, float)) and 0.0 <= cfg.val_fraction < 1.0
     ):
         raise ValueError(f"val_fraction must be in [0, 1) (0: no validation), got {cfg.val_fraction!r}")
-    if not isinstance(cfg.metrics, dict) or not all(callable(f) for f in cfg.metrics.values()):
-        raise TypeError("metrics must be a dict {name: function (output, target) -> number}")
+    from zoo.train.metrics import check_metric_kinds  # here: this module stays torch-free for `zoo --help`
+
+    check_metric_kinds(cfg.metrics)
     _fraction(cfg.ema, "ema", "a decay such as 0.999")
     _fraction(cfg.layer_lr_decay, "layer_lr_decay", "a factor such as 0.75", upper_ok=True)
     _positive_int(cfg.unfreeze_at, "unfreeze_at", allow_none=True)
@@ -250,3 +282,46 @@ def check_config(cfg: TrainConfig) -> None:
                          "parameter groups their lr instead")  # fmt: skip
     if cfg.resume and not cfg.checkpoint_dir:
         raise ValueError("resume=True needs checkpoint_dir= (where last.pt is)")
+    _check_run_options(cfg)
+    _check_mixing(cfg)
+
+
+def _check_mixing(cfg: TrainConfig) -> None:
+    for name in ("mixup", "cutmix"):
+        value = getattr(cfg, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ValueError(
+                f"{name} must be a positive Beta alpha (e.g. 0.2 for mixup, 1.0 for cutmix) or None, got {value!r}"
+            )
+    for name in ("mixup_prob", "mixup_switch_prob"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+_FLAGS = ("augment", "compile", "resume", "overwrite", "resume_new_data")  # True or False
+_FLAGS_OR_NONE = ("precise_bn", "channels_last", "progress", "pin_memory", "freeze_bn")  # True, False or None
+MAX_SEED = 2**32 - 1  # numpy's range, and what seed * 1_000_003 + epoch keeps inside a torch generator's 64 bits
+
+
+def _check_run_options(cfg: TrainConfig) -> None:
+    """The options of run folders, checkpoints, seeds and switches (helper "runs")."""
+    for name in _FLAGS + _FLAGS_OR_NONE:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool) and not (value is None and name in _FLAGS_OR_NONE):
+            accepted = "True, False or None" if name in _FLAGS_OR_NONE else "True or False"
+            raise TypeError(f"{name} must be {accepted}, got {value!r}")
+    _positive_int(cfg.checkpoint_every, "checkpoint_every", allow_none=True)
+    _positive_int(cfg.steps_per_epoch, "steps_per_epoch", allow_none=True)
+    if cfg.seed is not None and (isinstance(cfg.seed, bool) or not isinstance(cfg.seed, numbers.Integral)
+                                 or not 0 <= cfg.seed <= MAX_SEED):  # fmt: skip
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] or None, got {cfg.seed!r}")
+    if cfg.num_workers is not None and (isinstance(cfg.num_workers, bool) or not isinstance(cfg.num_workers, int)
+                                        or cfg.num_workers < 0):  # fmt: skip
+        raise ValueError(f"num_workers must be an integer >= 0 or None, got {cfg.num_workers!r}")
+    if cfg.checkpoint_dir is not None and not str(cfg.checkpoint_dir).strip():
+        raise ValueError("checkpoint_dir='' names no folder; pass a folder path, or None to write no checkpoints")
+    if cfg.overwrite and cfg.resume:
+        raise ValueError("resume=True continues the run in checkpoint_dir and overwrite=True replaces it: pass one")
+    if cfg.overwrite and not cfg.checkpoint_dir:
+        raise ValueError("overwrite=True needs checkpoint_dir= (the folder whose run it replaces)")

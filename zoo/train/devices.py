@@ -111,9 +111,28 @@ def setup_distributed(device_spec: Any) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(device)
     created = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        _create_group("nccl" if device.type == "cuda" else "gloo")
         created = True
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, created), device
+
+
+_groups_created = [0]  # process groups zoo has created in this process (each fit destroys its own at the end)
+
+
+def _create_group(backend: str) -> None:
+    """The default process group, rendezvoused under a key prefix of its own.
+
+    torch names every default group "0", so a group created after an earlier one was destroyed (a second ``fit``
+    in the same torchrun process) would read the rendezvous keys the first one left in the store: a rank could
+    connect to its peer's old, closed address and wait forever (measured: 3 hangs in 4 launches here). A fresh
+    prefix per creation keeps each group's keys apart.
+    """
+    import torch.distributed as dist
+
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    prefix = f"zoo/group{_groups_created[0]}"
+    _groups_created[0] += 1
+    dist.init_process_group(backend, store=dist.PrefixStore(prefix, store), rank=rank, world_size=world_size)
 
 
 def all_reduce(t: torch.Tensor, dist_info: DistInfo, op: str = "sum") -> torch.Tensor:

@@ -27,6 +27,7 @@ from zoo.modelfile import unwrap
 from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Metrics
 from zoo.train.devices import DistInfo, all_reduce, autocast_context, resolve_device, resolve_precision
+from zoo.train.metrics import StatefulMetrics, check_metric_kinds, check_metrics, is_stateful
 from zoo.train.tasks import Meter, Task, logits_of, resolve_task
 
 __all__ = ["evaluate", "run_eval", "check_model_fits", "check_labels"]
@@ -76,18 +77,26 @@ def run_eval(
     dist_info: DistInfo,
     extra: dict[str, Callable] | None = None,
 ) -> Metrics:
-    """One pass over ``batches`` in eval mode; the task's metrics, all-reduced across ranks."""
+    """One pass over ``batches`` in eval mode; the task's metrics, all-reduced across ranks. ``extra`` holds the
+    user's metrics: functions averaged per sample, stateful metrics computed over the pass (``zoo.train.metrics``)."""
     was_training = model.training
     model.eval()
-    meter = Meter(task, device, extra)
+    extra = extra or {}
+    meter = Meter(task, device, {k: f for k, f in extra.items() if not is_stateful(f)})
+    stateful = StatefulMetrics(extra, device)
     try:
         for x, y in batches:
             with autocast:
                 out = logits_of(model(x))
-            meter.update(out, task.target(y))
+            y = task.target(y)
+            meter.update(out, y)
+            if stateful.metrics:
+                stateful.update(out.float(), y)
     finally:
         model.train(was_training)
-    return Metrics(meter.result(all_reduce(meter.packed(), dist_info)))
+    result = meter.result(all_reduce(meter.packed(), dist_info))
+    result.update(stateful.compute(dist_info, int(meter.count.item())))
+    return Metrics(result)
 
 
 def evaluate(
@@ -110,7 +119,9 @@ def evaluate(
         precision: as in ``fit`` (the same autocast).
         loss: the loss to report, as in ``fit``; default: the one the model was trained with (recorded by ``fit``),
             else cross-entropy for integer class targets.
-        metrics: extra ``{name: function (output, target) -> number}``, averaged over samples.
+        metrics: extra ``{name: metric}``: a function ``(output, target) -> number`` is averaged over samples; an
+            object with ``update``/``compute``/``reset`` (a ``torchmetrics.Metric``) is computed over the whole data
+            (``zoo.train.metrics``).
         threads: CPU threads; None -> chosen for the machine's free cores and the forward's size (``zoo.threads``).
 
     Returns:
@@ -121,6 +132,7 @@ def evaluate(
         the data is sharded over the ranks and the results all-reduced.
     """
     model = unwrap(model)
+    check_metric_kinds(metrics or {})
     record = InputRecord.of(model, guess=False) or InputRecord()
     source = as_source(data.test if is_dataset(data) else data, "evaluate")
     mean, std = _normalisation(source, data, record)
@@ -144,6 +156,7 @@ def evaluate(
     task = resolve_task(loss if loss is not None else record.loss, 0.0, out, y, "evaluate")
     if task.kind == "classification":
         check_labels(batches.labels, task.num_outputs, "evaluate")
+    check_metrics(metrics or {}, out, task.target(y), "evaluate")
     x, _ = batches.sample()
     flops = step_flops(model, x, batches.batch_size)  # a forward is a third of a training step
     with use_threads(choose_threads(flops / 3 if flops else None, requested=threads, device=dev)):

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from zoo.inputs import InputRecord
+from zoo.messages import exception_line
 from zoo.modelfile import unwrap
 from zoo.train.devices import resolve_device
 from zoo.train.preprocess import input_items, prepared_batches
@@ -77,12 +78,39 @@ def _run(
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     was_training = model.training
     model.eval()
+    seen = 0
     try:
         with torch.no_grad():
             for x, paths in prepared_batches(items, record, batch_size, what):
-                yield forward(model, x.to(dev, dtype=dtype, non_blocking=True)), paths, record
+                _check_finite(x, seen, what)
+                yield _forward(forward, model, x.to(dev, dtype=dtype, non_blocking=True), record, what), paths, record
+                seen += len(x)
     finally:
         model.train(was_training)
+
+
+def _check_finite(x: torch.Tensor, seen: int, what: str) -> None:
+    """A NaN or infinite input gives NaN probabilities that read as a prediction: refused."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        first = seen + int(bad.reshape(len(x), -1).any(1).nonzero()[0, 0])
+        raise ValueError(f"{what}: input sample {first} holds NaN or infinite values; inputs must be finite numbers")
+
+
+def _forward(forward: Callable, model: nn.Module, x: torch.Tensor, record: InputRecord, what: str) -> torch.Tensor:
+    """``forward(model, x)``; a batch whose shape is not the one the model's record says, and which the model
+    cannot take, is a one-line ``ValueError`` naming both shapes (not torch's matmul message)."""
+    try:
+        return forward(model, x)
+    except (RuntimeError, AssertionError) as exc:
+        size = record.input_size
+        if isinstance(exc, torch.OutOfMemoryError) or size is None or tuple(x.shape[1:]) == tuple(size):
+            raise
+        takes = "N x " + " x ".join(str(v) for v in size)
+        raise ValueError(
+            f"{what}: a batch of shape {tuple(x.shape)} does not fit the model, which takes {takes} "
+            f"({exception_line(exc, 160)})"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Preemption: the first SIGINT or SIGTERM while ``fit`` runs is noted, the loop stops at the next optimizer step
-with ``last.pt`` written at that batch, and a resumed run replays the epoch's order up to there (``skip``)."""
+with ``last.pt`` written at that batch, and a resumed run replays the epoch's order up to there (``skip``). A signal
+after the last step (the last validation, precise BN, the checkpoint saves, the test scoring) stops the run too, once
+that part ends: ``fit`` never returns as if done after one."""
 
 from __future__ import annotations
 
@@ -18,15 +20,18 @@ __all__ = ["Stopped", "SignalWatch", "skip"]
 
 
 class Stopped(Exception):
-    """SIGINT or SIGTERM arrived: the current step finished and last.pt holds this point."""
+    """SIGINT or SIGTERM arrived: the current step finished and last.pt holds this point (``during`` names what
+    the signal cut short after the last epoch: its results are dropped, and a resumed run does it again)."""
 
-    def __init__(self, signum: int, epoch: int, batch: int | None) -> None:
+    def __init__(self, signum: int, epoch: int, batch: int | None, during: str | None = None) -> None:
         super().__init__(signum)
-        self.signum, self.epoch, self.batch = signum, epoch, batch
+        self.signum, self.epoch, self.batch, self.during = signum, epoch, batch, during
 
     def note(self, ckpt_dir: Path | None) -> str:
         name = signal.Signals(self.signum).name
         where = f"after batch {self.batch} of epoch {self.epoch}" if self.batch else f"after epoch {self.epoch}"
+        if self.during:
+            where = f"during {self.during}, {where}"
         saved = (
             f"; {ckpt_dir / 'last.pt'} holds that point and resume=True continues from it"
             if ckpt_dir is not None
@@ -81,8 +86,15 @@ class SignalWatch:
         return int(all_reduce(flag, dist_info, op="max").item()) or None
 
 
-def skip(iterator: Any, n: int) -> Any:
-    """``iterator`` after its first ``n`` items (the batches a mid-epoch resume has already trained on)."""
-    for _ in range(n):
-        next(iterator)
+def skip(iterator: Any, n: int, epoch: int = 0) -> Any:
+    """``iterator`` after its first ``n`` items (the batches a mid-epoch resume has already trained on); one line
+    if the data now holds fewer (it changed since the run stopped)."""
+    for i in range(n):
+        try:
+            next(iterator)
+        except StopIteration:
+            raise ValueError(
+                f"cannot resume at batch {n} of epoch {epoch}: an epoch of this data ends after {i} batches (the "
+                "training data is smaller than the run's); resume with the data the run was trained on"
+            ) from None
     return iterator

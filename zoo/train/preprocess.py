@@ -21,9 +21,10 @@ import torch.nn.functional as F
 
 from zoo.data.images import (
     IMAGE_EXTENSIONS,
-    bombs_refused,
+    ImageFileError,
+    as_mode,
     center_crop_image,
-    image_error,
+    open_image,
     resize_crop,
     resize_images,
     resize_short,
@@ -51,7 +52,7 @@ def image_tensor(record: InputRecord, im: Any, what: str = "predict") -> torch.T
     if record.features is not None:
         raise _no_images(record, what, "images")
     mode = "L" if record.channels == 1 else "RGB"
-    im = im.convert(mode)
+    im = as_mode(im, 1 if mode == "L" else 3)  # zoo's one decoder's conversion (16-bit, palette, alpha)
     resample = {"bicubic": Image.Resampling.BICUBIC, "nearest": Image.Resampling.NEAREST}.get(
         record.interpolation or "bilinear", Image.Resampling.BILINEAR
     )
@@ -190,20 +191,14 @@ def input_items(inputs: Any, what: str = "predict", top: bool = True) -> list[It
     raise TypeError(f"{what}: cannot take a {type(inputs).__name__}; {ACCEPTED}")
 
 
-def _open(ref: Any, what: str) -> Any:
+def _open(ref: Any, what: str, channels: int) -> Any:
     if not isinstance(ref, Path):
         return ref
-    from PIL import Image
-
     try:
-        with bombs_refused(), Image.open(ref) as im:
-            return im.copy()  # decoded, and the file closed
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"{what}: {image_error(ref, exc)}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(
-            f"{what}: '{ref}' is not an image file zoo can read ({str(exc).splitlines()[0][:120]}); {ACCEPTED}"
-        ) from None
+        return open_image(ref, channels)  # zoo's one decoder: a FIFO is refused before it is opened
+    except ImageFileError as exc:
+        cause = str(exc).removeprefix(f"{ref}: ")
+        raise ValueError(f"{what}: '{ref}' is not an image file zoo can read ({cause}); {ACCEPTED}") from None
 
 
 def prepared_batches(
@@ -223,7 +218,7 @@ def prepared_batches(
 
     for kind, value, path in items:
         if kind == "image":
-            pending.append((image_tensor(record, _open(value, what), what), path))
+            pending.append((image_tensor(record, _open(value, what, record.channels or 3), what), path))
             if len(pending) >= batch_size:
                 yield from flush()
             continue

@@ -24,6 +24,7 @@ from zoo.files import plain
 from zoo.modelfile import CHECKPOINT_VERSION, cpu_state, load_weights, model_config
 from zoo.train.callbacks import History
 from zoo.train.ema import ModelEma
+from zoo.train.fingerprint import fingerprint_changes
 from zoo.train.optim import make_optimizer, make_scheduler, param_groups
 from zoo.train.setup import Run
 from zoo.weights import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
@@ -32,7 +33,8 @@ __all__ = ["TrainState", "EpochSums", "new_state", "resume", "FIXED_ON_RESUME"]
 
 # options a resumed run must share with the run it resumes (the data order, the optimizer state and the
 # checkpointed schedule depend on them); epochs, lr and weight_decay may change, the others freely
-FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss", "ema", "layer_lr_decay")
+FIXED_ON_RESUME = ("batch_size", "grad_accum", "optimizer", "scheduler", "loss", "ema", "layer_lr_decay",
+                   "steps_per_epoch")  # fmt: skip
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class TrainState:
     monitor: str = "val_accuracy"  # what best_score scores
     best_score: float | None = None
     partial: EpochSums | None = None  # the epoch under way
+    data: dict[str, Any] | None = None  # the training data's fingerprint (zoo.train.fingerprint)
 
     def state_dict(self, device: torch.device) -> dict[str, Any]:
         return {
@@ -121,6 +124,7 @@ class TrainState:
             "partial": self.partial.state_dict() if self.partial is not None else None,
             "rng": rng_state(device),
             "history": plain(self.history.to_dict()),
+            "data": self.data,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any], device: torch.device, path: Any = "the checkpoint") -> None:
@@ -149,20 +153,32 @@ class TrainState:
         self.history.epochs, self.history.notes = previous.epochs, previous.notes
 
 
+def used_options(cfg: Any, optimizer: torch.optim.Optimizer, task: Any) -> dict[str, Any]:
+    """The options as the run used them, for ``history.config``: an optimizer the user built keeps its own lr and
+    weight decay (zoo's defaults for them were not used), and only zoo's cross-entropy uses ``label_smoothing``."""
+    used = cfg.to_dict()
+    if not isinstance(cfg.optimizer, str):
+        group = optimizer.param_groups[0]
+        used["lr"], used["weight_decay"] = group.get("lr"), group.get("weight_decay")
+    if not (isinstance(cfg.loss, str) or cfg.loss is None) or task.loss_name != "cross_entropy":
+        used["label_smoothing"] = None
+    return used
+
+
 def new_state(model: nn.Module, run: Run) -> TrainState:
     """The state at step 0: zoo's optimizer (or the user's) and schedule, the scaler, the EMA when asked."""
     cfg = run.cfg
     optimizer = make_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, cfg.layer_lr_decay)
+    history = History(used_options(cfg, optimizer, run.task))  # before the schedule moves the optimizer's lr
     scheduler = make_scheduler(cfg.scheduler, optimizer, (run.steps_per_epoch or 1) * cfg.epochs)
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
-    history = History(cfg.to_dict())
     history.device, history.precision, history.task = str(run.device), run.precision, run.task.kind
     history.world_size, history.rank = run.dist.world_size, run.dist.rank
     val = {"classification": ["val_accuracy"], "multilabel": ["val_accuracy"], "regression": ["val_mae", "val_r2"]}
     history.fields = ["epoch", "loss", run.task.train_metric, "val_loss", *val[run.task.kind],
                       *(f"val_{k}" for k in cfg.metrics), "lr", "seconds", "images_per_s"]  # fmt: skip
     ema = ModelEma(model, cfg.ema) if cfg.ema is not None else None
-    return TrainState(model, optimizer, scheduler, scaler, history, ema, monitor=run.monitor[0])
+    return TrainState(model, optimizer, scheduler, scaler, history, ema, monitor=run.monitor[0], data=run.data_fp)
 
 
 def resume(state: TrainState, run: Run) -> None:
@@ -173,19 +189,90 @@ def resume(state: TrainState, run: Run) -> None:
         state.history.notes.append(f"resume=True but no {path}; started from scratch")
         return
     ckpt = read_checkpoint(path, map_location="cpu")
-    if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
         raise CheckpointError(f"'{path}' is not a zoo training checkpoint (no optimizer state to resume from)")
+    check_fields(ckpt, path)
     old_history = ckpt.get("history") or {}
     old, new = dict(old_history.get("config") or {}), state.history.config
     _check_unchanged(path, old, new, old_history.get("precision"), run.precision)
-    state.load_state_dict(ckpt, run.device, path)
+    changes = _check_data(path, ckpt, run)
+    try:
+        state.load_state_dict(ckpt, run.device, path)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"'{path}' cannot be resumed: a field of it is malformed ({_first_line(exc)})") from None
+    state.data = run.data_fp
     where = f"epoch {state.epoch}"
     if state.partial is not None:
         where = f"batch {state.partial.batch} of epoch {state.partial.epoch}"
     state.history.notes.append(f"resumed from {path} after {where}")
+    if changes:
+        state.history.notes.append(f"resumed on other data than the run's ({'; '.join(changes)}): resume_new_data")
     changed = [k for k in ("epochs", "lr", "weight_decay") if k in old and plain(old[k]) != plain(new.get(k))]
     if changed:
         _replan(state, run, changed, old)
+
+
+# what last.pt must hold to be resumed, and of which type (the other fields may be missing: older layouts)
+_FIELDS = {"model": dict, "optimizer": dict, "rng": dict, "epoch": int, "step": int}
+_OPTIONAL = {"scheduler": dict, "scaler": dict, "ema": dict, "best": dict, "partial": dict, "history": dict,
+             "data": dict}  # fmt: skip
+_PARTIAL = {"epoch": int, "batch": int, "epoch_rng": dict, "sizes": list, "counts": list, "stat": torch.Tensor,
+            "losses": torch.Tensor}  # fmt: skip
+
+
+def check_fields(ckpt: dict[str, Any], path: Any) -> None:
+    """The fields of a ``last.pt`` have the types ``TrainState.load_state_dict`` reads: one line naming the first
+    that is missing or malformed (not a ``KeyError`` deep in the restore)."""
+    rules = [(k, t, ckpt, True) for k, t in _FIELDS.items()] + [(k, t, ckpt, False) for k, t in _OPTIONAL.items()]
+    if isinstance(ckpt.get("partial"), dict):
+        rules += [(f"partial.{k}", t, ckpt["partial"], True) for k, t in _PARTIAL.items()]
+    if isinstance(ckpt.get("rng"), dict):
+        rules.append(("rng.torch", torch.Tensor, ckpt["rng"], True))
+    for name, kind, holder, required in rules:
+        key = name.rsplit(".", 1)[-1]
+        value = holder.get(key)
+        if value is None and not required:
+            continue
+        if value is None or not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+            what = "is missing" if key not in holder else f"is a {type(value).__name__}, not a {kind.__name__}"
+            if kind is int and isinstance(value, int) and not isinstance(value, bool):
+                what = f"is {value}, not a count"
+            _damaged(path, f"its field '{name}' {what}")
+    partial = ckpt.get("partial")
+    if partial and not len(partial["losses"]) == len(partial["sizes"]) == len(partial["counts"]) == partial["batch"]:
+        _damaged(path, "its partial epoch's losses, sizes and counts do not match its batch count")
+
+
+def _damaged(path: Any, what: str) -> None:
+    raise CheckpointError(
+        f"'{path}' cannot be resumed: {what}; it is damaged or not written by zoo.fit (start anew with "
+        "overwrite=True, or resume from a copy)"
+    )
+
+
+def _check_data(path: Path, ckpt: dict[str, Any], run: Run) -> list[str]:
+    """The data is the run's (its fingerprint) unless ``resume_new_data``, and a run stopped mid-epoch can find
+    its place in it; returns what differs (allowed)."""
+    changes = fingerprint_changes(ckpt.get("data"), run.data_fp or {})
+    if changes and not run.cfg.resume_new_data:
+        raise CheckpointError(
+            f"cannot resume {path}: the training data differs from the run's ({'; '.join(changes)}); resume with "
+            "the data it was trained on, or pass resume_new_data=True to continue on this data"
+        )
+    partial, n_batches = ckpt.get("partial"), run.epoch_batches
+    if partial and n_batches is not None and partial["batch"] >= n_batches:
+        raise CheckpointError(
+            f"cannot resume {path} after batch {partial['batch']} of epoch {partial['epoch']}: an epoch of this "
+            f"data holds {n_batches} batches; resume with the data the run was trained on"
+        )
+    return changes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_unchanged(path: Path, old: dict, new: dict, old_precision: str | None, precision: str) -> None:

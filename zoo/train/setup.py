@@ -27,9 +27,12 @@ from zoo.train.config import TrainConfig
 from zoo.train.devices import all_reduce, autocast_context, resolve_precision
 from zoo.train.evaluate import check_labels, check_model_fits
 from zoo.train.finetune import Freezer
+from zoo.train.fingerprint import data_fingerprint
 from zoo.train.inputs import fit_parts, record_data
+from zoo.train.metrics import check_metrics
+from zoo.train.mixing import make_mixer
 from zoo.train.preemption import SignalWatch
-from zoo.train.tasks import MONITOR, resolve_task
+from zoo.train.tasks import MONITOR, check_loss, resolve_task
 from zoo.weights import CheckpointError, read_checkpoint
 
 __all__ = ["Run", "prepare", "wrap"]
@@ -57,6 +60,16 @@ class Run:
     net: nn.Module | None = None  # what the step calls: the model, compiled and/or DDP-wrapped
     bn_batches: Any = None  # training batches in evaluation order, for precise BN
     bn_step: int | None = None  # the optimizer step precise BN last ran at
+    data_fp: dict[str, Any] | None = None  # the training data's fingerprint, recorded in last.pt
+    mixer: Any = None  # MixUp/CutMix of the training batches (zoo.train.mixing.Mixer), or None
+
+    @property
+    def epoch_batches(self) -> int | None:
+        """Training batches per epoch: ``steps_per_epoch`` x ``grad_accum`` when bounded, else a pass over the
+        data (None for a stream)."""
+        if self.cfg.steps_per_epoch is not None:
+            return self.cfg.steps_per_epoch * self.cfg.grad_accum
+        return self.train.num_batches
 
     @property
     def monitor(self) -> tuple[str, bool]:
@@ -114,6 +127,8 @@ def prepare(
     if val_src is not None and (source_len(val_src) or 0) != 0:
         run.val = run.eval_batches(val_src)
     run.steps_per_epoch = _steps_per_epoch(run)
+    if ckpt_dir is not None:
+        run.data_fp = data_fingerprint(train_src)
     run.freezer = Freezer(model, cfg.freeze, cfg.unfreeze_at, cfg.freeze_bn)
     return run
 
@@ -157,7 +172,7 @@ def _threads(cfg: TrainConfig, model: nn.Module, run: Run, saved: dict[str, Any]
 
 
 def _seed(cfg: TrainConfig, dist: Any, device: torch.device, saved: dict[str, Any]) -> int:
-    seed = cfg.seed
+    seed = None if cfg.seed is None else int(cfg.seed)  # a numpy integer too
     if seed is None:  # a resumed run keeps the data order of the run it resumes
         seed = saved.get("seed") if isinstance(saved.get("seed"), int) else None
     if seed is None:
@@ -182,7 +197,18 @@ def _task(run: Run, model: nn.Module, num_classes: int | None) -> Any:
     if task.kind == "classification":
         for src, what in ((run.train_src, "fit"), (run.val_src, "fit: val"), (run.test_src, "fit: test split")):
             check_labels(source_labels(src), task.num_outputs, what)
+    _check_callables(run, task, out, task.target(y))
     return task
+
+
+def _check_callables(run: Run, task: Any, out: torch.Tensor, y: torch.Tensor) -> None:
+    """The loss (on mixed targets too, with MixUp/CutMix) and the metrics on the sample batch, before an epoch is
+    spent; the mixer made once the inputs are known."""
+    cfg = run.cfg
+    x, _ = run.train.sample()
+    run.mixer = make_mixer(cfg.mixup, cfg.cutmix, cfg.mixup_prob, cfg.mixup_switch_prob, task.kind, task.num_outputs, x)
+    check_loss(task, out, y, "fit", soft=run.mixer.targets(y, 0.5) if run.mixer is not None else None)
+    check_metrics(cfg.metrics, out, y, "fit")
 
 
 def _steps_per_epoch(run: Run) -> int | None:
@@ -192,12 +218,21 @@ def _steps_per_epoch(run: Run) -> int | None:
             f"grad_accum={cfg.grad_accum} is more than the {n_batches} batches of an epoch (an optimizer step "
             f"would see fewer than it asks for); use grad_accum <= {n_batches} or a smaller batch_size"
         )
+    spe = cfg.steps_per_epoch
+    if spe is not None and n_batches is not None and spe * cfg.grad_accum > n_batches:
+        raise ValueError(
+            f"steps_per_epoch={spe} needs {spe * cfg.grad_accum} batches per epoch, but an epoch of the data holds "
+            f"{n_batches}; use steps_per_epoch <= {n_batches // cfg.grad_accum} or None (one pass)"
+        )
+    if spe is not None:
+        return spe
     if n_batches is not None:
         return math.ceil(n_batches / cfg.grad_accum)
     if cfg.scheduler is not None and not callable(cfg.scheduler):
         raise ValueError(
             f"scheduler={cfg.scheduler!r} spans the whole run, but the data streams with no known length (an "
-            "IterableDataset without __len__): pass scheduler=None, a function, or give the dataset a __len__"
+            "IterableDataset without __len__): pass steps_per_epoch=N, scheduler=None or a function, or give the "
+            "dataset a __len__"
         )
     return None
 

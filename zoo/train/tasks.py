@@ -1,6 +1,8 @@
 """Tasks, losses and their metrics: what ``fit`` minimises and what ``evaluate`` reports.
 
-The task follows the loss: ``cross_entropy`` is classification (top-1, top-5, per-class accuracy, confusion),
+The task follows the loss: ``cross_entropy`` is classification (top-1, top-5, per-class accuracy, confusion) on
+class indices or on probability targets (N x K rows summing to 1, as torchvision's ``v2.CutMix``/``v2.MixUp`` and
+zoo's ``mixup=``/``cutmix=`` make them; accuracy is then read against each row's largest class),
 ``bce`` multi-label or binary classification on logits (per-label accuracy, exact match), ``mse``/``l1``/``smooth_l1``
 regression (MAE, RMSE, R²). A loss given as an ``nn.Module`` or a function is placed by its type where torch's own
 losses are recognised, else by the targets (integer class indices: classification; anything else: regression).
@@ -18,7 +20,7 @@ import torch.nn as nn
 
 from zoo.suggest import suggest
 
-__all__ = ["LOSSES", "TASKS", "Task", "resolve_task", "Meter", "logits_of"]
+__all__ = ["LOSSES", "TASKS", "Task", "resolve_task", "check_loss", "check_number", "hard_labels", "Meter", "logits_of"]
 
 LOSSES = ("cross_entropy", "bce", "mse", "l1", "smooth_l1")
 TASKS = ("classification", "multilabel", "regression")
@@ -29,6 +31,8 @@ _ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "cross-entro
             "smoothl1": "smooth_l1", "l2": "mse"}  # fmt: skip
 _MODULE_TASK = {
     "CrossEntropyLoss": "classification",
+    "SoftTargetCrossEntropy": "classification",  # timm's, for MixUp/CutMix targets
+    "LabelSmoothingCrossEntropy": "classification",  # timm's
     "NLLLoss": "classification",
     "BCEWithLogitsLoss": "multilabel",
     "BCELoss": "multilabel",
@@ -67,6 +71,19 @@ def logits_of(out: Any) -> torch.Tensor:
     )
 
 
+def hard_labels(y: torch.Tensor) -> torch.Tensor:
+    """Class indices of classification targets: indices as they are, probability rows (N x K) their argmax."""
+    return y.argmax(1) if y.ndim == 2 else y
+
+
+def _probabilities(y: torch.Tensor, k: int) -> bool:
+    """Whether ``y`` holds probability targets for ``k`` classes: N x k floats, non-negative, rows summing to 1."""
+    if not (y.is_floating_point() and y.ndim == 2 and y.shape[1] == k and len(y)):
+        return False
+    y = y.detach().float()
+    return bool((y >= 0).all()) and bool(torch.allclose(y.sum(1), torch.ones(len(y), device=y.device), atol=1e-3))
+
+
 def _shape(t: torch.Tensor) -> str:
     return f"{str(t.dtype).replace('torch.', '')} targets of shape {tuple(t.shape)}"
 
@@ -97,7 +114,7 @@ class Task:
     def train_stat(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training metric's sum over a batch (``y`` as ``target`` returns it), on the device."""
         if self.kind == "classification":
-            return (out.argmax(1) == y).sum()
+            return (out.argmax(1) == hard_labels(y)).sum()
         if self.kind == "multilabel":
             return ((out > 0) == (y > 0.5)).sum()
         return (out.float() - y).abs().sum()
@@ -117,12 +134,13 @@ def resolve_task(loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.
     k = int(out.shape[1])
     integer = not y.is_floating_point()
     if loss is None:
-        if integer and y.ndim == 1:
+        if (integer and y.ndim == 1) or _probabilities(y, k):
             loss = "cross_entropy"
         else:
             raise ValueError(
                 f"{what}: {_shape(y)} are not class indices, so pass loss=: 'mse', 'l1' or 'smooth_l1' for "
-                f"regression, 'bce' for multi-label 0/1 targets, or a function (output, target) -> loss"
+                f"regression, 'bce' for multi-label 0/1 targets, or a function (output, target) -> loss (probability "
+                f"rows, N x {k} summing to 1, train with cross-entropy as they are)"
             )
     if isinstance(loss, str):
         name = _ALIASES.get(loss.strip().lower(), loss.strip().lower())
@@ -136,7 +154,7 @@ def resolve_task(loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.
         name = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__name__", repr(loss))
         kind = _MODULE_TASK.get(type(loss).__name__) if isinstance(loss, nn.Module) else None
         if kind is None:
-            kind = "classification" if integer and y.ndim == 1 else "regression"
+            kind = "classification" if (integer and y.ndim == 1) or _probabilities(y, k) else "regression"
     else:
         raise TypeError(f"loss must be a name ({', '.join(LOSSES)}), an nn.Module or a function; got {loss!r}")
     task = Task(kind, name, None, None, k)  # type: ignore[arg-type]
@@ -151,10 +169,11 @@ def resolve_task(loss: Any, label_smoothing: float, out: torch.Tensor, y: torch.
 def _check_targets(task: Task, out: torch.Tensor, y: torch.Tensor, what: str) -> None:
     k, name = task.num_outputs, task.loss_name
     if task.kind == "classification":
-        if y.is_floating_point() or y.ndim != 1:
+        if (y.is_floating_point() or y.ndim != 1) and not _probabilities(y, k):
             raise ValueError(
-                f"{what}: loss={name} needs integer class indices (one per sample), got {_shape(y)}; for regression "
-                f"pass loss='mse' (or 'l1', 'smooth_l1'), for multi-label N x K targets loss='bce'"
+                f"{what}: loss={name} needs integer class indices (one per sample) or probability rows ({len(out)} "
+                f"x {k}, summing to 1), got {_shape(y)}; for regression pass loss='mse' (or 'l1', 'smooth_l1'), for "
+                f"multi-label N x K targets loss='bce'"
             )
         if k < 2:
             raise ValueError(
@@ -169,6 +188,40 @@ def _check_targets(task: Task, out: torch.Tensor, y: torch.Tensor, what: str) ->
         raise ValueError(
             f"{what}: loss={name} needs targets shaped like the model's output ({len(out)} x {k}), got {_shape(y)}"
         )
+
+
+def check_number(value: Any, what: str) -> str | None:
+    """Why ``value`` is not one finite number (a Python number or a one-element numeric tensor), or None if it is."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return f"returned {value.numel()} values (shape {tuple(value.shape)}) where one number is needed"
+        if value.dtype == torch.bool or value.is_complex():
+            return f"returned a {str(value.dtype).replace('torch.', '')} tensor, not a real number"
+        value = float(value.detach())
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"returned a {type(value).__name__} ({str(value)[:40]!r}), not a number"
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"returned {value} on a sample batch"
+    return None
+
+
+def check_loss(task: Task, out: torch.Tensor, y: torch.Tensor, what: str, soft: torch.Tensor | None = None) -> None:
+    """The training loss on a sample batch is one finite number: a loss returning one value per sample, a string
+    or NaN is refused before an epoch is spent. ``soft`` are mixed (probability) targets the loss must take too."""
+    for target, how in ((y, ""), (soft, " on mixed (MixUp/CutMix) probability targets")):
+        if target is None:
+            continue
+        try:
+            value = task.train_loss(out, target)
+        except Exception as exc:  # the user's loss: any error it raises is reported in one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ValueError(f"{what}: loss={task.loss_name} failed on a sample batch{how}: {first}") from None
+        why = check_number(value, what)
+        if why is not None:
+            raise ValueError(
+                f"{what}: loss={task.loss_name} {why}{how}; a loss must return one finite number per batch (reduce "
+                f"a per-sample loss with .mean())"
+            )
 
 
 def _builtin_losses(name: str, label_smoothing: float) -> tuple[Callable, Callable]:
@@ -209,7 +262,7 @@ class Meter:
             self.extra_sums[i] += (value.double() if isinstance(value, torch.Tensor) else float(value)) * b
         k = self.task.num_outputs
         if self.task.kind == "classification":
-            pred = out.argmax(1)
+            pred, y = out.argmax(1), hard_labels(y)
             self.confusion += torch.bincount(y * k + pred, minlength=k * k)
             if k > 5:
                 self.top5 += (out.topk(5, 1).indices == y[:, None]).any(1).sum()

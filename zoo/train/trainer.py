@@ -27,10 +27,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from zoo.files import RunDirLock, atomic_write, clean_orphans
+from zoo.files import RunDirLock, atomic_write, claim_run_dir, clean_orphans
 from zoo.modelfile import model_file, unwrap
 from zoo.threads import use_threads
-from zoo.train.callbacks import History
+from zoo.train.callbacks import History, step_callbacks
 from zoo.train.config import check_config, config_from_options, options_doc, signature
 from zoo.train.devices import all_reduce, setup_distributed
 from zoo.train.evaluate import run_eval
@@ -80,8 +80,9 @@ def fit(model: nn.Module, data: Any, *, val: Any = None, **options: Any) -> Hist
     ok = False
     try:
         with RunDirLock(cfg.checkpoint_dir, "zoo.fit") if owner else contextlib.nullcontext(), SignalWatch() as sig:
-            if owner:
-                clean_orphans(cfg.checkpoint_dir)  # what a write killed half-way left; we hold the lock
+            if owner:  # under the lock: nothing of a run still writing there is touched
+                claim_run_dir(cfg.checkpoint_dir, resume=cfg.resume, overwrite=cfg.overwrite)
+                clean_orphans(cfg.checkpoint_dir)  # what a write killed half-way left
             history, stopped = _fit(model, data, val, cfg, dist, device, sig)
         ok = True
     finally:
@@ -111,9 +112,8 @@ def _fit(model: nn.Module, data: Any, val: Any, cfg: Any, dist: Any, device: Any
         with use_threads(run.cfg.threads):
             stopped = _train(run, state)
             history = state.history
-            if run.test_src is not None and not history.interrupted and len(run.test_src):
-                m = _evaluate(run, state, run.eval_batches(run.test_src))
-                history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
+            if stopped is None and not history.interrupted:
+                stopped = _score_test(run, state)
         if state.ema is not None and not history.interrupted:
             model.load_state_dict(state.ema.module.state_dict())  # the deliverable is the average (as Keras does)
         for cb in run.cfg.callbacks:
@@ -127,6 +127,33 @@ def _fit(model: nn.Module, data: Any, val: Any, cfg: Any, dist: Any, device: Any
         vars(state).clear()
         if dist.enabled:
             gc.collect()
+
+
+def _score_test(run: Run, state: TrainState) -> Stopped | None:
+    """The test split, scored once at the end. A signal that came meanwhile (or since the last epoch closed) stops
+    the run as one during training does: the score is dropped, last.pt holds the finished training, and a resumed
+    run scores the test split."""
+    history = state.history
+    if run.test_src is not None and len(run.test_src):
+        m = _evaluate(run, state, _until_signal(run.eval_batches(run.test_src), run.signals))
+        history.test = {k: v for k, v in m.items() if not isinstance(v, list)}
+    signum = run.signals.pending(run.dist, None, run.device)
+    if not signum:
+        return None
+    stopped = Stopped(signum, state.epoch, None, during="the test scoring" if history.test else None)
+    history.test, history.interrupted = None, True
+    history.notes.append(stopped.note(run.ckpt_dir))
+    _say(run, history)
+    return stopped
+
+
+def _until_signal(batches: Any, signals: Any) -> Any:
+    """``batches``, cut short once a signal has come (after the first: a score cut short is dropped anyway, and
+    a scheduler's grace period is better spent exiting). Under torchrun each rank still all-reduces once."""
+    for k, batch in enumerate(batches):
+        if k and signals.received is not None:
+            return
+        yield batch
 
 
 def _end_distributed(dist: Any, ok: bool) -> None:
@@ -222,8 +249,8 @@ def _save_last(run: Run, state: TrainState) -> None:
 
 
 def _stop_after(run: Run, state: TrainState, epoch: int) -> bool:
-    """Whether a callback (on any rank) asked to stop; a signal that came during the epoch's last step or its
-    validation stops the run here."""
+    """Whether a callback (on any rank) asked to stop; a signal that came during the epoch's last step, its
+    validation (precise BN included) or the save of its checkpoints stops the run here, the last epoch's too."""
     history = state.history
     flag = torch.tensor([1.0 if history.stop_reason else 0.0])
     if run.dist.enabled:
@@ -234,7 +261,7 @@ def _stop_after(run: Run, state: TrainState, epoch: int) -> bool:
             history.notes.append(f"stopped after epoch {epoch}: {history.stop_reason}")
         return True
     signum = run.signals.pending(run.dist, None, run.device)
-    if signum and epoch < run.cfg.epochs:
+    if signum:
         raise Stopped(signum, epoch, None)
     return False
 
@@ -245,7 +272,7 @@ def _stop_after(run: Run, state: TrainState, epoch: int) -> bool:
 def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float, int, float, Progress]:
     """One pass over the training batches (from the resumed position, if any): loss, metric, samples, seconds."""
     sums, batches = _open_epoch(run, state, epoch)
-    net, task, accum, n_batches = run.net, run.task, run.cfg.grad_accum, run.train.num_batches
+    net, task, accum, n_batches = run.net, run.task, run.cfg.grad_accum, run.epoch_batches
     net.train()
     for m in run.freezer.held_norms(state.model):
         m.eval()
@@ -254,9 +281,15 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
     sync_every = _SYNC_EVERY if show else max(_SYNC_EVERY, n_batches or 1 << 30)
     t0, seen0 = time.perf_counter(), sum(sums.sizes)
     state.optimizer.zero_grad(set_to_none=True)
+    mixer, callbacks = run.mixer, run.cfg.callbacks
+    starts, ends = step_callbacks(callbacks, "start"), step_callbacks(callbacks, "end")
     i = sums.batch - 1
     for i, (x, y) in enumerate(batches, sums.batch):
-        y = task.target(y)
+        y = hard = task.target(y)
+        for cb in starts:
+            cb.on_train_batch_start(state.history, {"epoch": epoch, "batch": i, "step": state.step})
+        if mixer is not None:  # on the device; the training metric stays against the hard labels
+            x, y = mixer(x, y)
         last_micro = (i + 1) % accum == 0 or (n_batches is not None and i + 1 == n_batches)
         with net.no_sync() if run.dist.enabled and not last_micro else contextlib.nullcontext():
             with run.autocast:
@@ -265,14 +298,19 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
             state.scaler.scale(loss / accum if accum > 1 else loss).backward()
         if last_micro:
             _step(run, state)
-        sums.add(loss, task.train_stat(out.detach(), y), int(y.shape[0]), task.train_count(y))
+        sums.add(loss, task.train_stat(out.detach(), hard), int(y.shape[0]), task.train_count(hard))
+        if ends:
+            _batch_end(ends, state, {"epoch": epoch, "batch": i, "step": state.step, "loss": loss.detach(),
+                                     "lr": state.optimizer.param_groups[0]["lr"], "stepped": last_micro})  # fmt: skip
         if (i + 1) % sync_every == 0:
             _check_finite(run, state, sums)
             _show(bar, sums, task.train_metric, seen0, t0)
         if last_micro and (n_batches is None or i + 1 < n_batches):
             _checkpoint_or_stop(run, state, sums, bar)
-    if n_batches is None and (i + 1) % accum != 0 and i >= 0:
-        _step(run, state)  # a stream's last partial accumulation
+        if n_batches is not None and i + 1 >= n_batches:
+            break  # steps_per_epoch reached (the data itself may go on: a stream)
+    if (n_batches is None or i + 1 < n_batches) and (i + 1) % accum != 0 and i >= 0:
+        _step(run, state)  # a stream's last partial accumulation (it ended before steps_per_epoch, if given)
     if i < 0:
         raise ValueError(f"fit: the training data yielded no batch in epoch {epoch}")
     _check_finite(run, state, sums)
@@ -282,6 +320,13 @@ def _train_epoch(run: Run, state: TrainState, epoch: int) -> tuple[float, float,
     loss_mean, metric_mean = _epoch_means(run, sums)
     bar.finish(loss=f"{loss_mean:.4f}", **{task.train_metric[:3]: f"{metric_mean:.4f}"})
     return loss_mean, metric_mean, (sum(sums.sizes) - seen0) * run.dist.world_size, seconds, bar
+
+
+def _batch_end(callbacks: list, state: TrainState, info: dict[str, Any]) -> None:
+    """The per-step hook: ``loss`` is the batch's loss as a tensor on the device (``float()`` it to read it, at the
+    cost of a synchronisation), ``step`` the optimizer steps taken, ``lr`` the first group's lr after the step."""
+    for cb in callbacks:
+        cb.on_train_batch_end(state.history, info)
 
 
 def _open_epoch(run: Run, state: TrainState, epoch: int) -> tuple[EpochSums, Any]:
@@ -294,7 +339,7 @@ def _open_epoch(run: Run, state: TrainState, epoch: int) -> tuple[EpochSums, Any
         state.partial = sums = EpochSums.start(epoch, run.device)
         return sums, iter(run.train)
     set_rng_state(sums.epoch_rng, run.device)
-    batches = skip(iter(run.train), sums.batch)
+    batches = skip(iter(run.train), sums.batch, epoch)
     set_rng_state(sums.rng, run.device)
     return sums, batches
 
