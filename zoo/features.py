@@ -132,6 +132,7 @@ class StagedFeatures:
     """
 
     feature_info: list[dict[str, Any]]
+    __jit_ignored_attributes__ = ["feature_info"]  # plain data: torch.jit.script cannot type it, forward never reads it
 
     def feature_stages(self) -> list[Stage]:
         """Default: ``self.features`` (an ``nn.Sequential``) cut at the feature modules."""

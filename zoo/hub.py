@@ -277,6 +277,11 @@ def _read_config(path: Path) -> dict[str, Any]:
 def zoo_config_of(config: dict[str, Any]) -> dict[str, Any] | None:
     """The ``zoo_config`` a ``config.json`` describes: zoo's own (``name``, ``kwargs``, records), or one made from
     ``architecture`` and timm's ``model_args``; ``None`` when it names no architecture."""
+    from zoo.foreign import timm_zoo_config  # a folder timm wrote: its architecture is timm's
+
+    timm_config = timm_zoo_config(config)
+    if timm_config is not None:
+        return timm_config
     name = config.get("name", config.get("architecture"))
     if name is None:
         return None

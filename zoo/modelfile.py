@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from zoo.files import atomic_write, plain
+from zoo.foreign import sibling_config, strip_owner_prefix
 from zoo.inputs import InputRecord, read_zoo_config
 from zoo.weights import (
     CHECKPOINT_FORMAT,
@@ -53,7 +54,7 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Any) -> None:
     try:
-        model.load_state_dict(clean_state_dict(state))
+        model.load_state_dict(strip_owner_prefix(clean_state_dict(state), model.state_dict().keys()))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = " ".join(s.strip() for s in first[1:3])[:300]
@@ -238,6 +239,8 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, map_locatio
     from zoo.hub import is_pretrained_source, read_pretrained  # a save_pretrained folder or "hf-hub:user/repo"
 
     path, folder_config = read_pretrained(path) if is_pretrained_source(path) else (Path(path), None)
+    if folder_config is None and sibling_config(path):  # a folder's model.safetensors: its config.json says more
+        path, folder_config = read_pretrained(path.parent)
     state, config, problem = _read_model_file(path, map_location)
     if folder_config is not None:  # the folder's config.json describes its weights
         config, problem = folder_config, None

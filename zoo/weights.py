@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 import torch
 
 from zoo.files import atomic_write
+from zoo.foreign import is_timm_tag, is_training_checkpoint, strip_owner_prefix, timm_weights
 from zoo.inputs import InputRecord
 from zoo.specs import ModelSpec, Reported
 from zoo.transfer import classifier_name
@@ -184,6 +185,8 @@ def state_from_checkpoint(ckpt: dict[str, Any], path: Any) -> dict[str, torch.Te
     """The state dict of a zoo checkpoint, of a ``{"model": state}`` dict, or a bare state dict; checked."""
     if ckpt.get("format") == CHECKPOINT_FORMAT and "model" not in ckpt:
         raise CheckpointError(f"'{path}' is a zoo checkpoint without its 'model' weights")
+    if ckpt.get("format") != CHECKPOINT_FORMAT and is_training_checkpoint(ckpt):
+        ckpt = {"model": ckpt["state_dict"]}  # Lightning's .ckpt: the module's prefix goes in fit_weights / load
     state = ckpt["model"] if ckpt.get("format") == CHECKPOINT_FORMAT or isinstance(ckpt.get("model"), dict) else ckpt
     problem = state_dict_problem(state)
     if problem:
@@ -421,6 +424,8 @@ def resolve_weights(
     weights read from the hub cache (``FileNotFoundError`` saying where zoo looked, unless ``download``); the
     latter imply their twin's keywords (GoogLeNet's ``transform_input=True``) and their input size.
     """
+    if spec.source == "timm" and is_timm_tag(weights):
+        return timm_weights(spec.name.split("/", 1)[1], weights, download)  # a tag of timm's, offline first
     member = torchvision_weights(weights, spec)
     if member is not None:
         twin = twin_of(spec)
@@ -475,8 +480,8 @@ def fit_weights(
     from zoo.transfer import TransferWarning, adapt_state_dict
 
     name = spec.name if spec else type(model).__name__
-    state = clean_state_dict(state)
     own = set(model.state_dict())
+    state = strip_owner_prefix(clean_state_dict(state), own)  # a LightningModule's attribute prefix
     if set(state) != own and spec is not None and spec.convert_weights is not None:
         try:
             state = call_plugin(f"plugin '{spec.plugin}'", spec.convert_weights, state)

@@ -10,9 +10,12 @@ pretrained=False, ...)`` with zoo's uniform keywords, which are timm's own:
   forward so that a too-small input fails at creation;
 - a model without ``drop_rate`` accepts ``drop_rate=0`` and refuses a positive rate.
 
-Other keywords pass through to timm (``drop_path_rate=0.1``, ``global_pool="avg"``, ...). Nothing is
-downloaded: ``pretrained`` is always ``False``; ``zoo.create(name, weights=path)`` loads a local state dict in
-timm's own format (e.g. a ``model.safetensors`` from the Hugging Face cache).
+Other keywords pass through to timm (``drop_path_rate=0.1``, ``global_pool="avg"``, ...). The model is built
+with ``pretrained=False``; its weights come from ``zoo.create(name, weights=...)``: a local state dict in timm's own
+format, or one of timm's pretrained tags (``weights="a1_in1k"``, or ``"DEFAULT"``: the tag in the name, else timm's
+default), read offline first from the Hugging Face cache (``timm/<name>.<tag>``, where timm itself keeps them) or
+torch's hub cache, with timm's preprocessing for those weights as the model's ``pretrained_cfg``. Nothing
+downloads unless ``download=True`` (``zoo.foreign.timm_weights``).
 
 This module never imports timm at import time: ``import timm`` (about 1.6 s) happens the first time a
 ``timm/...`` name is listed or created.
@@ -185,7 +188,7 @@ def get_model(name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
         if cfg.fixed_input_size:
             notes.append("Fixed input size unless img_size is given (timm's fixed_input_size).")
     if tags:
-        notes.append(f"timm's pretrained tags (not downloaded; pass weights=PATH): {', '.join(tags)}.")
+        notes.append(f"timm's pretrained tags (weights=TAG, read from the caches): {', '.join(tags)}.")
     metadata: dict[str, Any] = {
         "family": family,
         "paper": paper,

@@ -4,6 +4,7 @@
     zoo info NAME [--json]
     zoo summary NAME [--input 3x32x32] [--json]
     zoo train NAME --dataset D [--root DIR] [--limit N] [--epochs N] [--out DIR] [--plot FILE] [fit options]
+    zoo train --config run.yaml [flags that override it] [--print-config]
     zoo evaluate CHECKPOINT --dataset D [--root DIR] [--limit N] [--json]
     zoo predict CHECKPOINT IMAGE... [--topk K] [--json] [--device D]
     zoo compare NAME|'PATTERN*'... [--family F] [--all] --dataset D [--root DIR] [--limit N] [--epochs N]
@@ -11,6 +12,7 @@
     zoo bench NAME... [--input 3x224x224] [--batch 8]
     zoo plugins [--json]
     zoo cache DIR [--img-size N] [--resize N] [--in-chans C] [--to DIR] [--workers N] [--rebuild] [--json]
+    zoo export NAME|CHECKPOINT --format onnx|pt2|torchscript [--dynamic-batch] [--check] [--out FILE] [--img-size N]
 
 The fit options (``--batch-size``, ``--lr``, ``--optimizer``, ``--scheduler``, ``--loss``, ...) are made from
 ``zoo.train.config.cli_fields()``: each ``TrainConfig`` field declared with a flag type, with its help text.
@@ -41,6 +43,8 @@ from zoo.cli.common import (
     parse_input,
     tolerant_output,
 )
+from zoo.cli.export import add_export_parser
+from zoo.cli.runconfig import add_run_flags
 from zoo.cli.training import add_logging, cmd_cache, cmd_compare, cmd_evaluate, cmd_predict, cmd_train
 from zoo.messages import first_line
 
@@ -89,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("train", help="train a model on a dataset; writes checkpoints and history to --out")
-    p.add_argument("name")
-    add_training(p, epochs=5)
+    p.add_argument("name", nargs="?", default=None, help="the model (or 'model' in --config)")
+    add_training(p, epochs=5, dataset_required=False)  # --dataset may come from --config
     p.add_argument("--drop-rate", type=float, default=0.0)
+    add_run_flags(p)
     p.add_argument(
         "--out",
         "-o",
@@ -156,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_cache)
+
+    add_export_parser(sub)
     return parser
 
 

@@ -97,6 +97,8 @@ def load_data(args: argparse.Namespace):
     from zoo.data import load_dataset
 
     options = {"img_size": args.img_size} if args.img_size else {}
+    if getattr(args, "in_chans", None):  # zoo train --in-chans: grey images as RGB, or RGB as grey
+        options["in_chans"] = args.in_chans
     data = load_dataset(args.dataset, root=args.root, limit=args.limit, **options)
     warning = limit_warning(args.limit, data.num_classes, len(data.test))
     if warning:
@@ -216,8 +218,8 @@ def warnings_to_stderr():
         print(f"zoo: warning: {first_line(str(w.message))}", file=sys.stderr)
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", "-d", required=True, help="dataset name (zoo.list_datasets()) or image folder")
+def add_data(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--dataset", "-d", required=required, help="dataset name (zoo.list_datasets()) or image folder")
     p.add_argument("--root", default=None, metavar="DIR", help="look for the dataset's files in DIR first")
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="at most N images per split (stratified, seeded)"
@@ -225,18 +227,21 @@ def add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img-size", type=int, default=None, help="resize the dataset to this size on load")
 
 
-def add_training(p: argparse.ArgumentParser, epochs: int) -> None:
+def add_training(p: argparse.ArgumentParser, epochs: int, dataset_required: bool = True) -> None:
     import dataclasses
 
     from zoo.train.config import cli_fields
 
-    add_data(p)
+    add_data(p, required=dataset_required)
     group = p.add_argument_group("fit options (default: zoo.fit's; 'none' for None)")
     for f in cli_fields():
         flags = [f"--{f.name.replace('_', '-')}"] + ([SHORT_FLAGS[f.name]] if f.name in SHORT_FLAGS else [])
         default = epochs if f.name == "epochs" else None
         shown = epochs if f.name == "epochs" else f.default if f.default is not dataclasses.MISSING else None
         text = f"{f.metadata['help']} (default {shown})".replace("%", "%%")
+        if f.metadata["cli"] is bool:  # --compile / --no-compile; None when neither is given
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
         group.add_argument(*flags, type=f.metadata["cli"], default=default, metavar=f.name.upper(), help=text)
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars (shown on a terminal)"

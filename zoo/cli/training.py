@@ -47,12 +47,17 @@ def _loggers(args: argparse.Namespace) -> list[Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from zoo import registry
+    from zoo.cli.runconfig import merge, print_config, run_fit_fields
 
+    options = merge(args, run_fit_fields())  # --config's values, the flags given over them
+    if args.print_config:
+        print_config(args, options)
+        return EXIT_OK
     registry.get_spec(args.name)
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
-    check_fit_flags(args)
+    check_fit_flags(args, options)
     from zoo.modelfile import save
     from zoo.train.evaluate import evaluate
     from zoo.train.trainer import fit
@@ -76,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overwrite=bool(args.overwrite),
         progress=args.progress,
         **({"callbacks": callbacks} if callbacks else {}),
-        **fit_options(args),
+        **options,
     )
     history_path = os.path.join(args.out, "history.json")
     history.to_json(history_path)
@@ -103,12 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_fit_flags(args: argparse.Namespace) -> None:
-    """The fit flags' values, checked as ``fit`` checks its options but before any data is read, as usage errors
-    naming the flag (``--checkpoint-every -5``)."""
+def check_fit_flags(args: argparse.Namespace, options: dict[str, Any] | None = None) -> None:
+    """The fit flags' values (``options``: those with ``--config``'s), checked as ``fit`` checks its options but
+    before any data is read, as usage errors naming the flag (``--checkpoint-every -5``)."""
     from zoo.train.config import check_config, config_from_options
 
-    options = {**fit_options(args), "epochs": args.epochs}
+    options = {**(fit_options(args) if options is None else options), "epochs": args.epochs}
     try:
         check_config(config_from_options(options))
     except (TypeError, ValueError) as exc:

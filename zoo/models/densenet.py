@@ -77,15 +77,28 @@ class DenseLayer(nn.Module):
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
 
-    def bottleneck(self, *features: torch.Tensor) -> torch.Tensor:
+    def bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat(features, 1)  # N x (in_chs) x H x W
         return self.conv1(self.relu1(self.norm1(x)))  # N x bn_size*k x H x W
 
+    @staticmethod
+    def any_requires_grad(features: list[torch.Tensor]) -> bool:
+        for f in features:  # noqa: SIM110 (a loop, not any(...): torch.jit.script compiles no generator)
+            if f.requires_grad:
+                return True
+        return False
+
+    @torch.jit.unused  # checkpointing is for training: TorchScript compiles the plain path (as torchvision's)
+    def checkpointed_bottleneck(self, features):
+        # type: (List[Tensor]) -> Tensor
+        return cp.checkpoint(lambda *f: self.bottleneck(list(f)), *features, use_reentrant=False)
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        if self.memory_efficient and any(f.requires_grad for f in features):
-            x = cp.checkpoint(self.bottleneck, *features, use_reentrant=False)
-        else:
-            x = self.bottleneck(*features)
+        if self.memory_efficient and self.any_requires_grad(features):
+            return self.new_features(self.checkpointed_bottleneck(features))
+        return self.new_features(self.bottleneck(features))
+
+    def new_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv2(self.relu2(self.norm2(x)))  # N x k x H x W
         return F.dropout(x, p=self.drop_rate, training=self.training) if self.drop_rate > 0 else x
 

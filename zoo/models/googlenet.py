@@ -203,19 +203,29 @@ class GoogLeNet(StagedFeatures, nn.Module):
         x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
         return torch.cat((x_ch0, x_ch1, x_ch2), 1)
 
-    def _features(self, x: torch.Tensor, with_aux: bool):
-        """The trunk; the auxiliary logits too when ``with_aux`` (``None`` otherwise)."""
+    # The trunk in three parts, cut where the auxiliary heads branch off, so that the plain path never calls
+    # them (torch.jit.script compiles every call it reaches, and without aux_logits they are None).
+    def _to_4a(self, x: torch.Tensor) -> torch.Tensor:
         x = self._transform_input(x)
         x = self.maxpool1(self.conv1(x))  # N x 64 x 56 x 56 (S x S with the small stem)
         x = self.maxpool2(self.conv3(self.conv2(x)))  # N x 192 x 28 x 28
         x = self.inception3b(self.inception3a(x))  # N x 480 x 28 x 28
-        x = self.inception4a(self.maxpool3(x))  # N x 512 x 14 x 14
-        aux1 = self.aux1(x) if with_aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))  # N x 528 x 14 x 14
-        aux2 = self.aux2(x) if with_aux else None
+        return self.inception4a(self.maxpool3(x))  # N x 512 x 14 x 14
+
+    def _to_4d(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inception4d(self.inception4c(self.inception4b(x)))  # N x 528 x 14 x 14
+
+    def _to_5b(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool4(self.inception4e(x))  # N x 832 x 7 x 7
-        x = self.inception5b(self.inception5a(x))  # N x 1024 x 7 x 7
-        return x, aux2, aux1
+        return self.inception5b(self.inception5a(x))  # N x 1024 x 7 x 7
+
+    @torch.jit.unused  # training with the auxiliary heads is eager-only; exports take the plain path
+    def _forward_aux(self, x: torch.Tensor) -> GoogLeNetOutputs:
+        x = self._to_4a(x)
+        aux1 = self.aux1(x)
+        x = self._to_4d(x)
+        aux2 = self.aux2(x)
+        return GoogLeNetOutputs(self.forward_head(self._to_5b(x)), aux2, aux1)
 
     def feature_stages(self) -> list:
         """The trunk of ``_features`` cut at ``feature_info``'s modules (no auxiliary heads)."""
@@ -228,16 +238,18 @@ class GoogLeNet(StagedFeatures, nn.Module):
         ]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features(x, with_aux=False)[0]  # N x 1024 x H/32 x W/32 (H/8 x W/8 with the small stem)
+        return self._to_5b(self._to_4d(self._to_4a(x)))  # N x 1024 x H/32 x W/32 (H/8 x W/8 with the small stem)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)  # N x 1024
         return x if pre_logits else self.fc(self.dropout(x))  # N x num_classes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
-        if self.aux_logits and self.training:
-            x, aux2, aux1 = self._features(x, with_aux=True)
-            return GoogLeNetOutputs(self.forward_head(x), aux2, aux1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits; in training mode with ``aux_logits`` a ``GoogLeNetOutputs`` (eager only: a scripted
+        GoogLeNet returns the logits, as torchvision's does with ``aux_logits=False``)."""
+        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript drops this branch only when alone)
+            if self.aux_logits and self.training:
+                return self._forward_aux(x)
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:

@@ -31,7 +31,7 @@ def check_num_features(x: torch.Tensor, in_features: int) -> torch.Tensor:
     """``x`` unchanged if it holds ``in_features`` values per sample, else a ValueError saying how to build it."""
     if x[0].numel() != in_features:
         raise ValueError(
-            f"mlp was built for {in_features} input features per sample, got input of shape {tuple(x.shape)} "
+            f"mlp was built for {in_features} input features per sample, got input of shape {list(x.shape)} "
             f"({x[0].numel()} features); build it with the matching in_chans/img_size or in_features"
         )
     return x

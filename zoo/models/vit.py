@@ -59,9 +59,9 @@ def _divisors(n: int) -> list[int]:
 @torch.fx.wrap  # one call in a traced graph (torch.fx, create_feature_extractor), so the check still runs there
 def check_image_size(x: torch.Tensor, img_size: tuple[int, int]) -> torch.Tensor:
     """``x`` unchanged if its images are ``img_size``, else a ValueError saying which ``img_size`` fits them."""
-    h, w = x.shape[-2:]
-    if (h, w) != tuple(img_size):
-        fit = w if h == w else (h, w)
+    h, w = x.shape[-2], x.shape[-1]  # indexed, and a string for the fit: torch.jit.script types both statically
+    if h != img_size[0] or w != img_size[1]:
+        fit = str(w) if h == w else f"({h}, {w})"
         raise ValueError(
             f"this ViT was built for {img_size[0]}x{img_size[1]} images, got {h}x{w}; create it with img_size={fit}"
         )
@@ -82,7 +82,7 @@ class PatchEmbed(nn.Module):
         x = check_image_size(x, self.img_size)  # the position embeddings fix the number of patches
         x = self.proj(x)  # N x D x H/P x W/P
         # the same as rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)") followed by a Linear layer
-        return rearrange(x, "b d h w -> b (h w) d")  # N x L x D
+        return x.flatten(2).transpose(1, 2)  # b d h w -> b (h w) d: N x L x D
 
 
 class Attention(nn.Module):
@@ -101,11 +101,13 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch ops with einops' patterns as comments: torch.jit.script compiles no einops call
+        b, n = x.shape[0], x.shape[1]
         qkv = self.qkv(x)  # N x L x 3D
-        qkv = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        qkv = qkv.reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)  # b n (three h d) -> three b h n d
         q, k, v = qkv[0], qkv[1], qkv[2]  # indexed, not unpacked: torch.fx cannot unpack a traced value
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
-        x = rearrange(x, "b h n d -> b n (h d)")  # N x L x D
+        x = x.transpose(1, 2).flatten(2)  # b h n d -> b n (h d): N x L x D
         return self.proj_drop(self.proj(x))
 
 

@@ -89,15 +89,19 @@ class TrainConfig:
     grad_accum: int = option(1, "micro-batches per optimizer step (effective batch = batch_size x grad_accum)", cli=int)
     clip_grad: float | None = option(None, "max global L2 norm of the gradients; None = no clipping", cli=float)
     augment: bool = option(
-        False, "random crop (pad img_size // 8) and, where the dataset allows it, horizontal flips (uint8 images)"
+        False,
+        "random crop (pad img_size // 8) and, where the dataset allows it, horizontal flips (uint8 images)",
+        cli=bool,
     )
     precise_bn: bool | None = option(
         None,
         "recompute BatchNorm statistics with the current weights before evaluating; None -> only while the running "
         "averages are young for their momentum (a short run), True -> always, False -> never",
     )
-    channels_last: bool | None = option(None, "NHWC memory format; None -> per model on CPU (zoo.train.layout)")
-    compile: bool = option(False, "torch.compile the model (slow first step; pays off on long GPU runs)")
+    channels_last: bool | None = option(
+        None, "NHWC memory format; None -> per model on CPU (zoo.train.layout)", cli=bool
+    )
+    compile: bool = option(False, "torch.compile the model (slow first step; pays off on long GPU runs)", cli=bool)
     seed: int | None = option(
         None, "seeds torch, python and the data order; None -> a random seed, recorded in history", cli=int
     )
