@@ -13,6 +13,7 @@ from zoo.cli.common import (
     EXIT_OK,
     UsageError,
     check_dataset,
+    check_fit_options,
     check_limit,
     check_plot_arg,
     family_hint,
@@ -57,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
+    check_fit_options(options, args.epochs)  # a misspelt optimizer or scheduler: exit 2, the nearest name
     check_fit_flags(args, options)
     from zoo.modelfile import save
     from zoo.train.evaluate import evaluate

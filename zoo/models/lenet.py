@@ -119,10 +119,12 @@ class LeNet5(StagedFeatures, nn.Module):
         return [[self.conv1, self.act1, self.pool1], [self.conv2, self.act2, self.pool2]]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.feature_stages():
-            for layer in stage:
-                x = layer(x)
-        return x
+        # feature_stages() spelt out: TorchScript (zoo export --format torchscript) cannot type a list of modules
+        if self.pool_first:
+            x = self.act1(self.pool1(self.conv1(x)))
+            return self.act2(self.pool2(self.conv2(x)))
+        x = self.pool1(self.act1(self.conv1(x)))
+        return self.pool2(self.act2(self.conv2(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop1(self.act3(self.fc1(self.flatten(x))))  # N x 120

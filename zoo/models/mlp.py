@@ -166,7 +166,13 @@ class MLP(StagedFeatures, nn.Module):
         return x if pre_logits else self.out_act(self.get_classifier()(x))  # N x num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        # forward_head(forward_features(x)), spelt so TorchScript compiles it (it cannot look modules up by a name
+        # held in a variable, but unrolls a loop over the children): they are registered in the order they run,
+        # flatten, fc1, [bn1], act1, [drop1], ..., the classifier, out_act (reset_classifier keeps its place)
+        x = self.check_input(x)
+        for module in self.children():
+            x = module(x)
+        return x
 
     def get_classifier(self) -> nn.Module:
         return getattr(self, self.head_name)
