@@ -79,3 +79,16 @@ def test_curves_span_0_to_100_dash_capped_models_and_name_them(tmp_path, figures
 def test_fewer_images_reads_the_status_or_the_counts():
     rows = [{"images": 100}, {"images": 50}, {"status": "capped"}, {}]
     assert plots.fewer_images(rows) == [False, True, True, False]
+
+
+def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, figures):
+    """A model, family or dataset name from a rows file is text, not matplotlib mathtext (``a$\\frac$b`` raised
+    a multi-line ParseSyntaxException while the figure was drawn)."""
+    rows = _rows()
+    rows[0].update(model="a$\\frac$b", family="x$y", dataset="d$s")
+    rows[1]["dataset"] = rows[2]["dataset"] = "d$s"
+    plots.plot_accuracy(rows, tmp_path / "acc.png", x="params")
+    plots.plot_curves(rows, tmp_path / "curves.png")
+    assert (tmp_path / "acc.png").stat().st_size > 0 and (tmp_path / "curves.png").stat().st_size > 0
+    texts = [t.get_text() for t in figures[0].axes[0].texts]
+    assert "a\\$\\frac\\$b" in texts  # escaped, so drawn as the characters a$\frac$b

@@ -145,9 +145,15 @@ def fewer_images(rows: Sequence[dict[str, Any]]) -> list[bool]:
     return [r.get("status") == "capped" or (n is not None and n < most) for r, n in zip(rows, counts, strict=True)]
 
 
+def literal(text: str) -> str:
+    """``text`` drawn as written: a ``$`` would start matplotlib's mathtext (and a name like ``a$\\frac$b`` raise)."""
+    return str(text).replace("$", r"\$")
+
+
 def point_label(row: dict[str, Any], capped: bool) -> str:
     """The model's name, with the images it trained on when it had fewer than the others."""
-    return f"{row['model']} ({row['images']:,} img)" if capped and row.get("images") else row["model"]
+    name = literal(row["model"])
+    return f"{name} ({row['images']:,} img)" if capped and row.get("images") else name
 
 
 def percent_axis(ax: Any, metric: str) -> None:
@@ -236,7 +242,7 @@ def plot_accuracy(
                 err = [100 * (r.get(f"{metric}_spread") or 0.0) for r in sel]
                 ax.errorbar(xs, ys, yerr=err if any(err) else None, fmt="o", ms=6, color=color, ecolor=color,
                             mfc="none" if hollow else color, mew=1.3, elinewidth=1, capsize=2, zorder=3,
-                            clip_on=False, label=None if named or not fam else fam)  # fmt: skip
+                            clip_on=False, label=None if named or not fam else literal(fam))  # fmt: skip
                 named = True
         if log:
             log_axis(ax)
@@ -314,7 +320,7 @@ def plot_curves(
     for (r, c), hollow in zip(curves, capped, strict=True):
         fam = r.get("family") or ""
         xs, ys = [e[x] for e in c], [100 * e[metric] for e in c]
-        label = fam if fam and fam not in seen else None
+        label = literal(fam) if fam and fam not in seen else None
         seen.add(fam)
         ax.plot(xs, ys, "--o" if hollow else "-o", ms=3.5, lw=1.2, color=colors[fam], alpha=0.9, label=label,
                 mfc="none" if hollow else colors[fam], clip_on=False)  # fmt: skip
@@ -343,14 +349,14 @@ def _default_title(rows: Sequence[dict[str, Any]], what: str) -> str:
     """``what`` of the models (named when there are up to four) on the dataset, with the epochs."""
     ds = {r.get("dataset") for r in rows} - {None}
     ep = {r.get("epochs") for r in rows} - {None}
-    names = [r["model"] for r in rows if r.get("model")]
+    names = [literal(r["model"]) for r in rows if r.get("model")]
     title = what
     if 0 < len(names) <= 4:
         title += " of " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
     elif names:
         title += f" of {len(names)} models"
     if len(ds) == 1:
-        title += f" on {ds.pop()}"
+        title += f" on {literal(ds.pop())}"
     if len(ep) == 1:
         n = ep.pop()
         title += f", {n} epoch{'s' if n != 1 else ''}"
