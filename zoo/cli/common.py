@@ -135,7 +135,6 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f.name, None)
         if value is not None:
             options[f.name] = None if isinstance(value, str) and value.lower() in NONE_WORDS else value
-    check_fit_options(options, getattr(args, "epochs", None))
     return options
 
 

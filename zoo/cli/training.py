@@ -58,7 +58,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_dataset(args.dataset)
     check_plot_arg(args.plot)
     check_limit(args)
-    check_fit_options(options, args.epochs)  # a misspelt optimizer or scheduler: exit 2, the nearest name
     check_fit_flags(args, options)
     from zoo.modelfile import save
     from zoo.train.evaluate import evaluate
@@ -116,6 +115,7 @@ def check_fit_flags(args: argparse.Namespace, options: dict[str, Any] | None = N
     from zoo.train.config import check_config, config_from_options
 
     options = {**(fit_options(args) if options is None else options), "epochs": args.epochs}
+    check_fit_options(options, args.epochs)  # the names first: a misspelt optimizer or scheduler, the nearest one
     try:
         check_config(config_from_options(options))
     except (TypeError, ValueError) as exc:
