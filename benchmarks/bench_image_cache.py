@@ -4,9 +4,13 @@ The reference is what the notebooks do: torchvision ``ImageFolder`` + PIL ``Rand
 ``RandomHorizontalFlip`` / ``ToTensor`` / ``Normalize`` + a ``DataLoader``. zoo's paths:
 
 - cached: ``zoo.load_dataset(folder, img_size=S, cache=True)``: decoded once into a memory-mapped uint8 file, read
-  a batch at a time, random resized crop + flip + normalise per batch on the device;
+  a batch at a time, random resized crop + flip cut by the DataLoader workers, normalised per batch;
+- cached, reader thread: the same with ``num_workers=0`` (fit's default on a CPU of under 4 cores): one background
+  thread reads and crops;
 - first pass: building that cache (decode in DataLoader workers) plus one epoch read from it;
-- streaming: ``cache=False``: DataLoader workers decode with torchvision every epoch, same device pipeline.
+- streaming: ``cache=False``: DataLoader workers decode and crop every epoch, same per-batch normalisation.
+
+zoo's batches come in the layout fit gives a convnet on the CPU (channels_last; ``--no-channels-last`` for planar).
 
 Measured for each image size: images/s of the loader alone (every batch produced, nothing else), and of one
 training epoch of a small CNN (the same hand-written loop for every path). Runs are interleaved; the medians and
@@ -72,10 +76,11 @@ def reference_loader(root: Path, size: int, batch: int, workers: int, mean, std)
     return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
 
 
-def zoo_batches(data, batch: int, workers: int, epoch: int):
+def zoo_batches(data, batch: int, workers: int, epoch: int, channels_last: bool = True):
     b = zd.make_batches(
-        data.train, batch, device=torch.device("cpu"), shuffle=True, augment=True, seed=0, num_workers=workers
-    )
+        data.train, batch, device=torch.device("cpu"), shuffle=True, augment=True, seed=0, num_workers=workers,
+        channels_last=channels_last,
+    )  # fmt: skip
     b.set_epoch(epoch)
     return b
 
@@ -109,6 +114,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for every path")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                    help="zoo's batches channels_last, as fit gives a convnet on the CPU (default)")  # fmt: skip
     ap.add_argument("--dir", default=None, help="keep the generated folder and caches here")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
@@ -125,8 +132,8 @@ def main() -> None:
     for size in args.sizes:
         cache_dir = work / f"cache-{size}"
         first_pass = []
-        timings: dict[str, list[float]] = {k: [] for k in ("ref_loader", "cached_loader", "stream_loader")}
-        timings.update({k: [] for k in ("ref_train", "cached_train", "stream_train")})
+        paths = ("ref", "cached", "thread", "stream")
+        timings: dict[str, list[float]] = {f"{p}_{k}": [] for k in ("loader", "train") for p in paths}
         for run in range(args.runs):
             # the first (cache-building) pass: build the cache, then one training epoch read from it
             t0 = time.perf_counter()
@@ -134,7 +141,7 @@ def main() -> None:
             build = time.perf_counter() - t0
             torch.manual_seed(run)
             t1 = time.perf_counter()
-            train_pass(zoo_batches(data, args.batch, args.workers, run), small_cnn())
+            train_pass(zoo_batches(data, args.batch, args.workers, run, args.channels_last), small_cnn())
             n = len(data.train)
             first_pass.append(
                 {"build_s": build, "epoch_s": time.perf_counter() - t1, "img_s": n / (time.perf_counter() - t0)}
@@ -144,8 +151,9 @@ def main() -> None:
             ref = reference_loader(root, size, args.batch, args.workers, mean, std)
             for name, make in (
                 ("ref", lambda ref=ref: ref),
-                ("cached", lambda d=data, r=run: zoo_batches(d, args.batch, args.workers, r)),
-                ("stream", lambda d=stream, r=run: zoo_batches(d, args.batch, args.workers, r)),
+                ("cached", lambda d=data, r=run: zoo_batches(d, args.batch, args.workers, r, args.channels_last)),
+                ("thread", lambda d=data, r=run: zoo_batches(d, args.batch, 0, r, args.channels_last)),
+                ("stream", lambda d=stream, r=run: zoo_batches(d, args.batch, args.workers, r, args.channels_last)),
             ):
                 timings[f"{name}_loader"].append(loader_pass(make()))
                 torch.manual_seed(run)
@@ -184,7 +192,8 @@ def main() -> None:
     for size, r in results["sizes"].items():
         m, q = r["images_per_s"], r["ratio"]
         print(f"| {size} | notebooks' way | {m['ref_loader']:,.0f} | 1.0 | {m['ref_train']:,.0f} | 1.0 |")
-        for name, label in (("cached", "zoo cached"), ("stream", "zoo streaming")):
+        labels = (("cached", "zoo cached"), ("thread", "zoo cached, no workers"), ("stream", "zoo streaming"))
+        for name, label in labels:
             print(
                 f"| {size} | {label} | {m[f'{name}_loader']:,.0f} | {q[f'{name}_loader']:.1f} | "
                 f"{m[f'{name}_train']:,.0f} | {q[f'{name}_train']:.1f} |"

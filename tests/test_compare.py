@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -204,6 +205,7 @@ def test_compare_reports_a_failing_model_and_fills_the_others(digits, tmp_path, 
         assert row["latency_ms"] > 0 and row["throughput_img_s"] > 0
         assert 0.0 <= row["top5"] <= 1.0 and row["top1"] <= row["top5"]
         assert row["top1"] > 0.3  # one epoch on digits: far better than chance (0.1)
+        assert row["threads"] in range(1, len(os.sched_getaffinity(0)) + 1)  # the threads fit trained with
     assert res["lenet5"]["peak_mem_mb"] is None or res["lenet5"]["peak_mem_mb"] > 0
     table = str(res)
     assert "top-1 %" in table and "broken_for_compare" in table and "error" in table

@@ -215,17 +215,37 @@ def test_cached_and_streaming_batches_are_the_same(folder, tmp_path, world_size)
             assert not torch.equal(seen[0], seen[1]) if train else torch.equal(seen[0], seen[1])
 
 
-def test_streaming_workers_decode_the_same_batches(folder, tmp_path):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_workers_crop_the_same_batches_as_the_reader_thread(folder, tmp_path, channels_last):
+    # the cache read (and cropped) by one background thread is the reference; DataLoader worker processes crop
+    # the cache and the decoded files in the same order, with the same boxes and flips, in the layout asked
     cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c")
     streamed = zoo.load_dataset(folder, img_size=IMG, cache=False)
-    kw = dict(device=torch.device("cpu"), shuffle=True, augment=True, seed=1)
-    a = zd.make_batches(cached.train, 8, **kw)
-    b = zd.make_batches(streamed.train, 8, num_workers=2, **kw)  # decoded in DataLoader worker processes
-    for epoch in (1, 2):  # persistent workers, a new order each epoch
-        a.set_epoch(epoch)
-        b.set_epoch(epoch)
-        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    for train in (True, False):
+        kw = dict(device=torch.device("cpu"), shuffle=train, augment=train, seed=1, channels_last=channels_last)
+        reference = zd.make_batches(cached.train, 8, num_workers=0, **kw)
+        others = [zd.make_batches(s.train, 8, num_workers=2, **kw) for s in (cached, streamed)]
+        for epoch in (1, 2):  # persistent workers, a new order each epoch
+            for b in (reference, *others):
+                b.set_epoch(epoch)
+            for (xa, ya), *rest in zip(reference, *others, strict=True):
+                for xb, yb in rest:
+                    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+                    assert xb.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_workers_started_by_spawning_map_the_cache_again(folder, tmp_path):
+    import pickle
+
+    from zoo.data.stream import _Crops
+
+    cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c").train
+    crops = _Crops(cached, channels_last=False)
+    raw = pickle.dumps(crops)  # what a spawned worker receives: the file's path, not its pixels
+    assert len(raw) < 2_000 < cached.images.numel()
+    again = pickle.loads(raw)
+    keys = [(3,), (0, 1, 2, 10, 12, True)]
+    assert torch.equal(again.__getitems__(keys), crops.__getitems__(keys))
 
 
 def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path, states_equal):

@@ -78,7 +78,7 @@ def measure_model(
     row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     model.eval()
     row["latency_ms"] = row["throughput_img_s"] = None
-    row["threads"] = getattr(history, "threads", None)
+    row["threads"] = history.config.get("threads")  # the CPU threads fit trained with (chosen or given)
     if latency_runs > 0:
         try:  # a timing that fails (out of memory at batch 256) must not lose the trained model's row
             x1 = torch.randn(1, *data.input_size, device=device)

@@ -14,7 +14,23 @@ from zoo.data.describe import channel_tuple
 from zoo.data.splitting import shard_order, shard_total
 from zoo.suggest import suggest
 
-__all__ = ["BatchOptions", "IndexedBatches"]
+__all__ = ["BatchOptions", "IndexedBatches", "normalize"]
+
+
+def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Images B x C x H x W (uint8, or float to be changed in place) as float ``x * scale + shift`` (``scale`` and
+    ``shift``: 1 x C x 1 x 1), in ``x``'s memory layout.
+
+    In channels_last a per-channel ``scale`` varies along the innermost dimension, and torch's broadcast of
+    1 x C x 1 x 1 there runs element by element: 16 ms for a batch of 64 at 224 px against 2 ms planar. So a
+    channels_last batch is computed as rows of W x C values, with ``scale`` and ``shift`` tiled along a row:
+    vectorised, and the same values (the same two roundings per element)."""
+    b, c, h, w = x.shape
+    if c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        rows = x.permute(0, 2, 3, 1).reshape(b, h, w * c).float()  # B x H x (W x C), the batch's own memory order
+        rows.mul_(scale.reshape(c).repeat(w)).add_(shift.reshape(c).repeat(w))
+        return rows.view(b, h, w, c).permute(0, 3, 1, 2)
+    return x.float().mul_(scale).add_(shift)
 
 
 @dataclass(frozen=True)

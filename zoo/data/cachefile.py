@@ -225,10 +225,20 @@ def read_cache(path: str | os.PathLike, fingerprint: str | None = None, *, verif
     mapped = np.memmap(path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=shape) if shape[0] else None
     if mapped is not None:
         _check_chunks(path, mapped, index, verify)
+    images = _as_tensor(mapped) if mapped is not None else torch.empty(shape, dtype=torch.uint8)
+    return CacheFile(path, images, labels, index)
+
+
+def _as_tensor(mapped: np.ndarray) -> torch.Tensor:
     with warnings.catch_warnings():  # a read-only map: torch warns that it cannot write to it, and never does
         warnings.simplefilter("ignore", UserWarning)
-        images = torch.from_numpy(mapped) if mapped is not None else torch.empty(shape, dtype=torch.uint8)
-    return CacheFile(path, images, labels, index)
+        return torch.from_numpy(mapped)
+
+
+def map_images(path: str | os.PathLike, shape: tuple[int, ...]) -> torch.Tensor:
+    """The images of the cache file at ``path`` (already checked by ``read_cache``), memory-mapped again: how a
+    DataLoader worker started by spawning (not forking) reaches them without the whole file being pickled."""
+    return _as_tensor(np.memmap(path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=tuple(shape)))
 
 
 # --------------------------------------------------------------------------------------------------------------------

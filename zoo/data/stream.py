@@ -1,17 +1,19 @@
 """``ImageBatches``: an ``ImageSplit`` (cached or streamed) behind the ``Batches`` contract.
 
 Each epoch's order is the one ``BatchLoader`` uses (``shard_order``: seeded with ``(seed, epoch)``, sharded per
-rank). The uint8 squares of a batch come from the memory-mapped cache (read in a background thread, only this
-rank's rows) or from DataLoader workers decoding the files (streaming); either way they then go through one
-per-batch pipeline: a random resized crop and a flip for training (the crop boxes and flips drawn for the whole
-epoch from ``(seed, epoch)``), the centre crop otherwise, then scaling and normalisation on the device. Streamed to
-a CPU, the workers cut the crops as they decode (``_CroppedFiles``), with the same function. The same seed gives
-the same batches from the cache and from the files.
+rank). The uint8 squares of a batch come from the memory-mapped cache (only this rank's rows) or from decoding the
+files (streaming); either way they then go through one per-batch pipeline: a random resized crop and a flip for
+training (the crop boxes and flips drawn for the whole epoch from ``(seed, epoch)``), the centre crop otherwise,
+then scaling and normalisation on the device. On a CPU, DataLoader workers cut the crops as they decode the files
+or read the cache (``_Crops``); a cache read without workers is read and cropped by one background thread; on a
+GPU one ``grid_sample`` crops the batch. The same seed gives the same batches from the cache and from the files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,9 +22,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zoo.data.batching import BatchOptions, IndexedBatches
+from zoo.data.batching import BatchOptions, IndexedBatches, normalize
+from zoo.data.cachefile import HEADER_BYTES, map_images
 from zoo.data.imagesplit import ImageSplit, center_crop
 from zoo.data.torchloader import default_workers
+from zoo.memory import reuse_freed_memory
 
 __all__ = ["ImageBatches", "random_boxes", "resized_crop", "resized_crops"]
 
@@ -90,23 +94,78 @@ def resized_crops(
     return out
 
 
-class _CroppedFiles(torch.utils.data.Dataset):
-    """A streamed split's decoder with the crop done in the DataLoader worker that decodes (CPU training): item
-    ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts it, item
-    ``(row,)`` its centre crop. The workers run one thread each; cropping in the main process instead ran its
-    threads against them (on 2 busy cores, 4-6x slower at 224 px)."""
+class _MappedSquares:
+    """A cache's stored squares by row, for the DataLoader workers that crop them. Forked workers share the parent's
+    memory map; pickled (workers started by spawning, macOS's default), it carries the file's path and maps the
+    file again, never its pixels (pickling the tensor would copy the whole cache into shared memory)."""
 
-    def __init__(self, files: torch.utils.data.Dataset, size: int) -> None:
-        self.files, self.size = files, int(size)
+    def __init__(self, images: torch.Tensor, path: str | None) -> None:
+        self.images, self.path = images, path
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        return self.images[row]
+
+    def _mapped(self) -> bool:
+        if not self.path or not os.path.isfile(self.path) or not self.images.numel():
+            return False
+        return os.path.getsize(self.path) >= HEADER_BYTES + self.images.numel()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._mapped():
+            return {"path": self.path, "shape": tuple(self.images.shape)}
+        return {"path": None, "images": self.images}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.images = map_images(self.path, state["shape"]) if "shape" in state else state["images"]
+
+
+def _batch_tensor(shape: tuple[int, int, int, int], channels_last: bool) -> torch.Tensor:
+    """An empty uint8 batch in the layout asked; in a DataLoader worker, in shared memory (as torch's
+    ``default_collate`` allocates its batches there), so it reaches the main process without another copy."""
+    b, c, h, w = shape
+    strides = (c * h * w, 1, w * c, c) if channels_last else (c * h * w, h * w, w, 1)
+    if torch.utils.data.get_worker_info() is not None:
+        try:
+            storage = torch.UntypedStorage._new_shared(b * c * h * w)
+            return torch.empty(0, dtype=torch.uint8).set_(storage, 0, shape, strides)
+        except (AttributeError, RuntimeError):  # a torch without it: the result is copied when it is sent
+            pass
+    return torch.empty_strided(shape, strides, dtype=torch.uint8)
+
+
+def _whole(batch: torch.Tensor) -> torch.Tensor:
+    """The collate function of ``_Crops``: its batches come whole."""
+    return batch
+
+
+class _Crops(torch.utils.data.Dataset):
+    """A split's crops cut in DataLoader workers (CPU training), a whole batch per fetch: key
+    ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts it, key
+    ``(row,)`` its centre crop. The squares are decoded from their files (streaming) or read from the memory-mapped
+    cache. The workers run one thread each; cropping in the main process instead ran its threads against them (on
+    2 busy cores, 4-6x slower at 224 px), and a cache read by one thread crops on one core."""
+
+    def __init__(self, split: ImageSplit, channels_last: bool) -> None:
+        self.cached = split.cached
+        self.squares = _MappedSquares(split.images, split.path) if split.cached else split.files
+        self.channels, self.size, self.channels_last = split.channels, split.img_size, bool(channels_last)
 
     def __len__(self) -> int:
-        return len(self.files)  # type: ignore[arg-type]
+        return len(self.squares) if not self.cached else int(self.squares.images.shape[0])  # type: ignore[arg-type]
 
-    def __getitem__(self, key: tuple[int, ...]) -> tuple[torch.Tensor, int]:
-        square, label = self.files[key[0]]
-        if len(key) == 1:
-            return center_crop(square, self.size).contiguous(), label
-        return resized_crop(square, key[1:5], bool(key[5]), self.size), label
+    def __getitem__(self, key: tuple[int, ...]) -> torch.Tensor:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, ...]]) -> torch.Tensor:
+        out = _batch_tensor((len(keys), self.channels, self.size, self.size), self.channels_last)
+        for i, key in enumerate(keys):
+            square = self.squares[key[0]] if self.cached else self.squares[key[0]][0]  # type: ignore[index]
+            if len(key) == 1:
+                out[i] = center_crop(square, self.size)
+            else:
+                out[i] = resized_crop(square, key[1:5], bool(key[5]), self.size, self.channels_last)
+        return out
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -158,22 +217,22 @@ class ImageBatches(IndexedBatches):
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (or float, from a GPU crop) images -> normalised float, channels_last as asked."""
-        x = x.float().mul_(self._scale).add_(self._shift)  # (x / 255 - mean) / std
+        x = normalize(x, self._scale, self._shift)  # (x / 255 - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     def _streamed(self, keys: list[list]) -> Iterator[torch.Tensor]:
-        """uint8 batches decoded by DataLoader workers (kept alive between epochs): ``keys`` are store rows, or
-        on the CPU ``_CroppedFiles`` keys (the workers crop too)."""
+        """uint8 batches from DataLoader workers (kept alive between epochs): on the CPU ``_Crops`` keys (the
+        workers crop what they decode or read from the cache), else store rows (squares decoded from the files)."""
         self._sampler.batches = keys
+        on_cpu = self.device.type == "cpu"
         if self._loader is None:
-            on_cpu = self.device.type == "cpu"
-            files = _CroppedFiles(self.split.files, self.split.img_size) if on_cpu else self.split.files
             self._loader = torch.utils.data.DataLoader(
-                files, batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
-                persistent_workers=self.workers > 0,
+                _Crops(self.split, self.channels_last) if on_cpu else self.split.files,
+                batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
+                persistent_workers=self.workers > 0, collate_fn=_whole if on_cpu else None,
             )  # fmt: skip
-        for x, _ in self._loader:
-            yield x
+        for batch in self._loader:
+            yield batch if on_cpu else batch[0]
 
     def _mapped(self, groups: list[torch.Tensor], prepare: Callable | None) -> Iterator[torch.Tensor]:
         """Batches read from the memory map by a background thread, a couple of batches ahead; on the CPU the thread
@@ -230,10 +289,15 @@ class ImageBatches(IndexedBatches):
             return self._prepare(center_crop(x, self.split.img_size))
 
         on_cpu = self.device.type == "cpu"
-        if self.split.cached:
-            raw = self._mapped(groups, prepare if on_cpu else None)
-        elif on_cpu:  # the workers crop as they decode: the batches come ready for _prepare
+        with reuse_freed_memory() if on_cpu else contextlib.nullcontext():  # a float batch is 38.5 MB at 224 px
+            yield from self._batches(groups, prepare, boxes, flips)
+
+    def _batches(self, groups: list[torch.Tensor], prepare: Callable, boxes: Any, flips: Any) -> Iterator:
+        on_cpu = self.device.type == "cpu"
+        if on_cpu and (self.workers > 0 or not self.split.cached):  # workers crop: batches ready for _prepare
             raw = map(self._prepare, self._streamed(self._crop_keys(groups, boxes, flips)))
+        elif self.split.cached:  # one thread reads ahead (and crops, on the CPU)
+            raw = self._mapped(groups, prepare if on_cpu else None)
         else:
             raw = self._streamed([self.split.base_index(g).tolist() for g in groups])
         for k, x in enumerate(raw):
@@ -242,7 +306,7 @@ class ImageBatches(IndexedBatches):
             yield x, self.labels.index_select(0, groups[k].to(self.device))
 
     def _crop_keys(self, groups: list[torch.Tensor], boxes: torch.Tensor | None, flips: torch.Tensor | None) -> list:
-        """The ``_CroppedFiles`` keys of each batch: (row, top, left, height, width, flip), or (row,) for the centre."""
+        """The ``_Crops`` keys of each batch: (row, top, left, height, width, flip), or (row,) for the centre."""
         keys, start = [], 0
         for g in groups:
             rows = self.split.base_index(g).tolist()

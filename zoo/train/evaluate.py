@@ -23,6 +23,7 @@ from zoo.data.describe import as_source
 from zoo.data.loaders import Batches, make_batches
 from zoo.data.types import is_dataset
 from zoo.inputs import InputRecord
+from zoo.memory import reuse_freed_memory
 from zoo.modelfile import unwrap
 from zoo.threads import choose_threads, step_flops, use_threads
 from zoo.train.callbacks import Metrics
@@ -167,7 +168,7 @@ def evaluate(
     check_metrics(metrics or {}, out, task.target(y), "evaluate")
     x, _ = batches.sample()
     flops = step_flops(model, x, batches.batch_size)  # a forward is a third of a training step
-    with use_threads(choose_threads(flops / 3 if flops else None, requested=threads, device=dev)):
+    with use_threads(choose_threads(flops / 3 if flops else None, requested=threads, device=dev)), reuse_freed_memory():
         return run_eval(model, batches, task, autocast_context(dev, prec), dev, dist_info, metrics)
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from zoo.files import RunDirLock, atomic_write, claim_run_dir, clean_orphans
+from zoo.memory import reuse_freed_memory
 from zoo.modelfile import model_file, unwrap
 from zoo.threads import use_threads
 from zoo.train.callbacks import History, step_callbacks
@@ -109,7 +110,7 @@ def _fit(model: nn.Module, data: Any, val: Any, cfg: Any, dist: Any, device: Any
         run.net = wrap(model, run)
         if run.cfg.resume:
             resume(state, run)
-        with use_threads(run.cfg.threads):
+        with use_threads(run.cfg.threads), reuse_freed_memory():
             stopped = _train(run, state)
             history = state.history
             if stopped is None and not history.interrupted:
