@@ -4,9 +4,8 @@ The reference is what the notebooks do: torchvision ``ImageFolder`` + PIL ``Rand
 ``RandomHorizontalFlip`` / ``ToTensor`` / ``Normalize`` + a ``DataLoader``. zoo's paths:
 
 - cached: ``zoo.load_dataset(folder, img_size=S, cache=True)``: decoded once into a memory-mapped uint8 file, read
-  a batch at a time, random resized crop + flip cut by the DataLoader workers, normalised per batch;
-- cached, reader thread: the same with ``num_workers=0`` (fit's default on a CPU of under 4 cores): one background
-  thread reads and crops;
+  a batch at a time, random resized crop + flip + normalise per batch in the main process (workers are for
+  decoding: a cache needs none);
 - first pass: building that cache (decode in DataLoader workers) plus one epoch read from it;
 - streaming: ``cache=False``: DataLoader workers decode and crop every epoch, same per-batch normalisation.
 
@@ -132,7 +131,7 @@ def main() -> None:
     for size in args.sizes:
         cache_dir = work / f"cache-{size}"
         first_pass = []
-        paths = ("ref", "cached", "thread", "stream")
+        paths = ("ref", "cached", "stream")
         timings: dict[str, list[float]] = {f"{p}_{k}": [] for k in ("loader", "train") for p in paths}
         for run in range(args.runs):
             # the first (cache-building) pass: build the cache, then one training epoch read from it
@@ -152,7 +151,6 @@ def main() -> None:
             for name, make in (
                 ("ref", lambda ref=ref: ref),
                 ("cached", lambda d=data, r=run: zoo_batches(d, args.batch, args.workers, r, args.channels_last)),
-                ("thread", lambda d=data, r=run: zoo_batches(d, args.batch, 0, r, args.channels_last)),
                 ("stream", lambda d=stream, r=run: zoo_batches(d, args.batch, args.workers, r, args.channels_last)),
             ):
                 timings[f"{name}_loader"].append(loader_pass(make()))
@@ -192,8 +190,7 @@ def main() -> None:
     for size, r in results["sizes"].items():
         m, q = r["images_per_s"], r["ratio"]
         print(f"| {size} | notebooks' way | {m['ref_loader']:,.0f} | 1.0 | {m['ref_train']:,.0f} | 1.0 |")
-        labels = (("cached", "zoo cached"), ("thread", "zoo cached, no workers"), ("stream", "zoo streaming"))
-        for name, label in labels:
+        for name, label in (("cached", "zoo cached"), ("stream", "zoo streaming")):
             print(
                 f"| {size} | {label} | {m[f'{name}_loader']:,.0f} | {q[f'{name}_loader']:.1f} | "
                 f"{m[f'{name}_train']:,.0f} | {q[f'{name}_train']:.1f} |"

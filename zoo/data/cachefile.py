@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 MAGIC = b"ZOOIMGC\x00"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: pixels interleaved (N x S x S x C); 2 stored planes (N x C x S x S)
 HEADER_BYTES = 4096  # the images start on a page boundary, so the memory map is aligned
 SUFFIX = ".zooc"
 # magic, format, header bytes, image bytes, index bytes, index CRC, zoo version, N, C, S (format 1 ended at the version)
@@ -84,7 +84,7 @@ class CacheFile:
     """An open cache file: the images (a read-only memory map), the labels and the index."""
 
     path: Path
-    images: torch.Tensor  # uint8 N x C x S x S, memory-mapped
+    images: torch.Tensor  # uint8 N x C x S x S, memory-mapped, channels_last (stored N x S x S x C)
     labels: torch.Tensor  # int64 N
     index: dict[str, Any]  # fingerprint, classes, mean, std, build id, ...
 
@@ -222,23 +222,25 @@ def read_cache(path: str | os.PathLike, fingerprint: str | None = None, *, verif
     index, labels = _read_index(path, raw, shape)
     if fingerprint is not None and index.get("fingerprint") != fingerprint:
         raise CacheError(f"{path}: stale (its sources changed since it was built)")
-    mapped = np.memmap(path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=shape) if shape[0] else None
-    if mapped is not None:
-        _check_chunks(path, mapped, index, verify)
-    images = _as_tensor(mapped) if mapped is not None else torch.empty(shape, dtype=torch.uint8)
-    return CacheFile(path, images, labels, index)
+    if not shape[0]:
+        return CacheFile(path, torch.empty(shape, dtype=torch.uint8), labels, index)
+    mapped = _memmap(path, shape)
+    _check_chunks(path, mapped, index, verify)
+    return CacheFile(path, _as_tensor(mapped), labels, index)
+
+
+def _memmap(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
+    """The stored images: N x S x S x C, pixel-interleaved (channels_last), the layout in which a crop is cut and
+    resized fastest (torch's vectorised uint8 resize; 8 against 15 ms for 64 crops at 224 px from planes)."""
+    n, c, h, w = shape
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=(n, h, w, c))
 
 
 def _as_tensor(mapped: np.ndarray) -> torch.Tensor:
+    """N x S x S x C stored pixels as the N x C x S x S tensor every reader sees (channels_last strides)."""
     with warnings.catch_warnings():  # a read-only map: torch warns that it cannot write to it, and never does
         warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(mapped)
-
-
-def map_images(path: str | os.PathLike, shape: tuple[int, ...]) -> torch.Tensor:
-    """The images of the cache file at ``path`` (already checked by ``read_cache``), memory-mapped again: how a
-    DataLoader worker started by spawning (not forking) reaches them without the whole file being pickled."""
-    return _as_tensor(np.memmap(path, dtype=np.uint8, mode="r", offset=HEADER_BYTES, shape=tuple(shape)))
+        return torch.from_numpy(mapped).permute(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -314,7 +316,7 @@ class _Builder:
         self.hashes: list[str] = []
         self.pending: list[np.ndarray] = []  # the images of the chunk being hashed
         self.wanted = {int(i): k for k, i in enumerate(stats_rows(self.n).tolist())}
-        self.stats = np.empty((len(self.wanted), *shape[1:]), dtype=np.uint8)
+        self.stats = np.empty((len(self.wanted), shape[2], shape[3], shape[1]), dtype=np.uint8)  # as stored
         self.pos = 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -381,14 +383,15 @@ def write_cache(
         loader = torch.utils.data.DataLoader(squares, batch_size=_build_batch(image_bytes), num_workers=workers)
         try:
             for x, y in loader:
-                x = x.numpy()
-                f.write(np.ascontiguousarray(x).data)
+                x = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())  # stored pixel-interleaved
+                f.write(x.data)
                 built.add(x, torch.as_tensor(y).numpy())
                 if bar is not None:
                     bar.update(len(x))
         except Exception as exc:
             raise _one_line(exc) from None
-        mean, std = channel_stats(torch.from_numpy(built.stats))
+        # over planes, as the streamed files' statistics are computed: the same mean and std to the last bit
+        mean, std = channel_stats(torch.from_numpy(built.stats).permute(0, 3, 1, 2).contiguous())
         index = {
             "shape": list(shape),
             "labels": built.labels.tolist(),

@@ -91,6 +91,8 @@ class ImageSplit(torch.utils.data.Dataset):
         """The stored squares at ``positions``: uint8 B x C x S x S (decoded one by one when streaming)."""
         rows = self.base_index(positions)
         if self.images is not None:
+            if self.images.dim() == 4 and not self.images.is_contiguous():  # a cache: pixels stored interleaved
+                return self.images.permute(0, 2, 3, 1).index_select(0, rows).permute(0, 3, 1, 2)  # read as stored
             return self.images.index_select(0, rows)
         return torch.stack([self.files[int(i)][0] for i in rows.tolist()])  # type: ignore[index]
 

@@ -4,16 +4,16 @@ Each epoch's order is the one ``BatchLoader`` uses (``shard_order``: seeded with
 rank). The uint8 squares of a batch come from the memory-mapped cache (only this rank's rows) or from decoding the
 files (streaming); either way they then go through one per-batch pipeline: a random resized crop and a flip for
 training (the crop boxes and flips drawn for the whole epoch from ``(seed, epoch)``), the centre crop otherwise,
-then scaling and normalisation on the device. On a CPU, DataLoader workers cut the crops as they decode the files
-or read the cache (``_Crops``); a cache read without workers is read and cropped by one background thread; on a
-GPU one ``grid_sample`` crops the batch. The same seed gives the same batches from the cache and from the files.
+then scaling and normalisation on the device. On a CPU a cache is read, cropped and normalised in the main
+process, and DataLoader workers cut the crops of a streamed split as they decode its files (``_Crops``); on a GPU
+a thread reads ahead and one ``grid_sample`` crops the batch. The same seed gives the same batches from the cache
+and from the files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data.batching import BatchOptions, IndexedBatches, normalize
-from zoo.data.cachefile import HEADER_BYTES, map_images
 from zoo.data.imagesplit import ImageSplit, center_crop
 from zoo.data.torchloader import default_workers
 from zoo.memory import reuse_freed_memory
+from zoo.threads import use_threads
 
 __all__ = ["ImageBatches", "random_boxes", "resized_crop", "resized_crops"]
 
@@ -94,32 +94,6 @@ def resized_crops(
     return out
 
 
-class _MappedSquares:
-    """A cache's stored squares by row, for the DataLoader workers that crop them. Forked workers share the parent's
-    memory map; pickled (workers started by spawning, macOS's default), it carries the file's path and maps the
-    file again, never its pixels (pickling the tensor would copy the whole cache into shared memory)."""
-
-    def __init__(self, images: torch.Tensor, path: str | None) -> None:
-        self.images, self.path = images, path
-
-    def __getitem__(self, row: int) -> torch.Tensor:
-        return self.images[row]
-
-    def _mapped(self) -> bool:
-        if not self.path or not os.path.isfile(self.path) or not self.images.numel():
-            return False
-        return os.path.getsize(self.path) >= HEADER_BYTES + self.images.numel()
-
-    def __getstate__(self) -> dict[str, Any]:
-        if self._mapped():
-            return {"path": self.path, "shape": tuple(self.images.shape)}
-        return {"path": None, "images": self.images}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path = state["path"]
-        self.images = map_images(self.path, state["shape"]) if "shape" in state else state["images"]
-
-
 def _batch_tensor(shape: tuple[int, int, int, int], channels_last: bool) -> torch.Tensor:
     """An empty uint8 batch in the layout asked; in a DataLoader worker, in shared memory (as torch's
     ``default_collate`` allocates its batches there), so it reaches the main process without another copy."""
@@ -140,19 +114,17 @@ def _whole(batch: torch.Tensor) -> torch.Tensor:
 
 
 class _Crops(torch.utils.data.Dataset):
-    """A split's crops cut in DataLoader workers (CPU training), a whole batch per fetch: key
-    ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts it, key
-    ``(row,)`` its centre crop. The squares are decoded from their files (streaming) or read from the memory-mapped
-    cache. The workers run one thread each; cropping in the main process instead ran its threads against them (on
-    2 busy cores, 4-6x slower at 224 px), and a cache read by one thread crops on one core."""
+    """A streamed split's crops cut in the DataLoader workers that decode its files (CPU training), a whole batch
+    per fetch: key ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts
+    it, key ``(row,)`` its centre crop. The workers run one thread each; cropping in the main process instead ran
+    its threads against them (on 2 busy cores, 4-6x slower at 224 px)."""
 
     def __init__(self, split: ImageSplit, channels_last: bool) -> None:
-        self.cached = split.cached
-        self.squares = _MappedSquares(split.images, split.path) if split.cached else split.files
+        self.files = split.files
         self.channels, self.size, self.channels_last = split.channels, split.img_size, bool(channels_last)
 
     def __len__(self) -> int:
-        return len(self.squares) if not self.cached else int(self.squares.images.shape[0])  # type: ignore[arg-type]
+        return len(self.files)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, ...]) -> torch.Tensor:
         return self.__getitems__([key])[0]
@@ -160,7 +132,7 @@ class _Crops(torch.utils.data.Dataset):
     def __getitems__(self, keys: list[tuple[int, ...]]) -> torch.Tensor:
         out = _batch_tensor((len(keys), self.channels, self.size, self.size), self.channels_last)
         for i, key in enumerate(keys):
-            square = self.squares[key[0]] if self.cached else self.squares[key[0]][0]  # type: ignore[index]
+            square = self.files[key[0]][0]  # type: ignore[index]
             if len(key) == 1:
                 out[i] = center_crop(square, self.size)
             else:
@@ -220,6 +192,14 @@ class ImageBatches(IndexedBatches):
         x = normalize(x, self._scale, self._shift)  # (x / 255 - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
+    def _prepare_alongside(self, x: torch.Tensor) -> torch.Tensor:
+        """``_prepare`` on one thread while worker processes crop: a second thread only spin-waits for a core the
+        workers hold (the 224-px loader: 3,100-3,300 img/s on 2 cores against 2,300-2,800 with 2 threads)."""
+        if self.workers == 0:
+            return self._prepare(x)
+        with use_threads(1):
+            return self._prepare(x)
+
     def _streamed(self, keys: list[list]) -> Iterator[torch.Tensor]:
         """uint8 batches from DataLoader workers (kept alive between epochs): on the CPU ``_Crops`` keys (the
         workers crop what they decode or read from the cache), else store rows (squares decoded from the files)."""
@@ -234,9 +214,14 @@ class ImageBatches(IndexedBatches):
         for batch in self._loader:
             yield batch if on_cpu else batch[0]
 
-    def _mapped(self, groups: list[torch.Tensor], prepare: Callable | None) -> Iterator[torch.Tensor]:
-        """Batches read from the memory map by a background thread, a couple of batches ahead; on the CPU the thread
-        also prepares them (``prepare(k, x)``), so that cropping overlaps with the consumer's work."""
+    def _mapped(self, groups: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Batches read from the memory map (and pinned, for a GPU) by a background thread, a couple of batches
+        ahead of the device's work.
+
+        On the CPU the cache is read in the main process instead, batch by batch: the same thread cropping in the
+        background made every op in it 1.7x slower (read, crops, normalisation: 33 against 19 ms a batch of 64 at
+        224 px) and took cores from the training step, so the main process read the loader at 3,200-4,100 img/s
+        against 1,900-2,500 and trained a small CNN at 367-374 against 340-357 img/s (2 cores, interleaved)."""
         ahead: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
@@ -250,12 +235,10 @@ class ImageBatches(IndexedBatches):
             return False
 
         def read() -> None:
-            # (its thread count is left alone: torch.set_num_threads(1) here, tried so that its crops would not
-            # fight the training thread's team, made training on 2 busy cores 2x slower, not faster)
             try:
-                for k, g in enumerate(groups):
+                for g in groups:
                     x = self.split.read(g)
-                    x = prepare(k, x) if prepare is not None else x.pin_memory() if self.pin else x
+                    x = x.pin_memory() if self.pin else x
                     if not offer(x):
                         return
             except BaseException as exc:  # handed to the consumer, which raises it
@@ -294,10 +277,12 @@ class ImageBatches(IndexedBatches):
 
     def _batches(self, groups: list[torch.Tensor], prepare: Callable, boxes: Any, flips: Any) -> Iterator:
         on_cpu = self.device.type == "cpu"
-        if on_cpu and (self.workers > 0 or not self.split.cached):  # workers crop: batches ready for _prepare
-            raw = map(self._prepare, self._streamed(self._crop_keys(groups, boxes, flips)))
-        elif self.split.cached:  # one thread reads ahead (and crops, on the CPU)
-            raw = self._mapped(groups, prepare if on_cpu else None)
+        if on_cpu and self.split.cached:  # read, cropped and normalised here, in the main process (see below)
+            raw = (prepare(k, self.split.read(g)) for k, g in enumerate(groups))
+        elif on_cpu:  # DataLoader workers decode and crop: batches ready to normalise
+            raw = map(self._prepare_alongside, self._streamed(self._crop_keys(groups, boxes, flips)))
+        elif self.split.cached:  # a thread reads ahead and pins; the device crops
+            raw = self._mapped(groups)
         else:
             raw = self._streamed([self.split.base_index(g).tolist() for g in groups])
         for k, x in enumerate(raw):
