@@ -66,6 +66,29 @@ def test_what_gains_nothing_is_decoded_by_the_full_decoder(tmp_path):
         assert torch.equal(read_scaled(p, 3, 73, full), read_image_file(p, 3))
 
 
+@pytest.mark.parametrize(
+    "kind", ["4:2:0", "4:4:4", "4:2:2", "progressive", "grey", "cmyk", "restart-markers", "odd-size"]
+)
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_jpeg_decoded_whole_has_the_full_decoders_pixels(tmp_path, kind, channels):
+    # JPEGs too small to be reduced are decoded by torchvision's libjpeg-turbo when plain (YCbCr or grey), by PIL
+    # otherwise: every pixel as zoo's one decoder (PIL) gives it
+    from PIL import Image
+
+    w, h = (397, 251) if kind == "odd-size" else (400, 300)
+    base = Image.open(photo(tmp_path / "base.png", w, h, fmt="PNG"))
+    options = {
+        "4:2:0": {"subsampling": 2}, "4:4:4": {"subsampling": 0}, "4:2:2": {"subsampling": 1},
+        "progressive": {"progressive": True}, "restart-markers": {"restart_marker_rows": 1},
+    }.get(kind, {})  # fmt: skip
+    image = base.convert("L") if kind == "grey" else base.convert("CMYK") if kind == "cmyk" else base
+    p = tmp_path / "a.jpg"
+    image.save(p, "JPEG", quality=90, **options)
+    ours = read_scaled(p, channels, 256, full)  # 300 px: no scale reduces it
+    assert ours.shape == (channels, h, w)
+    assert torch.equal(ours, read_image_file(p, channels))
+
+
 def test_a_broken_jpeg_gets_the_full_decoders_error(tmp_path):
     good = photo(tmp_path / "good.jpg").read_bytes()
     bad = tmp_path / "bad.jpg"

@@ -56,7 +56,8 @@ def check_stored_size(size: int, what: str = "cache") -> int:
 
 def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 C x H x W -> uint8 C x size x size: the short side resized to ``size`` (bilinear, antialiased when
-    shrinking; the long side as torchvision's ``Resize(size)`` computes it), then the centre square."""
+    shrinking; the long side as torchvision's ``Resize(size)`` computes it), then the centre square. Pixels that
+    come interleaved (a decoded image: channel stride 1) stay so, a resized one's square as a view."""
     box = bounded_box(image.shape[2], image.shape[1], 1, 1)  # an extreme strip: only its middle is resized
     if box is not None:
         image = image[:, box[1] : box[3], box[0] : box[2]]
@@ -70,7 +71,11 @@ def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:
         )[0]
         h, w = new_h, new_w
     top, left = (h - size) // 2, (w - size) // 2
-    return image[:, top : top + size, left : left + size].contiguous()
+    square = image[:, top : top + size, left : left + size]
+    if image.stride(0) == 1 and c > 1:  # decoded pixels come interleaved: kept so (a crop is cut fastest there)
+        # a view of the image this call resized (nobody else holds it): the crops copy what they cut anyway
+        return square if short != size else square.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    return square.contiguous()
 
 
 def read_image_file(path: str | os.PathLike | bytes, channels: int) -> torch.Tensor:
