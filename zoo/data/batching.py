@@ -24,13 +24,34 @@ def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torc
     In channels_last a per-channel ``scale`` varies along the innermost dimension, and torch's broadcast of
     1 x C x 1 x 1 there runs element by element: 16 ms for a batch of 64 at 224 px against 2 ms planar. So a
     channels_last batch is computed as rows of W x C values, with ``scale`` and ``shift`` tiled along a row:
-    vectorised, and the same values (the same two roundings per element)."""
+    vectorised, and the same values (the same two roundings per element). A large batch on the CPU is computed
+    about 1 MiB at a time, each part converted, scaled and shifted while it is in the processor's cache, not in
+    three passes over the whole batch (38.5 MB as float at 224 px)."""
     b, c, h, w = x.shape
-    if c > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        rows = x.permute(0, 2, 3, 1).reshape(b, h, w * c).float()  # B x H x (W x C), the batch's own memory order
+    interleaved = c > 1 and x.stride(1) == 1 and not x.is_contiguous()  # channels_last, or a crop of it
+    per = max(1, _CHUNK_BYTES // (4 * c * h * w))
+    if x.device.type == "cpu" and b > per:
+        fmt = torch.channels_last if interleaved else torch.contiguous_format
+        out = torch.empty((b, c, h, w), dtype=torch.float32, memory_format=fmt)
+        if interleaved:
+            src, dst = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1).view(b, h, w * c)
+            scale, shift = scale.reshape(c).repeat(w), shift.reshape(c).repeat(w)
+            for i in range(0, b, per):
+                part = dst[i : i + per]
+                part.view(-1, h, w, c).copy_(src[i : i + per])
+                part.mul_(scale).add_(shift)
+        else:
+            for i in range(0, b, per):
+                out[i : i + per].copy_(x[i : i + per]).mul_(scale).add_(shift)
+        return out
+    if interleaved:
+        rows = x.permute(0, 2, 3, 1).float().reshape(b, h, w * c)  # B x H x (W x C), the batch's own memory order
         rows.mul_(scale.reshape(c).repeat(w)).add_(shift.reshape(c).repeat(w))
         return rows.view(b, h, w, c).permute(0, 3, 1, 2)
     return x.float().mul_(scale).add_(shift)
+
+
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,14 @@ def resized_crop(
 
 
 def resized_crops(
-    images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, channels_last: bool = False
-) -> torch.Tensor:
+    images: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, channels_last: bool = False,
+    scale: torch.Tensor | None = None, shift: torch.Tensor | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Crop each image to its box, resize it to ``size`` (bilinear) and mirror it where ``flip``.
+
+    With ``scale`` and ``shift`` (1 x C x 1 x 1) the CPU crops come normalised, ``crop * scale + shift`` in float
+    (``zoo.data.batching.normalize``'s values): each crop while it is in the processor's cache, instead of three
+    passes over the whole float batch (38.5 MB at 224 px) after it.
 
     On a GPU one ``grid_sample`` does the whole batch (float out); on the CPU each crop goes through torch's uint8
     antialiased resize (``resized_crop``), several times faster there than any batched float resampling (uint8
@@ -88,9 +93,21 @@ def resized_crops(
         grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
         return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out = torch.empty((b, c, size, size), dtype=images.dtype, memory_format=fmt)
+    normalise = scale is not None and shift is not None
+    out = torch.empty((b, c, size, size), dtype=torch.float32 if normalise else images.dtype, memory_format=fmt)
+    if normalise and channels_last:  # rows of size x C values, scale and shift tiled along them (see normalize)
+        scale, shift = scale.reshape(c).repeat(size), shift.reshape(c).repeat(size)  # type: ignore[union-attr]
+    elif normalise:
+        scale, shift = scale.reshape(c, 1, 1), shift.reshape(c, 1, 1)  # type: ignore[union-attr]
     for i, (box, f) in enumerate(zip(boxes.tolist(), flip.tolist())):
-        out[i] = resized_crop(images[i], box, f, size, channels_last)
+        crop = resized_crop(images[i], box, f, size, channels_last)
+        if not normalise:
+            out[i] = crop
+        elif channels_last:  # out[i] is a contiguous size x size x C block
+            rows = out[i].permute(1, 2, 0).view(size, size * c)
+            rows.copy_(crop.permute(1, 2, 0).reshape(size, size * c)).mul_(scale).add_(shift)
+        else:
+            out[i].copy_(crop).mul_(scale).add_(shift)
     return out
 
 
@@ -187,6 +204,10 @@ class ImageBatches(IndexedBatches):
         sl = slice(self.rank, self._total, self.world_size)
         return boxes[sl][: self.num_samples], flip[sl][: self.num_samples]
 
+    @property
+    def _format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (or float, from a GPU crop) images -> normalised float, channels_last as asked."""
         x = normalize(x, self._scale, self._shift)  # (x / 255 - mean) / std
@@ -267,6 +288,10 @@ class ImageBatches(IndexedBatches):
             x = x.to(self.device, non_blocking=non_blocking)
             if boxes is not None:
                 sl = slice(starts[k], starts[k + 1])
+                if x.device.type == "cpu":  # normalised crop by crop, while each is in the cache: the same values
+                    ready = resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last,
+                                          scale=self._scale, shift=self._shift)  # fmt: skip
+                    return ready if ready.is_contiguous(memory_format=self._format) else self._prepare(ready)
                 crops = resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last)
                 return self._prepare(crops)
             return self._prepare(center_crop(x, self.split.img_size))
