@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_image_cache import small_cnn  # noqa: E402
 
 MODELS = {  # name -> (builder, input size, batch)
-    "lenet5": (lambda: zoo.create("lenet5", num_classes=10), (1, 28, 28), 256),
+    "lenet5": (lambda: zoo.create("lenet5", num_classes=10, in_chans=1, img_size=28), (1, 28, 28), 256),
     "mobilenet_v2": (lambda: zoo.create("mobilenet_v2", num_classes=10, img_size=32), (3, 32, 32), 64),
     "alexnet": (lambda: zoo.create("alexnet", num_classes=10, img_size=64), (3, 64, 64), 64),
     "small_cnn": (small_cnn, (3, 224, 224), 64),  # benchmarks/bench_image_cache.py's model, at 224 px
