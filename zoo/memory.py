@@ -5,7 +5,7 @@ is 38.5 MB as float, and each activation is of that order. glibc's ``malloc`` se
 (and, before its threshold has adapted, of 128 KiB or more) with a fresh ``mmap`` and unmaps it when it is freed,
 so every step the kernel maps and zeroes every page of those tensors again: measured here, 17 ms of page faults to
 allocate and fill one 38.5 MB tensor against 1.3 ms from memory the allocator kept, and a small CNN's training
-step at 224 px took 1.6x longer (``benchmarks/bench_image_cache.py``). The usual cure is to preload jemalloc or
+step at 224 px took 1.37x longer (``benchmarks/bench_memory.py``). The usual cure is to preload jemalloc or
 tcmalloc; zoo does the part that needs neither: within ``reuse_freed_memory()`` (entered by ``fit``, ``evaluate`` and
 zoo's image-folder batches) glibc serves every size from its heap and keeps what is freed
 (``mallopt``'s ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``); on leaving, the thresholds go to glibc's adapted

@@ -14,44 +14,58 @@ from zoo.data.describe import channel_tuple
 from zoo.data.splitting import shard_order, shard_total
 from zoo.suggest import suggest
 
-__all__ = ["BatchOptions", "IndexedBatches", "normalize"]
+__all__ = ["BatchOptions", "IndexedBatches", "affine_coefficients", "affine_into", "normalize"]
 
 
 def normalize(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Images B x C x H x W (uint8, or float to be changed in place) as float ``x * scale + shift`` (``scale`` and
-    ``shift``: 1 x C x 1 x 1), in ``x``'s memory layout.
+    """Images B x C x H x W (uint8, or float to be changed in place off the CPU) as float ``x * scale + shift``
+    (``scale`` and ``shift``: 1 x C x 1 x 1), in ``x``'s memory layout.
+
+    On the CPU the batch is computed about 4 MiB at a time (``affine_into``), each part converted, scaled and
+    shifted while it is in the processor's cache, not in three passes over the whole batch (38.5 MB as float at
+    224 px); the values are those of ``x.float().mul_(scale).add_(shift)``."""
+    if x.device.type != "cpu":
+        return x.float().mul_(scale).add_(shift)
+    b, c, h, w = x.shape
+    interleaved = c > 1 and x.stride(1) == 1 and not x.is_contiguous()  # channels_last, or a crop of it
+    out = torch.empty(x.shape, dtype=torch.float32, memory_format=torch.channels_last if interleaved else None)
+    coefficients = affine_coefficients(out, scale, shift)
+    per = max(1, _CHUNK_BYTES // (4 * c * h * w))
+    for i in range(0, b, per):
+        affine_into(out[i : i + per], x[i : i + per], coefficients)
+    return out
+
+
+def affine_coefficients(
+    out: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``scale`` and ``shift`` (1 x C x 1 x 1) as ``affine_into`` applies them to ``out``'s layout.
 
     In channels_last a per-channel ``scale`` varies along the innermost dimension, and torch's broadcast of
     1 x C x 1 x 1 there runs element by element: 16 ms for a batch of 64 at 224 px against 2 ms planar. So a
-    channels_last batch is computed as rows of W x C values, with ``scale`` and ``shift`` tiled along a row:
-    vectorised, and the same values (the same two roundings per element). A large batch on the CPU is computed
-    about 1 MiB at a time, each part converted, scaled and shifted while it is in the processor's cache, not in
-    three passes over the whole batch (38.5 MB as float at 224 px)."""
-    b, c, h, w = x.shape
-    interleaved = c > 1 and x.stride(1) == 1 and not x.is_contiguous()  # channels_last, or a crop of it
-    per = max(1, _CHUNK_BYTES // (4 * c * h * w))
-    if x.device.type == "cpu" and b > per:
-        fmt = torch.channels_last if interleaved else torch.contiguous_format
-        out = torch.empty((b, c, h, w), dtype=torch.float32, memory_format=fmt)
-        if interleaved:
-            src, dst = x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1).view(b, h, w * c)
-            scale, shift = scale.reshape(c).repeat(w), shift.reshape(c).repeat(w)
-            for i in range(0, b, per):
-                part = dst[i : i + per]
-                part.view(-1, h, w, c).copy_(src[i : i + per])
-                part.mul_(scale).add_(shift)
-        else:
-            for i in range(0, b, per):
-                out[i : i + per].copy_(x[i : i + per]).mul_(scale).add_(shift)
-        return out
-    if interleaved:
-        rows = x.permute(0, 2, 3, 1).float().reshape(b, h, w * c)  # B x H x (W x C), the batch's own memory order
-        rows.mul_(scale.reshape(c).repeat(w)).add_(shift.reshape(c).repeat(w))
-        return rows.view(b, h, w, c).permute(0, 3, 1, 2)
-    return x.float().mul_(scale).add_(shift)
+    channels_last ``out`` is computed as rows of W x C values, ``scale`` and ``shift`` tiled along a row:
+    vectorised, and the same values (the same two roundings per element)."""
+    c, w = out.shape[1], out.shape[3]
+    if c > 1 and out.stride(1) == 1:
+        return scale.reshape(c).repeat(w), shift.reshape(c).repeat(w)
+    return scale, shift
 
 
-_CHUNK_BYTES = 1 << 20
+def affine_into(out: torch.Tensor, x: torch.Tensor, coefficients: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``out`` (float B x C x H x W, planar or channels_last) set to ``x * scale + shift``, with the coefficients
+    ``affine_coefficients`` gave for ``out``'s layout."""
+    b, c, h, w = out.shape
+    scale, shift = coefficients
+    if c > 1 and out.stride(1) == 1:
+        rows = out.permute(0, 2, 3, 1).view(b, h, w * c)
+        rows.view(b, h, w, c).copy_(x.permute(0, 2, 3, 1))
+        rows.mul_(scale).add_(shift)
+    else:
+        out.copy_(x).mul_(scale).add_(shift)
+    return out
+
+
+_CHUNK_BYTES = 4 << 20  # a part that stays in the cache: 2.6 against 3.1 ms (1 MiB) a 224-px batch of 64, 2 threads
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zoo.data.batching import BatchOptions, IndexedBatches, normalize
+from zoo.data.batching import BatchOptions, IndexedBatches, affine_coefficients, affine_into, normalize
 from zoo.data.imagesplit import ImageSplit, center_crop
 from zoo.data.torchloader import default_workers
 from zoo.memory import reuse_freed_memory
@@ -95,19 +95,13 @@ def resized_crops(
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     normalise = scale is not None and shift is not None
     out = torch.empty((b, c, size, size), dtype=torch.float32 if normalise else images.dtype, memory_format=fmt)
-    if normalise and channels_last:  # rows of size x C values, scale and shift tiled along them (see normalize)
-        scale, shift = scale.reshape(c).repeat(size), shift.reshape(c).repeat(size)  # type: ignore[union-attr]
-    elif normalise:
-        scale, shift = scale.reshape(c, 1, 1), shift.reshape(c, 1, 1)  # type: ignore[union-attr]
+    coefficients = affine_coefficients(out, scale, shift) if normalise else None  # type: ignore[arg-type]
     for i, (box, f) in enumerate(zip(boxes.tolist(), flip.tolist())):
         crop = resized_crop(images[i], box, f, size, channels_last)
-        if not normalise:
-            out[i] = crop
-        elif channels_last:  # out[i] is a contiguous size x size x C block
-            rows = out[i].permute(1, 2, 0).view(size, size * c)
-            rows.copy_(crop.permute(1, 2, 0).reshape(size, size * c)).mul_(scale).add_(shift)
+        if coefficients is not None:
+            affine_into(out[i : i + 1], crop[None], coefficients)
         else:
-            out[i].copy_(crop).mul_(scale).add_(shift)
+            out[i] = crop
     return out
 
 
@@ -204,10 +198,6 @@ class ImageBatches(IndexedBatches):
         sl = slice(self.rank, self._total, self.world_size)
         return boxes[sl][: self.num_samples], flip[sl][: self.num_samples]
 
-    @property
-    def _format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (or float, from a GPU crop) images -> normalised float, channels_last as asked."""
         x = normalize(x, self._scale, self._shift)  # (x / 255 - mean) / std
@@ -223,7 +213,7 @@ class ImageBatches(IndexedBatches):
 
     def _streamed(self, keys: list[list]) -> Iterator[torch.Tensor]:
         """uint8 batches from DataLoader workers (kept alive between epochs): on the CPU ``_Crops`` keys (the
-        workers crop what they decode or read from the cache), else store rows (squares decoded from the files)."""
+        workers crop what they decode), else store rows (squares decoded from the files)."""
         self._sampler.batches = keys
         on_cpu = self.device.type == "cpu"
         if self._loader is None:
@@ -289,9 +279,8 @@ class ImageBatches(IndexedBatches):
             if boxes is not None:
                 sl = slice(starts[k], starts[k + 1])
                 if x.device.type == "cpu":  # normalised crop by crop, while each is in the cache: the same values
-                    ready = resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last,
-                                          scale=self._scale, shift=self._shift)  # fmt: skip
-                    return ready if ready.is_contiguous(memory_format=self._format) else self._prepare(ready)
+                    return resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last,
+                                         scale=self._scale, shift=self._shift)  # fmt: skip
                 crops = resized_crops(x, boxes[sl], flips[sl], self.split.img_size, self.channels_last)
                 return self._prepare(crops)
             return self._prepare(center_crop(x, self.split.img_size))
@@ -302,7 +291,7 @@ class ImageBatches(IndexedBatches):
 
     def _batches(self, groups: list[torch.Tensor], prepare: Callable, boxes: Any, flips: Any) -> Iterator:
         on_cpu = self.device.type == "cpu"
-        if on_cpu and self.split.cached:  # read, cropped and normalised here, in the main process (see below)
+        if on_cpu and self.split.cached:  # read, cropped and normalised here, in the main process (see _mapped)
             raw = (prepare(k, self.split.read(g)) for k, g in enumerate(groups))
         elif on_cpu:  # DataLoader workers decode and crop: batches ready to normalise
             raw = map(self._prepare_alongside, self._streamed(self._crop_keys(groups, boxes, flips)))
