@@ -235,6 +235,27 @@ def test_workers_crop_the_same_batches_as_the_main_process(folder, tmp_path, cha
                     assert xb.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
+def test_workers_reusing_their_shared_batches_never_overwrite_one_in_use(folder, tmp_path):
+    # batches of 2: several times more batches than the shared slots the workers write into (PREFETCH x workers
+    # + 2), over epochs, after an epoch abandoned with batches still in flight, each equal to the main process's
+    cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c")
+    streamed = zoo.load_dataset(folder, img_size=IMG, cache=False)
+    kw = dict(device=torch.device("cpu"), shuffle=True, augment=True, seed=2, channels_last=True)
+    reference = zd.make_batches(cached.train, 2, num_workers=0, **kw)
+    workers = zd.make_batches(streamed.train, 2, num_workers=2, **kw)
+    assert workers.num_batches >= 2 * (zd.stream.PREFETCH * 2 + 2)
+    workers.set_epoch(0)
+    next(iter(workers))  # abandoned: the workers hold the next batches of epoch 0 in their slots
+    for epoch in (1, 2):
+        reference.set_epoch(epoch)
+        workers.set_epoch(epoch)
+        batches = [(x.clone(), y) for x, y in workers]  # each kept while the workers go on writing
+        expected = list(reference)
+        assert len(batches) == len(expected) == reference.num_batches
+        for (xa, ya), (xb, yb) in zip(expected, batches):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_fit_on_the_cache_and_on_the_stream_trains_the_same_weights(folder, tmp_path, states_equal):
     cached = zd.cache(folder, img_size=IMG, to=tmp_path / "c")
     streamed = zoo.load_dataset(folder, img_size=IMG, cache=False)
