@@ -239,10 +239,13 @@ class ImageBatches(IndexedBatches):
                 prefetch_factor=PREFETCH if self.workers > 0 else None,
             )  # fmt: skip
         slots = getattr(self._loader.dataset, "slots", None)
-        # batch k goes to slot k mod len(slots): the main process is done with a slot (normalised it into a new
-        # tensor) before the loader hands a worker the batch that reuses it, PREFETCH x workers + 2 batches later
-        self._sampler.batches = [(k % len(slots), b) for k, b in enumerate(keys)] if slots is not None else (
-            [(0, b) for b in keys] if on_cpu else keys)  # fmt: skip
+        if on_cpu:
+            # batch k goes to slot k mod len(slots): the loader hands a worker batch k + PREFETCH x workers when
+            # the main process takes batch k, and the main process is done with a slot (normalised it into a new
+            # tensor) before it takes the next batch, so a slot is never written while it is read
+            n_slots = 1 if slots is None else len(slots)
+            keys = [(k % n_slots, b) for k, b in enumerate(keys)]
+        self._sampler.batches = keys
         for batch in self._loader:
             if not on_cpu:
                 yield batch[0]
