@@ -86,6 +86,27 @@ def one_thread():
 
 
 @pytest.fixture
+def torchrun():
+    """``torchrun(script, *args, timeout=120, what="torchrun")``: run ``script`` under ``torchrun --standalone
+    --nproc_per_node=2`` (gloo on the CPU unless the script picks otherwise), one thread and no plugins per rank;
+    fails the test with the launch's stderr when it does not exit cleanly. Skips where torch.distributed is not
+    built."""
+    import subprocess
+    import sys
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    env = {**os.environ, "ZOO_PROGRESS": "0", "OMP_NUM_THREADS": "1", "ZOO_LOAD_PLUGINS": ""}
+
+    def launch(script, *args, timeout: float = 120, what: str = "torchrun") -> None:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+        proc = subprocess.run([*cmd, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+
+    return launch
+
+
+@pytest.fixture
 def states_equal():
     """``states_equal(a, b)``: two models hold bit-equal weights and buffers."""
 

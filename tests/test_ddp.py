@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +11,11 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 LAUNCHES = 3
 
 
-def launch_and_check(tmp_path, device: str) -> None:
-    env = {**os.environ, "ZOO_PROGRESS": "0", "OMP_NUM_THREADS": "1", "ZOO_LOAD_PLUGINS": ""}
+def launch_and_check(tmp_path, device: str, torchrun) -> None:
     for launch in range(LAUNCHES):
         out = tmp_path / f"run{launch}"
         out.mkdir()
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(WORKER),
-            str(out),
-            device,
-        ]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, f"launch {launch + 1} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        torchrun(WORKER, out, device, what=f"launch {launch + 1}")
         ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
         for rank, r in enumerate(ranks):
             assert r["bare"] and r["ddp_alive"] == 0 and not r["group_alive"]
@@ -49,16 +34,14 @@ def launch_and_check(tmp_path, device: str) -> None:
 
 @pytest.mark.ddp
 @pytest.mark.slow
-def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is not available in this build")
-    launch_and_check(tmp_path, "cpu")  # gloo
+def test_fit_under_torchrun_gives_identical_weights_and_a_clean_exit_every_time(tmp_path, torchrun):
+    launch_and_check(tmp_path, "cpu", torchrun)  # gloo
 
 
 @pytest.mark.ddp
 @pytest.mark.slow
 @pytest.mark.cuda
-def test_fit_under_torchrun_with_nccl_on_two_gpus(tmp_path):
+def test_fit_under_torchrun_with_nccl_on_two_gpus(tmp_path, torchrun):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA GPUs: NCCL refuses two ranks on one GPU")
-    launch_and_check(tmp_path, "cuda")  # nccl
+    launch_and_check(tmp_path, "cuda", torchrun)  # nccl

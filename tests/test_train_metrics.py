@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from macro_f1 import MacroF1
 
 import zoo
 from zoo.train import metrics as metrics_mod
@@ -15,27 +16,6 @@ from zoo.train.metrics import StatefulMetrics
 FAST = {"batch_size": 16, "progress": False}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class MacroF1:
-    """Macro-F1 in zoo's protocol: a confusion matrix summed over batches (and over ranks: ``sum_states``)."""
-
-    sum_states = ("confusion",)
-
-    def __init__(self, num_classes):
-        self.k = num_classes
-        self.reset()
-
-    def reset(self):
-        self.confusion = torch.zeros(self.k, self.k, dtype=torch.float64)
-
-    def update(self, out, y):
-        self.confusion += torch.bincount(y * self.k + out.argmax(1), minlength=self.k * self.k).view(self.k, self.k)
-
-    def compute(self):
-        tp = self.confusion.diag()
-        denom = self.confusion.sum(0) + self.confusion.sum(1)
-        return float(torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp)).mean())
 
 
 def batch_f1(out, y):
