@@ -45,6 +45,7 @@ import torch
 
 from zoo.data.images import channel_stats
 from zoo.data.imagesplit import ImageSplit
+from zoo.data.slots import PREFETCH, EpochBatches, slot_count, whole
 from zoo.files import atomic_write
 from zoo.inputs import MAX_IMAGE_SIDE
 from zoo.version import __version__
@@ -307,30 +308,63 @@ def _progress(enabled: bool | None, total: int, desc: str) -> Any:
 
 
 class _Builder:
-    """What is computed while the images stream into the file: the labels, each chunk's hash, the rows the channel
-    statistics are measured on."""
+    """What is computed while the images stream into the file: the labels, each chunk's hash (fed as the rows come:
+    a batch's memory is reused for a later batch), the rows the channel statistics are measured on."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.n, self.per = shape[0], _chunk_images(int(np.prod(shape[1:])))
         self.labels = np.empty(self.n, dtype=np.int64)
         self.hashes: list[str] = []
-        self.pending: list[np.ndarray] = []  # the images of the chunk being hashed
+        self.chunk = hashlib.blake2b(digest_size=16)  # the chunk being hashed: _hash of its rows, fed in parts
         self.wanted = {int(i): k for k, i in enumerate(stats_rows(self.n).tolist())}
         self.stats = np.empty((len(self.wanted), shape[2], shape[3], shape[1]), dtype=np.uint8)  # as stored
         self.pos = 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Rows ``pos ...`` as stored (contiguous B x S x S x C) and their labels."""
         b = len(x)
         self.labels[self.pos : self.pos + b] = y
         for i in range(b):
+            if self.pos + i in self.wanted:
+                self.stats[self.wanted[self.pos + i]] = x[i]
+        i = 0
+        while i < b:  # each run of rows within one chunk hashed at once
             row = self.pos + i
-            if row in self.wanted:
-                self.stats[self.wanted[row]] = x[i]
-            self.pending.append(x[i])
-            if len(self.pending) == self.per or row == self.n - 1:
-                self.hashes.append(_hash(np.stack(self.pending)))
-                self.pending = []
+            j = min(b, i + self.per - row % self.per)
+            self.chunk.update(x[i:j].data)
+            if (self.pos + j) % self.per == 0 or self.pos + j == self.n:
+                self.hashes.append(self.chunk.hexdigest())
+                self.chunk = hashlib.blake2b(digest_size=16)
+            i = j
         self.pos += b
+
+
+class _StoredRows(torch.utils.data.Dataset):
+    """The squares of a cache being built (``(uint8 C x S x S, label)`` items), a batch per fetch as the file stores
+    them (B x S x S x C): in a DataLoader worker, written into a slot of shared memory made once (``zoo.data.slots``)
+    and sent back as ``(slot, labels)``; without slots (no workers), ``(rows, labels)``. Cut this way the main
+    process only writes and hashes: collated by torch as C x S x S and turned back into rows by the main process,
+    the same 2,000 photos at 224 px took 3.5 s to cache, 0.84 s of them in that one copy."""
+
+    def __init__(self, squares: torch.utils.data.Dataset, shape: tuple[int, ...], slots: torch.Tensor | None) -> None:
+        self.squares, self.shape, self.slots = squares, shape, slots  # shape: C x S x S
+
+    def __len__(self) -> int:
+        return len(self.squares)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Any:
+        return self.squares[i]
+
+    def __getitems__(self, batch: Any) -> tuple[Any, list[int]]:
+        slot, rows = batch if self.slots is not None else (None, batch)
+        c, h, w = self.shape
+        out = torch.empty((len(rows), h, w, c), dtype=torch.uint8) if slot is None else self.slots[slot]
+        labels = []
+        for i, row in enumerate(rows):
+            x, y = self.squares[row]
+            out[i] = x.permute(1, 2, 0)
+            labels.append(int(y))
+        return (out if slot is None else slot), labels
 
 
 def _one_line(exc: BaseException) -> BaseException:
@@ -380,14 +414,24 @@ def write_cache(
     def write(f: Any) -> None:  # into the temporary file that atomic_write renames over path once synced
         f.write(bytes(HEADER_BYTES))  # zero until the end: an unfinished file is never a cache
         built = _Builder(shape)
-        loader = torch.utils.data.DataLoader(squares, batch_size=_build_batch(image_bytes), num_workers=workers)
+        batch = _build_batch(image_bytes)
+        slots = None
+        if workers > 0:  # rows as stored, written by the workers into slots of shared memory (zoo.data.slots)
+            slots = torch.empty((slot_count(workers), batch, shape[2], shape[3], shape[1]), dtype=torch.uint8)
+            slots = slots.share_memory_()
+        sampler = EpochBatches(slots=None if slots is None else len(slots))
+        sampler.batches = [list(range(i, min(n, i + batch))) for i in range(0, n, batch)]
+        loader = torch.utils.data.DataLoader(
+            _StoredRows(squares, shape[1:], slots), batch_sampler=sampler, num_workers=workers, collate_fn=whole,
+            prefetch_factor=PREFETCH if workers > 0 else None,
+        )  # fmt: skip
         try:
             for x, y in loader:
-                x = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())  # stored pixel-interleaved
-                f.write(x.data)
-                built.add(x, torch.as_tensor(y).numpy())
+                rows = (x if slots is None else slots[x][: len(y)]).numpy()  # done with before the next batch
+                f.write(rows.data)
+                built.add(rows, np.asarray(y, dtype=np.int64))
                 if bar is not None:
-                    bar.update(len(x))
+                    bar.update(len(y))
         except Exception as exc:
             raise _one_line(exc) from None
         # over planes, as the streamed files' statistics are computed: the same mean and std to the last bit

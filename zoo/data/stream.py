@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from zoo.data.batching import BatchOptions, IndexedBatches, affine_coefficients, affine_into, normalize
 from zoo.data.imagesplit import ImageSplit, center_crop
+from zoo.data.slots import PREFETCH, EpochBatches, empty_batches, slot_count, whole
 from zoo.data.torchloader import default_workers
 from zoo.memory import reuse_freed_memory
 from zoo.threads import use_threads
@@ -32,7 +33,6 @@ __all__ = ["ImageBatches", "random_boxes", "resized_crop", "resized_crops"]
 
 CROP_SCALE = (0.25, 1.0)  # area of a training crop, as a fraction of the stored square
 CROP_RATIO = (3 / 4, 4 / 3)  # its aspect ratio (width / height), drawn log-uniformly, as torchvision's
-PREFETCH = 2  # batches each DataLoader worker works ahead (torch's default)
 
 
 def random_boxes(
@@ -106,32 +106,15 @@ def resized_crops(
     return out
 
 
-def _empty_batches(shape: tuple[int, ...], channels_last: bool) -> torch.Tensor:
-    """An empty uint8 tensor of batches (... x B x C x H x W), each batch in the layout asked."""
-    *lead, c, h, w = shape
-    inner = (1, w * c, c) if channels_last else (h * w, w, 1)
-    strides: list[int] = [c * h * w, *inner]
-    for n in reversed(lead[1:]):
-        strides.insert(0, strides[0] * n)
-    return torch.empty_strided(shape, tuple(strides), dtype=torch.uint8)
-
-
-def _whole(batch: Any) -> Any:
-    """The collate function of ``_Crops``: its batches come whole."""
-    return batch
-
-
 class _Crops(torch.utils.data.Dataset):
     """A streamed split's crops cut in the DataLoader workers that decode its files (CPU training), a whole batch
     per fetch: key ``(row, top, left, height, width, flip)`` is the store's square ``row`` as ``resized_crop`` cuts
     it, key ``(row,)`` its centre crop. The workers run one thread each; cropping in the main process instead ran
     its threads against them (on 2 busy cores, 4-6x slower at 224 px).
 
-    The batch sampler gives ``(slot, keys)``. With ``slots`` (batches in shared memory, made before the workers
-    start) a worker writes batch ``slot`` there and sends back only ``(slot, n)``: a fresh shared segment per batch,
-    as torch's collate makes, cost the worker its creation and the main process its mapping, page by page (at
-    224 px about 13 ms a batch of 64, a tenth of the loader's CPU time). Without ``slots`` (no workers) the batch
-    itself is returned."""
+    With ``slots`` (``zoo.data.slots``: batches in shared memory made before the workers start) the sampler gives
+    ``(slot, keys)``, a worker writes the batch into its slot and sends back ``(slot, n)``; without (no workers) the
+    batch itself is returned."""
 
     def __init__(self, split: ImageSplit, channels_last: bool, slots: torch.Tensor | None = None) -> None:
         self.files = split.files
@@ -142,12 +125,13 @@ class _Crops(torch.utils.data.Dataset):
         return len(self.files)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, ...]) -> torch.Tensor:
-        return self._cut([key], _empty_batches((1, self.channels, self.size, self.size), self.channels_last))[0]
+        return self._cut([key], empty_batches((1, self.channels, self.size, self.size), self.channels_last))[0]
 
-    def __getitems__(self, batch: tuple[int, list[tuple[int, ...]]]) -> torch.Tensor | tuple[int, int]:
-        slot, keys = batch
+    def __getitems__(self, batch: Any) -> torch.Tensor | tuple[int, int]:
         if self.slots is None:
-            return self._cut(keys, _empty_batches((len(keys), self.channels, self.size, self.size), self.channels_last))
+            shape = (len(batch), self.channels, self.size, self.size)
+            return self._cut(batch, empty_batches(shape, self.channels_last))
+        slot, keys = batch
         self._cut(keys, self.slots[slot][: len(keys)])
         return slot, len(keys)
 
@@ -159,19 +143,6 @@ class _Crops(torch.utils.data.Dataset):
             else:
                 out[i] = resized_crop(square, key[1:5], bool(key[5]), self.size, self.channels_last)
         return out
-
-
-class _EpochBatches(torch.utils.data.Sampler):
-    """The batch sampler of the streaming DataLoader: this epoch's batches of store rows, set before each epoch."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[int]] = []
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 class ImageBatches(IndexedBatches):
@@ -195,7 +166,7 @@ class ImageBatches(IndexedBatches):
         self.pin = (self.device.type == "cuda") if options.pin_memory is None else bool(options.pin_memory)
         self._set_normalization(split.channels, split.mean, split.std, "ImageBatches")
         self.labels = split.labels.to(self.device)
-        self._sampler = _EpochBatches()
+        self._sampler = EpochBatches()
         self._loader: torch.utils.data.DataLoader | None = None
         self.inputs = split.input_record()
         self.inputs.mean, self.inputs.std = self.mean, self.std
@@ -227,29 +198,25 @@ class ImageBatches(IndexedBatches):
         on_cpu = self.device.type == "cpu"
         if self._loader is None:
             dataset: torch.utils.data.Dataset = self.split.files  # type: ignore[assignment]
-            if on_cpu:
-                # each batch in flight (PREFETCH per worker), the one being normalised, and one spare
-                slots = None if self.workers == 0 else _empty_batches(
-                    (PREFETCH * self.workers + 2, self.batch_size, self.split.channels, self.split.img_size,
-                     self.split.img_size), self.channels_last).share_memory_()  # fmt: skip
+            if on_cpu:  # the workers crop, into slots of shared memory (zoo.data.slots)
+                slots = None
+                if self.workers > 0:
+                    shape = (slot_count(self.workers), self.batch_size, self.split.channels, self.split.img_size,
+                             self.split.img_size)  # fmt: skip
+                    slots = empty_batches(shape, self.channels_last).share_memory_()
+                    self._sampler = EpochBatches(slots=len(slots))
                 dataset = _Crops(self.split, self.channels_last, slots)
             self._loader = torch.utils.data.DataLoader(
                 dataset, batch_sampler=self._sampler, num_workers=self.workers, pin_memory=self.pin,
-                persistent_workers=self.workers > 0, collate_fn=_whole if on_cpu else None,
+                persistent_workers=self.workers > 0, collate_fn=whole if on_cpu else None,
                 prefetch_factor=PREFETCH if self.workers > 0 else None,
             )  # fmt: skip
-        slots = getattr(self._loader.dataset, "slots", None)
-        if on_cpu:
-            # batch k goes to slot k mod len(slots): the loader hands a worker batch k + PREFETCH x workers when
-            # the main process takes batch k, and the main process is done with a slot (normalised it into a new
-            # tensor) before it takes the next batch, so a slot is never written while it is read
-            n_slots = 1 if slots is None else len(slots)
-            keys = [(k % n_slots, b) for k, b in enumerate(keys)]
         self._sampler.batches = keys
+        slots = getattr(self._loader.dataset, "slots", None)
         for batch in self._loader:
             if not on_cpu:
                 yield batch[0]
-            elif slots is not None:
+            elif slots is not None:  # the main process is done with it before it asks for the next batch
                 slot, n = batch
                 yield slots[slot][:n]
             else:
