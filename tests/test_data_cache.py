@@ -257,6 +257,28 @@ def test_workers_crop_the_same_batches_as_the_main_process(folder, tmp_path, cha
                     assert xb.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_crops_cut_in_parts_on_several_threads_are_those_of_one_thread(monkeypatch, channels_last):
+    from zoo.data import stream
+    from zoo.threads import use_threads
+
+    monkeypatch.setattr(stream, "_PARTS_FROM_PIXELS", 0)  # parts even for these small crops
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (10, 3, 40, 40), dtype=torch.uint8, generator=g)
+    views = [im.permute(1, 2, 0).contiguous().permute(2, 0, 1) for im in images]  # interleaved, as a cache's rows
+    boxes, flips = stream.random_boxes(10, 40, g), torch.rand(10, generator=g) < 0.5
+    scale, shift = torch.tensor([0.02, 0.03, 0.04]).view(1, 3, 1, 1), torch.tensor([-1.0, 0.5, 2.0]).view(1, 3, 1, 1)
+    for norm in ({}, {"scale": scale, "shift": shift}):
+        with use_threads(1):
+            expected = stream.resized_crops(images, boxes, flips, 32, channels_last, **norm)
+        with use_threads(3):
+            for given in (images, views):
+                got = stream.resized_crops(given, boxes, flips, 32, channels_last, **norm)
+                assert torch.equal(got, expected)
+                assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert stream._crop_pool is not None and stream._crop_pool[1] == 2  # the caller and two threads
+
+
 def test_workers_reusing_their_shared_batches_never_overwrite_one_in_use(folder, tmp_path):
     # batches of 2: several times more batches than the shared slots the workers write into (PREFETCH x workers
     # + 2), over epochs, after an epoch abandoned with batches still in flight, each equal to the main process's

@@ -96,6 +96,12 @@ class ImageSplit(torch.utils.data.Dataset):
             return self.images.index_select(0, rows)
         return torch.stack([self.files[int(i)][0] for i in rows.tolist()])  # type: ignore[index]
 
+    def stored_rows(self, positions: torch.Tensor) -> list[torch.Tensor]:
+        """The cached squares at ``positions`` as views of the store (C x S x S each): nothing is read until used."""
+        if self.images is None:
+            raise ValueError("ImageSplit.stored_rows: a streamed split has no store to view; use read()")
+        return [self.images[r] for r in self.base_index(positions).tolist()]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = self.read(torch.tensor([int(i)]))[0]
         return center_crop(x, self.img_size).contiguous(), int(self.labels[i])
