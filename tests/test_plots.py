@@ -92,3 +92,40 @@ def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, figures):
     assert (tmp_path / "acc.png").stat().st_size > 0 and (tmp_path / "curves.png").stat().st_size > 0
     texts = [t.get_text() for t in figures[0].axes[0].texts]
     assert "a\\$\\frac\\$b" in texts  # escaped, so drawn as the characters a$\frac$b
+
+
+# the leaderboard's 30 models (training time s, top-1 %, images when capped) on 2 shared cores: crowded corners
+LEADERBOARD = {
+    "alexnet": (85.1, 76.8, 4410), "densenet121": (63.8, 66.6, 660), "densenet161": (50.7, 27.2, 130),
+    "densenet169": (70.7, 48.0, 500), "densenet201": (24.5, 32.0, 100), "densenet_bc_100_k12": (62.9, 71.0, 1340),
+    "efficientnet_b0": (32.8, 46.4, 3870), "efficientnet_b1": (42.4, 40.2, 3340), "efficientnet_b2": (47.6, 56.0, 2700),
+    "efficientnet_b3": (46.0, 14.0, 1670), "efficientnet_b4": (59.3, 12.0, 1430), "efficientnet_b5": (70.2, 12.0, 1050),
+    "efficientnet_b6": (70.1, 12.2, 810), "efficientnet_b7": (63.6, 9.8, 580), "googlenet": (93.3, 66.8, 1890),
+    "lenet5": (0.8, 77.6, None), "mlp": (0.5, 80.2, None), "mobilenet_v1": (34.8, 80.8, None),
+    "mobilenet_v2": (41.1, 82.0, None), "mobilenet_v3_large": (36.3, 77.6, None),
+    "mobilenet_v3_small": (17.7, 77.6, None), "resnet110": (64.3, 76.8, 3600), "resnet20": (20.4, 77.6, None),
+    "resnet32": (29.0, 79.6, None), "resnet44": (38.6, 79.8, None), "resnet56": (47.6, 80.2, None),
+    "vit_base_patch16": (34.2, 17.4, 120), "vit_base_patch32": (39.5, 9.2, 140),
+    "vit_small_patch16": (72.0, 20.8, 880), "vit_tiny_patch16": (66.8, 26.6, 2440),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_crowded_labels_neither_overlap_nor_cross_each_others_leader_lines():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    xs, ys = [v[0] for v in LEADERBOARD.values()], [v[1] for v in LEADERBOARD.values()]
+    labels = [f"{k} ({n:,} img)" if n else k for k, (_, _, n) in LEADERBOARD.items()]
+    ax.scatter(xs, ys)
+    ax.set(xscale="log", xlim=(0.12, 220), ylim=(0, 100))
+    fig.canvas.draw()
+    texts = plots.place_labels(ax, xs, ys, labels)
+    renderer = fig.canvas.get_renderer()
+    boxes = [plots.text_box(t, renderer) for t in texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    leaders = [plots._leader(tuple(ax.transData.transform(t.xy)), b)
+               for t, b in zip(texts, boxes) if t.arrow_patch is not None]  # fmt: skip
+    crossings = sum(plots._crosses(*a, *b) for i, a in enumerate(leaders) for b in leaders[i + 1 :])
+    assert len(leaders) >= 20 and crossings <= 3  # placed without regard to the lines: 27 crossings
+    plt.close(fig)

@@ -3,8 +3,9 @@ and every model's training curve on one figure.
 
 Labels are placed greedily, the way text-repel tools do it without an optimiser: for each point, candidate spots
 around it at growing distances are tried in order, and the first whose text box overlaps no placed label, no point
-and stays inside the axes wins (with a thin leader line when it sits far out); when none is free, the spot with the
-least overlap does. It needs the drawn layout, so the figure is laid out once first and then frozen.
+and stays inside the axes wins (with a thin leader line when it sits far out, which must cross no other leader line
+and no other label); when none is free, the spot with the least overlap does. It needs the drawn layout, so the
+figure is laid out once first and then frozen.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ METRICS = {
 
 # beside the point first (clearest), then the diagonals, then above and below; nearer before farther
 _DIRECTIONS = ((1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0.5), (-1, 0.5), (1, -0.5), (-1, -0.5),
-               (0, 1), (0, -1))  # fmt: skip
-_RADII = (5, 10, 16, 24, 34, 46, 60, 76, 95)  # points
+               (0, 1), (0, -1), (0.5, 1), (-0.5, 1), (0.5, -1), (-0.5, -1), (1, 0.25), (1, -0.25), (-1, 0.25),
+               (-1, -0.25))  # fmt: skip
+_RADII = (5, 10, 16, 24, 34, 46, 60, 76, 95, 120, 150)  # points
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -48,6 +50,28 @@ def _overlap(a: Any, b: Any) -> float:
     w = min(a.x1, b.x1) - max(a.x0, b.x0)
     h = min(a.y1, b.y1) - max(a.y0, b.y0)
     return w * h if w > 0 and h > 0 else 0.0
+
+
+def _crosses(p: tuple[float, float], q: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether segments p-q and a-b cross (touching ends do not count)."""
+
+    def side(o: tuple[float, float], u: tuple[float, float], v: tuple[float, float]) -> float:
+        return (u[0] - o[0]) * (v[1] - o[1]) - (u[1] - o[1]) * (v[0] - o[0])
+
+    return side(p, q, a) * side(p, q, b) < 0 and side(a, b, p) * side(a, b, q) < 0
+
+
+def _through(p: tuple[float, float], q: tuple[float, float], box: Any) -> bool:
+    """Whether segment p-q passes through ``box`` (an end inside it, or crossing one of its sides)."""
+    if any(box.x0 < x < box.x1 and box.y0 < y < box.y1 for x, y in (p, q)):
+        return True
+    corners = ((box.x0, box.y0), (box.x1, box.y0), (box.x1, box.y1), (box.x0, box.y1))
+    return any(_crosses(p, q, corners[k], corners[(k + 1) % 4]) for k in range(4))
+
+
+def _leader(point: tuple[float, float], box: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The leader line of a label, as matplotlib draws it: from the point to the middle of the text."""
+    return point, ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
 
 
 def text_box(text: Any, renderer: Any) -> Any:
@@ -70,7 +94,8 @@ def place_labels(
     avoid: Sequence[tuple[float, float]] = (),
 ) -> list[Any]:
     """Annotate each point ``(xs[i], ys[i])`` with ``labels[i]`` so that no two labels overlap, none covers a point
-    (nor any of ``avoid``, more points in data coordinates) and all stay inside the axes, where the space allows.
+    (nor any of ``avoid``, more points in data coordinates), all stay inside the axes and no leader line crosses
+    another or runs under a label, where the space allows.
 
     The axes' limits and the figure's layout must be final (``fig.canvas.draw()`` first). Returns the annotations.
     """
@@ -85,12 +110,15 @@ def place_labels(
     pts = [tuple(to_px((x, y))) for x, y in zip(xs, ys, strict=True)]
     blocked = [Bbox.from_extents(px - marker, py - marker, px + marker, py + marker)
                for px, py in pts + [tuple(to_px(a)) for a in avoid]]  # fmt: skip
-    placed: list[Any] = []
+    boxes: list[Any] = [None] * len(pts)  # each placed label's box and leader line (None: beside its point)
+    lines: list[Any] = [None] * len(pts)
     texts: list[Any] = [None] * len(pts)
-    # the most crowded points choose first, while there is room around them
-    crowd = [sum(1 for q in pts if abs(q[0] - p[0]) < 60 * pt and abs(q[1] - p[1]) < 20 * pt) for p in pts]
-    for i in sorted(range(len(pts)), key=lambda k: -crowd[k]):
-        best: tuple[float, Any, Any] | None = None
+
+    def place(i: int) -> None:
+        """The best spot for label ``i`` against every other label placed so far."""
+        placed = [b for k, b in enumerate(boxes) if b is not None and k != i]
+        leaders = [ln for k, ln in enumerate(lines) if ln is not None and k != i]
+        best: tuple[float, Any, Any, Any] | None = None
         for r in _RADII:
             for dx, dy in _DIRECTIONS:
                 ha = "left" if dx > 0 else "right" if dx < 0 else "center"
@@ -106,10 +134,19 @@ def place_labels(
                 outside = 0.0 if (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
                                   and box.y1 <= frame.y1) else box.width * box.height  # fmt: skip
                 cost = outside + sum(_overlap(box, b) for b in placed) + sum(_overlap(box, b) for b in blocked)
+                cost *= 10  # covered text or points are the worst: any crossing of lines is better
+                # a leader line crossing another, or running under a label, costs half the label's area; a label
+                # over another's leader line a quarter
+                area = box.width * box.height
+                line = _leader(pts[i], box) if far else None
+                if line is not None:
+                    cost += area / 2 * sum(_crosses(*line, *other) for other in leaders)
+                    cost += area / 2 * sum(_through(*line, b) for b in placed)
+                cost += area / 4 * sum(_through(*other, box) for other in leaders)
                 if best is None or cost < best[0]:
                     if best is not None:
                         best[1].remove()
-                    best = (cost, text, box)
+                    best = (cost, text, box, line)
                 else:
                     text.remove()
                 if best[0] == 0.0:
@@ -117,8 +154,21 @@ def place_labels(
             if best is not None and best[0] == 0.0:
                 break
         assert best is not None
-        texts[i] = best[1]
-        placed.append(best[2])
+        if texts[i] is not None:
+            texts[i].remove()
+        _, texts[i], boxes[i], lines[i] = best
+
+    # the most crowded points choose first, while there is room around them
+    crowd = [sum(1 for q in pts if abs(q[0] - p[0]) < 60 * pt and abs(q[1] - p[1]) < 20 * pt) for p in pts]
+    order = sorted(range(len(pts)), key=lambda k: -crowd[k])
+    for i in order:
+        place(i)
+    # then each label whose line still crosses another's chooses again, knowing where all the others went
+    for _ in range(3):
+        crossing = [i for i in order if lines[i] is not None and any(
+            _crosses(*lines[i], *ln) for k, ln in enumerate(lines) if ln is not None and k != i)]  # fmt: skip
+        for i in crossing:
+            place(i)
     return texts
 
 
