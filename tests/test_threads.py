@@ -55,6 +55,22 @@ def test_the_users_choice_wins(machine, monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_a_count_zoo_used_once_is_still_the_users_choice_when_the_user_sets_it(machine):
+    machine(8, 0.0)
+    before = torch.get_num_threads()
+    other = 3 if before != 3 else 2
+    try:
+        with threads.use_threads(other):  # zoo's own use of that count (the image crops' parts do this)
+            pass
+        assert torch.get_num_threads() == before
+        assert threads.choose_threads(5e10) == 8  # zoo's choice: nothing the user set
+        torch.set_num_threads(other)  # the user's own call, after zoo had used the same count
+        assert threads.choose_threads(5e10) == other
+        assert threads.choose_threads(5e10).why == "torch.set_num_threads was called"
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_use_threads_sets_back_what_it_found():
     before = torch.get_num_threads()
     with threads.use_threads(1):

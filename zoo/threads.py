@@ -39,7 +39,7 @@ __all__ = [
 TINY_STEP_FLOPS = 5e7
 _ENV = ("ZOO_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _AT_IMPORT = torch.get_num_threads()  # torch's count before zoo chose anything: a different one is the user's
-_set_by_zoo: set[int] = set()
+_left_by_zoo: int | None = None  # the count zoo last set torch to (entering or leaving use_threads)
 
 
 class ThreadChoice(int):
@@ -109,7 +109,7 @@ def _user_choice(requested: int | None) -> ThreadChoice | None:
         if os.environ.get(var, "").strip():
             return ThreadChoice(torch.get_num_threads(), f"{var} is set")
     now = torch.get_num_threads()
-    if now != _AT_IMPORT and now not in _set_by_zoo:
+    if now != _AT_IMPORT and now != _left_by_zoo:
         return ThreadChoice(now, "torch.set_num_threads was called")
     return None
 
@@ -140,16 +140,19 @@ def choose_threads(
 
 @contextlib.contextmanager
 def use_threads(n: int) -> Iterator[int]:
-    """Run the block with ``n`` intra-op threads, then set back the count it found."""
+    """Run the block with ``n`` intra-op threads, then set back the count it found. What zoo set last is remembered,
+    so that a count the user sets afterwards is told apart from zoo's (even one zoo used once)."""
+    global _left_by_zoo
     before = torch.get_num_threads()
     if n != before:
-        _set_by_zoo.add(int(n))
         torch.set_num_threads(int(n))
+        _left_by_zoo = int(n)
     try:
         yield n
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+            _left_by_zoo = before
 
 
 def step_flops(model: torch.nn.Module, sample: torch.Tensor, batch_size: int | None) -> float | None:
