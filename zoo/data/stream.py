@@ -89,7 +89,9 @@ def resized_crops(
     thread (``_crop_parts``).
     """
     if not isinstance(images, torch.Tensor):
-        return _crop_parts(list(images), boxes, flip, size, channels_last, scale, shift)
+        if not images:
+            raise ValueError("resized_crops: no images; an empty batch is a 0 x C x S x S tensor")
+        return _crop_parts(list(images), images[0].shape[0], boxes, flip, size, channels_last, scale, shift)
     b, c, s, _ = images.shape
     if images.device.type != "cpu":
         top, left, h, w = (v.to(images.device, torch.float32) for v in boxes.t())
@@ -101,7 +103,7 @@ def resized_crops(
         theta[:, 1, 2] = (2 * top + h) / s - 1
         grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
         return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return _crop_parts(list(images), boxes, flip, size, channels_last, scale, shift)
+    return _crop_parts(list(images), c, boxes, flip, size, channels_last, scale, shift)
 
 
 _PARTS_FROM_PIXELS = 1 << 20  # a batch's crops are cut in parts from this many output pixels (64 at 128 px)
@@ -109,7 +111,7 @@ _crop_pool: tuple[ThreadPoolExecutor, int] | None = None  # threads cutting crop
 
 
 def _crop_parts(
-    images: list[torch.Tensor], boxes: torch.Tensor, flip: torch.Tensor, size: int, channels_last: bool,
+    images: list[torch.Tensor], c: int, boxes: torch.Tensor, flip: torch.Tensor, size: int, channels_last: bool,
     scale: torch.Tensor | None, shift: torch.Tensor | None,
 ) -> torch.Tensor:  # fmt: skip
     """``resized_crops`` on the CPU: the crops cut in as many parts as torch has intra-op threads, one part per
@@ -117,10 +119,11 @@ def _crop_parts(
     2 cores at 224 px, a cached batch of 64 cut and normalised this way: 4,900-7,700 img/s against 3,400-5,100 on
     one thread (the same values: each crop is written by one thread only)."""
     global _crop_pool
-    b, (c, _, _) = len(images), images[0].shape
+    b = len(images)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     normalise = scale is not None and shift is not None
-    out = torch.empty((b, c, size, size), dtype=torch.float32 if normalise else images[0].dtype, memory_format=fmt)
+    dtype = torch.float32 if normalise else (images[0].dtype if images else torch.uint8)
+    out = torch.empty((b, c, size, size), dtype=dtype, memory_format=fmt)
     coefficients = affine_coefficients(out, scale, shift) if normalise else None  # type: ignore[arg-type]
     box_list, flip_list = boxes.tolist(), flip.tolist()
 
@@ -339,7 +342,10 @@ class ImageBatches(IndexedBatches):
     def _batches(self, groups: list[torch.Tensor], prepare: Callable, boxes: Any, flips: Any) -> Iterator:
         on_cpu = self.device.type == "cpu"
         if on_cpu and self.split.cached:  # read, cropped and normalised here, in the main process (see _mapped)
-            read = self.split.stored_rows if boxes is not None else self.split.read  # crops read only their box
+
+            def read(g: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:  # a crop reads only its box
+                return self.split.stored_rows(g) if boxes is not None and len(g) else self.split.read(g)
+
             raw = (prepare(k, read(g)) for k, g in enumerate(groups))
         elif on_cpu:  # DataLoader workers decode and crop: batches ready to normalise
             raw = map(self._prepare_alongside, self._streamed(self._crop_keys(groups, boxes, flips)))
