@@ -140,8 +140,15 @@ def _chunk_images(image_bytes: int) -> int:
     return max(1, _CHUNK_BYTES // max(1, image_bytes))
 
 
+def _chunk_hasher() -> Any:
+    """The hash of a chunk of images (their bytes as stored), fed in one piece (``_hash``) or as they come."""
+    return hashlib.blake2b(digest_size=16)
+
+
 def _hash(block: Any) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(block).data, digest_size=16).hexdigest()
+    h = _chunk_hasher()
+    h.update(np.ascontiguousarray(block).data)
+    return h.hexdigest()
 
 
 def _header(path: Path, f: Any, size: int) -> tuple[int, int, tuple[int, int, int, int], int]:
@@ -315,7 +322,7 @@ class _Builder:
         self.n, self.per = shape[0], _chunk_images(int(np.prod(shape[1:])))
         self.labels = np.empty(self.n, dtype=np.int64)
         self.hashes: list[str] = []
-        self.chunk = hashlib.blake2b(digest_size=16)  # the chunk being hashed: _hash of its rows, fed in parts
+        self.chunk = _chunk_hasher()  # the chunk being hashed: _hash of its rows, fed in parts
         self.wanted = {int(i): k for k, i in enumerate(stats_rows(self.n).tolist())}
         self.stats = np.empty((len(self.wanted), shape[2], shape[3], shape[1]), dtype=np.uint8)  # as stored
         self.pos = 0
@@ -334,7 +341,7 @@ class _Builder:
             self.chunk.update(x[i:j].data)
             if (self.pos + j) % self.per == 0 or self.pos + j == self.n:
                 self.hashes.append(self.chunk.hexdigest())
-                self.chunk = hashlib.blake2b(digest_size=16)
+                self.chunk = _chunk_hasher()
             i = j
         self.pos += b
 
